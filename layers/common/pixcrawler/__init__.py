@@ -1,0 +1,1 @@
+"""PixCrawler shared layer: models, schemas and domain services imported by every function."""

@@ -1,0 +1,25 @@
+"""The SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
+
+from pixcrawler.models.activity import ActivityLog
+from pixcrawler.models.base import Base, JobStatus
+from pixcrawler.models.crawl import CrawlChunk, CrawlJob
+from pixcrawler.models.export import ExportJob
+from pixcrawler.models.image import Image
+from pixcrawler.models.profile import Profile, Role
+from pixcrawler.models.project import Project, ProjectStatus
+from pixcrawler.models.validation import ValidationJob
+
+__all__ = [
+    "ActivityLog",
+    "Base",
+    "CrawlChunk",
+    "CrawlJob",
+    "ExportJob",
+    "Image",
+    "JobStatus",
+    "Profile",
+    "Project",
+    "ProjectStatus",
+    "Role",
+    "ValidationJob",
+]

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
+
+if TYPE_CHECKING:
+    from pixcrawler.models.image import Image
+    from pixcrawler.models.project import Project
+    from pixcrawler.models.validation import ValidationJob
+
+
+class CrawlJob(Base):
+    """A request to gather up to `max_images` images for some keywords from some providers."""
+
+    __tablename__ = "crawl_jobs"
+    __table_args__ = (
+        Index("ix_crawl_job_status", "status"),
+        Index("ix_crawl_job_project_status", "project_id", "status"),
+        CheckConstraint("max_images >= 1", name="max_images_positive"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
+        *non_negative(
+            "total_images",
+            "downloaded_images",
+            "valid_images",
+            "total_chunks",
+            "active_chunks",
+            "completed_chunks",
+            "failed_chunks",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    keywords: Mapped[list[str]]
+    providers: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    urls: Mapped[list[str] | None] = mapped_column(doc="Explicit image URLs for the URL-list provider")
+    max_images: Mapped[int]
+    status: Mapped[JobStatus] = mapped_column(
+        enum_column(JobStatus, "crawl_job_status"),
+        default=JobStatus.PENDING,
+        server_default="pending",
+    )
+    progress: Mapped[Counter]
+    total_images: Mapped[Counter]
+    downloaded_images: Mapped[Counter]
+    valid_images: Mapped[Counter]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    total_chunks: Mapped[Counter]
+    active_chunks: Mapped[Counter]
+    completed_chunks: Mapped[Counter]
+    failed_chunks: Mapped[Counter]
+    task_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    project: Mapped[Project] = relationship(back_populates="crawl_jobs")
+    chunks: Mapped[list[CrawlChunk]] = relationship(
+        back_populates="crawl_job", cascade="all, delete-orphan", passive_deletes=True
+    )
+    images: Mapped[list[Image]] = relationship(
+        back_populates="crawl_job", cascade="all, delete-orphan", passive_deletes=True
+    )
+    validation_jobs: Mapped[list[ValidationJob]] = relationship(
+        back_populates="crawl_job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class CrawlChunk(Base):
+    """One unit of crawl work (a keyword page of one provider); its row makes redelivery idempotent."""
+
+    __tablename__ = "crawl_chunks"
+    __table_args__ = (
+        UniqueConstraint("crawl_job_id", "chunk_index"),
+        Index("ix_crawl_chunk_status_updated", "status", "updated_at"),
+        *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int]
+    keyword: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(40))
+    page: Mapped[int] = mapped_column(default=1, server_default="1")
+    cursor: Mapped[str | None] = mapped_column(Text, doc="Provider continuation token, when pages are not numbered")
+    urls: Mapped[list[str] | None] = mapped_column(doc="This chunk's slice of a URL-list job")
+    status: Mapped[JobStatus] = mapped_column(
+        enum_column(JobStatus, "crawl_chunk_status"), default=JobStatus.PENDING, server_default="pending"
+    )
+    attempts: Mapped[Counter]
+    found: Mapped[Counter]
+    downloaded: Mapped[Counter]
+    skipped: Mapped[Counter]
+    failed: Mapped[Counter]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    crawl_job: Mapped[CrawlJob] = relationship(back_populates="chunks")

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
+
+if TYPE_CHECKING:
+    from pixcrawler.models.crawl import CrawlJob
+    from pixcrawler.models.profile import Profile
+
+
+class ExportJob(Base):
+    __tablename__ = "export_jobs"
+    __table_args__ = (
+        Index("ix_export_job_status", "status"),
+        Index("ix_export_job_user_id", "user_id", "id"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
+        *non_negative("total_images", "exported_images", "file_size"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[JobStatus] = mapped_column(
+        enum_column(JobStatus, "export_job_status"), default=JobStatus.PENDING, server_default="pending"
+    )
+    progress: Mapped[Counter]
+    format: Mapped[str] = mapped_column(String(16))
+    total_images: Mapped[Counter]
+    exported_images: Mapped[Counter]
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    download_url: Mapped[str | None] = mapped_column(Text)
+    export_options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    storage_key: Mapped[str | None] = mapped_column(Text, doc="Object key of the finished export")
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="Multipart upload state carried between invocations of a long export"
+    )
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    crawl_job: Mapped[CrawlJob] = relationship()
+    user: Mapped[Profile] = relationship(back_populates="export_jobs")

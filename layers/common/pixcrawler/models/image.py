@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pixcrawler.models.base import Base, CreatedAt, non_negative
+
+if TYPE_CHECKING:
+    from pixcrawler.models.crawl import CrawlJob
+
+
+class Image(Base):
+    """One stored image of a crawl job, with the provenance and licence a dataset must carry."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        Index("ix_image_crawl_job_id", "crawl_job_id", "id"),
+        UniqueConstraint("crawl_job_id", "sha256"),
+        *non_negative("width", "height", "file_size"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"))
+    original_url: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(255))
+    storage_url: Mapped[str] = mapped_column(Text, doc="Object key in the data bucket")
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[int | None] = mapped_column(BigInteger, doc="64-bit perceptual hash, stored signed")
+    keyword: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(String(40))
+    source_url: Mapped[str | None] = mapped_column(Text, doc="The page the image was found on")
+    title: Mapped[str | None] = mapped_column(Text)
+    license: Mapped[str | None] = mapped_column(String(100))
+    license_url: Mapped[str | None] = mapped_column(Text)
+    creator: Mapped[str | None] = mapped_column(Text)
+    is_valid: Mapped[bool | None]
+    validation_errors: Mapped[list[Any] | None]
+    created_at: Mapped[CreatedAt]
+
+    crawl_job: Mapped[CrawlJob] = relationship(back_populates="images")

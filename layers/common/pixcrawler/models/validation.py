@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
+
+if TYPE_CHECKING:
+    from pixcrawler.models.crawl import CrawlJob
+
+
+class ValidationJob(Base):
+    __tablename__ = "validation_jobs"
+    __table_args__ = (
+        Index("ix_validation_job_status", "status"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
+        *non_negative("total_images", "validated_images", "invalid_images", "total_batches", "completed_batches"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[JobStatus] = mapped_column(
+        enum_column(JobStatus, "validation_job_status"), default=JobStatus.PENDING, server_default="pending"
+    )
+    progress: Mapped[Counter]
+    total_images: Mapped[Counter]
+    validated_images: Mapped[Counter]
+    invalid_images: Mapped[Counter]
+    total_batches: Mapped[Counter]
+    completed_batches: Mapped[Counter]
+    validation_rules: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    crawl_job: Mapped[CrawlJob] = relationship(back_populates="validation_jobs")
