@@ -18,6 +18,7 @@ from moto import mock_aws
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from pixcrawler import aws as pixcrawler_aws
 from pixcrawler import db
 from pixcrawler.models import Base
 from pixcrawler.settings import get_settings
@@ -80,6 +81,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
+        pixcrawler_aws.reset()
         s3 = boto3.client("s3")
         sqs = boto3.client("sqs")
         bucket = "pixcrawler-test-data"
@@ -96,4 +98,5 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             monkeypatch.setenv(f"{name.upper()}_QUEUE_URL", urls[name])
         get_settings.cache_clear()
         yield {"s3": s3, "sqs": sqs, "bucket": bucket, "queues": urls}
+    pixcrawler_aws.reset()
     get_settings.cache_clear()

@@ -27,6 +27,9 @@ class Settings:
     crawl_queue_url: str
     validation_queue_url: str
     export_queue_url: str
+    public_api_url: str
+    download_link_secret: str
+    download_link_secret_arn: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +44,9 @@ class Settings:
             crawl_queue_url=_env("CRAWL_QUEUE_URL"),
             validation_queue_url=_env("VALIDATION_QUEUE_URL"),
             export_queue_url=_env("EXPORT_QUEUE_URL"),
+            public_api_url=_env("PUBLIC_API_URL", "http://127.0.0.1:3000"),
+            download_link_secret=_env("DOWNLOAD_LINK_SECRET"),
+            download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
         )
 
 

@@ -1,0 +1,109 @@
+"""Download links that live exactly as long as advertised.
+
+A presigned S3 URL dies with the temporary credentials that signed it (a Lambda role's last hours), so a
+7-day promise cannot be a raw presigned URL. Instead we hand out `/v1/downloads/{token}` on our API: the
+token is an HMAC over the export id and the expiry instant, and the route answers with a redirect to a
+fresh presigned URL valid for a few minutes. Nothing is stored per link; rotating the secret revokes all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from pixcrawler import aws
+from pixcrawler.settings import get_settings
+
+REDIRECT_LIFETIME = timedelta(minutes=5)
+DOWNLOAD_PATH = "/v1/downloads/"
+
+
+class LinkError(Exception):
+    status = 403
+    code = "invalid_link"
+
+
+class LinkInvalid(LinkError):
+    """Tampered, truncated or signed with another secret."""
+
+
+class LinkExpired(LinkError):
+    status = 410
+    code = "link_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    expires_at: datetime
+
+
+@cache
+def _secret() -> bytes:
+    settings = get_settings()
+    if settings.download_link_secret:
+        return settings.download_link_secret.encode()
+    if settings.download_link_secret_arn:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        return str(get_secret(settings.download_link_secret_arn)).encode()
+    raise RuntimeError("Set DOWNLOAD_LINK_SECRET or DOWNLOAD_LINK_SECRET_ARN to issue download links")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(payload: str) -> str:
+    return _b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())
+
+
+def sign(export_job_id: int, expires_at: datetime) -> str:
+    payload = _b64(json.dumps({"e": export_job_id, "x": int(expires_at.timestamp())}).encode())
+    return f"{payload}.{_signature(payload)}"
+
+
+def verify(token: str, now: datetime | None = None) -> int:
+    """The export id the token grants, or LinkInvalid / LinkExpired."""
+    payload, _, signature = token.partition(".")
+    if not payload or not hmac.compare_digest(signature, _signature(payload)):
+        raise LinkInvalid("This download link is not valid.")
+    try:
+        claims = json.loads(_unb64(payload))
+        export_job_id, expiry = int(claims["e"]), int(claims["x"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise LinkInvalid("This download link is not valid.") from error
+    if (now or datetime.now(UTC)).timestamp() >= expiry:
+        raise LinkExpired("This download link has expired; ask for a fresh one.")
+    return export_job_id
+
+
+def issue(export_job_id: int, lifetime: timedelta, now: datetime | None = None) -> Link:
+    """A link to our API valid for `lifetime` (whole seconds, so `expires_at` matches the token exactly)."""
+    expires_at = ((now or datetime.now(UTC)) + lifetime).replace(microsecond=0)
+    base = get_settings().public_api_url.rstrip("/")
+    return Link(url=f"{base}{DOWNLOAD_PATH}{sign(export_job_id, expires_at)}", expires_at=expires_at)
+
+
+def presigned_download(key: str, filename: str, lifetime: timedelta = REDIRECT_LIFETIME) -> str:
+    """A short-lived S3 URL for the object, served with a `Content-Disposition` attachment name."""
+    safe_name = os.path.basename(filename).replace('"', "")
+    return aws.s3().generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": get_settings().data_bucket,
+            "Key": key,
+            "ResponseContentDisposition": f'attachment; filename="{safe_name}"',
+        },
+        ExpiresIn=int(lifetime.total_seconds()),
+    )

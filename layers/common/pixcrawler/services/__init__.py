@@ -1,0 +1,1 @@
+"""Domain services: the business rules, shared by the API, the workers and the CLI."""

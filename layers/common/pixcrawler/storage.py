@@ -1,0 +1,32 @@
+"""Where things live in the data bucket.
+
+Keys are derived, never stored twice: an image's key follows from its project, job, keyword and sha256, so
+a retried upload rewrites the same object instead of leaving an orphan. Everything a project owns sits under
+a per-project prefix so deleting the project can remove it all.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+def slug(text: str, max_length: int = 60) -> str:
+    """A lowercase ASCII path segment; never empty, never `.` or `..`."""
+    return _UNSAFE.sub("-", text.lower()).strip("-")[:max_length] or "item"
+
+
+def project_prefixes(project_id: int) -> tuple[str, ...]:
+    """Every prefix under which a project's objects are stored (images and exports)."""
+    return (f"projects/{project_id}/", f"exports/{project_id}/")
+
+
+def image_key(project_id: int, crawl_job_id: int, keyword: str, sha256: str, extension: str) -> str:
+    return f"projects/{project_id}/crawl-jobs/{crawl_job_id}/{slug(keyword)}/{sha256}.{extension}"
+
+
+def export_key(project_id: int, export_job_id: int, filename: str) -> str:
+    """An unguessable key: a random segment keeps the object private even if a bucket listing leaks ids."""
+    return f"exports/{project_id}/{export_job_id}-{secrets.token_hex(16)}/{filename}"
