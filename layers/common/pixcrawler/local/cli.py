@@ -1,0 +1,252 @@
+"""The `pixcrawler` command: the product on one machine (demo, serve, crawl, token, migrate)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = ".pixcrawler"
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("PIXCRAWLER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+
+
+def _logging(verbose: bool, server: bool) -> None:
+    level = logging.INFO if verbose or server else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if verbose or server else "ERROR")
+
+
+def _raise_on_sigterm() -> None:
+    """`kill` stops the stack as cleanly as Ctrl-C does: objects saved, database stopped."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> Any:
+    from pixcrawler.local.stack import StackOptions
+
+    return StackOptions(
+        data_dir=data_dir,
+        repo=Path(args.repo) if args.repo else None,
+        host=args.host,
+        port=port,
+        aws_port=args.aws_port,
+        database_url=os.environ.get("DATABASE_URL", ""),
+        **overrides,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pixcrawler.local.stack import LocalStack
+
+    options = _options(
+        args,
+        _data_dir(args.data_dir),
+        args.port,
+        visibility_timeout=args.visibility_timeout,
+        max_receive_count=args.max_receive_count,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        allow_loopback=args.allow_loopback,
+    )
+    with LocalStack(options) as stack:
+        print(f"PixCrawler API on {stack.api_url}  (docs: {stack.api_url}/v1/docs)", flush=True)
+        print(f"data dir {stack.data_dir}; S3/SQS emulator on {stack.aws_endpoint}", flush=True)
+        print(f"get a token: pixcrawler token --data-dir {stack.data_dir} --email you@example.com", flush=True)
+        print("Ctrl-C to stop", flush=True)
+        threading.Event().wait()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from pixcrawler.local import tokens
+    from pixcrawler.local.stack import load_secrets
+
+    secret = load_secrets(_data_dir(args.data_dir))["token_secret"]
+    print(tokens.mint(secret, args.email, timedelta(hours=args.hours)))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pixcrawler.local import database
+    from pixcrawler.local.functions import repository_root
+
+    repo = repository_root(args.repo)
+    with ExitStack() as stack:
+        url = os.environ.get("DATABASE_URL", "")
+        if not url:
+            server, url = database.start_embedded(_data_dir(args.data_dir).resolve() / "postgres")
+            stack.callback(server.cleanup)
+        print(f"database at revision {database.migrate(repo, url)}")
+    return 0
+
+
+def _run_pipeline(args: argparse.Namespace, options: Any, build: Any) -> Any:
+    """Start the stack, run one dataset through it (with Ctrl-C cancelling the crawl), return the outcome."""
+    from pixcrawler.local.client import Client
+    from pixcrawler.local.pipeline import Pipeline
+    from pixcrawler.local.stack import LocalStack
+
+    with ExitStack() as resources, LocalStack(options) as stack:
+        request = build(resources)
+        pipeline = Pipeline(
+            Client(stack.api_url, stack.token("you@pixcrawler.local")), progress=not args.quiet, timeout=args.timeout
+        )
+        try:
+            return pipeline.run(request)
+        except KeyboardInterrupt:
+            print("\ninterrupted: cancelling the crawl and stopping (state is kept)...", file=sys.stderr, flush=True)
+            try:
+                pipeline.cancel()
+            except Exception as error:  # the stack is going down anyway; say why the cancel did not land
+                print(f"could not cancel the crawl job: {error}", file=sys.stderr)
+            raise
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pixcrawler.local import demo
+
+    fresh = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
+    output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
+    options = _options(args, data_dir, args.port, allow_loopback=True, visibility_timeout=30, sync_interval=60.0)
+    sample_urls: list[str] = []
+
+    def build(resources: ExitStack) -> Any:
+        sample_set = demo.start_host(resources)
+        sample_urls.extend(sample_set.urls)
+        return demo.request(sample_set, output.resolve())
+
+    outcome = _run_pipeline(args, options, build)
+    if fresh and not args.keep:
+        for leftover in ("postgres", "objects", "secrets.json"):
+            path = data_dir / leftover
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    print(demo.summary(outcome, len(sample_urls)))
+    return 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from pixcrawler.local.pipeline import DatasetRequest
+
+    urls = list(args.url or [])
+    if args.urls_file:
+        urls += [line.strip() for line in Path(args.urls_file).read_text().splitlines() if line.strip()]
+    providers = args.provider or (["urls"] if urls else ["openverse"])
+    output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
+    options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
+    request = DatasetRequest(
+        name=" ".join(args.keywords)[:200],
+        keywords=args.keywords,
+        providers=providers,
+        max_images=args.max_images,
+        urls=urls or None,
+        export_format=args.format,
+        export_options={"layout": args.layout},
+        output=output,
+    )
+    outcome = _run_pipeline(args, options, lambda resources: request)
+    valid = outcome.validation["total_images"] - outcome.validation["invalid_images"]
+    print(
+        f"{outcome.crawl['downloaded_images']} crawled, {valid} valid, {outcome.export['exported_images']} exported "
+        f"in {outcome.elapsed:.1f} s -> {outcome.archive}"
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help=f"state directory (env PIXCRAWLER_DATA_DIR; default ./{DEFAULT_DATA_DIR})")
+    common.add_argument(
+        "--repo",
+        default=os.environ.get("PIXCRAWLER_REPO"),
+        help="repository checkout holding functions/ (default: the editable install's)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="show the functions' logs")
+    stack = argparse.ArgumentParser(add_help=False)
+    stack.add_argument("--host", default="127.0.0.1")
+    stack.add_argument("--aws-port", type=int, default=0, help="S3/SQS emulator port (default: any free port)")
+    pipeline = argparse.ArgumentParser(add_help=False)
+    pipeline.add_argument("--quiet", action="store_true", help="no progress bars")
+    pipeline.add_argument("--timeout", type=float, default=None, help="give up on a stage after this many seconds")
+
+    parser = argparse.ArgumentParser(prog="pixcrawler", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", parents=[common, stack, pipeline], help="the whole product, offline")
+    demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
+    demo.add_argument("--output", help="where to save the exported zip (default: in the demo's data dir)")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's database and objects")
+    demo.set_defaults(run=cmd_demo)
+
+    serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))
+    serve.add_argument("--visibility-timeout", type=int, default=60, help="seconds before a failed message returns")
+    serve.add_argument("--max-receive-count", type=int, default=3, help="receives before a message goes to its DLQ")
+    serve.add_argument("--batch-size", type=int, default=10, help="messages per worker invocation")
+    serve.add_argument("--concurrency", type=int, default=2, help="concurrent invocations per worker")
+    serve.add_argument("--allow-loopback", action="store_true", help="let the crawler fetch from 127.0.0.1")
+    serve.set_defaults(run=cmd_serve)
+
+    token = commands.add_parser("token", parents=[common], help="mint a token the local API accepts")
+    token.add_argument("--email", required=True)
+    token.add_argument("--hours", type=float, default=24.0)
+    token.set_defaults(run=cmd_token)
+
+    migrate = commands.add_parser("migrate", parents=[common], help="migrate DATABASE_URL or the embedded database")
+    migrate.set_defaults(run=cmd_migrate)
+
+    crawl = commands.add_parser("crawl", parents=[common, stack, pipeline], help="build a dataset from the web")
+    crawl.add_argument("keywords", nargs="+", metavar="KEYWORD")
+    crawl.add_argument("--provider", action="append", choices=["openverse", "wikimedia", "urls"])
+    crawl.add_argument("--max-images", type=int, default=100)
+    crawl.add_argument("--format", default="zip", choices=["zip", "tar", "tar.gz", "csv", "json", "jsonl"])
+    crawl.add_argument("--layout", default="by_keyword", choices=["flat", "by_keyword", "hf_imagefolder"])
+    crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
+    crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
+    crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
+    crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
+    crawl.add_argument("--allow-loopback", action="store_true", help=argparse.SUPPRESS)
+    crawl.set_defaults(run=cmd_crawl)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pixcrawler.local.client import ApiError
+    from pixcrawler.local.functions import RepositoryNotFound
+    from pixcrawler.local.pipeline import StageFailed
+    from pixcrawler.local.ports import PortInUse
+
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir
+    _logging(args.verbose, server=args.command == "serve")
+    _raise_on_sigterm()
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    except (PortInUse, RepositoryNotFound, StageFailed, ApiError, TimeoutError, FileNotFoundError) as error:
+        print(f"pixcrawler {args.command}: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,145 @@
+"""S3 and SQS on one machine: moto's server, the bucket and queues the functions expect, and a disk copy of
+the bucket so stored objects outlive the process (moto keeps them in memory only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+from pixcrawler.local.ports import check_port
+
+log = logging.getLogger(__name__)
+
+# queue name -> (environment variable the functions read, function that consumes it)
+QUEUES = {
+    "dispatch": ("DISPATCH_QUEUE_URL", "dispatch"),
+    "crawl": ("CRAWL_QUEUE_URL", "crawl"),
+    "validation": ("VALIDATION_QUEUE_URL", "validate"),
+    "export": ("EXPORT_QUEUE_URL", "export"),
+}
+
+
+@contextmanager
+def moto_server(host: str, port: int) -> Iterator[str]:
+    """moto's threaded server; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    check_port(host, port, "S3/SQS emulator", "--aws-port")
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    try:
+        bound_host, bound_port = server.get_host_and_port()
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        server.stop()
+
+
+def create_queues(
+    sqs: SQSClient, prefix: str, visibility_timeout: int, max_receive_count: int
+) -> dict[str, dict[str, str]]:
+    """Each work queue with its dead-letter queue and redrive policy, as the deployed template declares them."""
+    created: dict[str, dict[str, str]] = {}
+    for name in QUEUES:
+        dlq_url = sqs.create_queue(QueueName=f"{prefix}-{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
+        url = sqs.create_queue(
+            QueueName=f"{prefix}-{name}",
+            Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[name] = {"url": url, "arn": arn, "dlq_url": dlq_url}
+    return created
+
+
+class BucketMirror:
+    """A copy of one bucket's objects on disk, restored into moto at start and refreshed while running.
+
+    Files are named by the sha256 of their key (keys may hold any character); `index.json` maps keys to
+    files with their ETag, content type and metadata. A refresh fetches only objects whose ETag changed.
+    """
+
+    def __init__(self, s3: S3Client, bucket: str, root: Path) -> None:
+        self._s3, self._bucket, self._root = s3, bucket, root
+        self._index_path = root / "index.json"
+        self._lock = threading.Lock()
+        self._index: dict[str, dict[str, Any]] = {}
+        if self._index_path.is_file():
+            self._index = json.loads(self._index_path.read_text())
+
+    def _file(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self._root / "objects" / digest[:2] / digest
+
+    def restore(self) -> int:
+        """Put every saved object back into the (empty) bucket; the number restored."""
+        with self._lock:
+            for key, entry in list(self._index.items()):
+                path = self._file(key)
+                if not path.is_file():
+                    del self._index[key]
+                    continue
+                with path.open("rb") as body:
+                    response = self._s3.put_object(
+                        Bucket=self._bucket,
+                        Key=key,
+                        Body=body,
+                        ContentType=entry.get("content_type") or "binary/octet-stream",
+                        Metadata=entry.get("metadata") or {},
+                    )
+                entry["etag"] = response["ETag"]
+            self._save()
+            return len(self._index)
+
+    def sync(self) -> int:
+        """Bring the disk copy in line with the bucket; the number of objects fetched."""
+        with self._lock:
+            listed: dict[str, str] = {}
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
+                for item in page.get("Contents", []):
+                    listed[item["Key"]] = item["ETag"]
+            fetched = 0
+            for key, etag in listed.items():
+                if self._index.get(key, {}).get("etag") != etag and self._fetch(key):
+                    fetched += 1
+            for key in set(self._index) - set(listed):
+                self._file(key).unlink(missing_ok=True)
+                del self._index[key]
+            self._save()
+            return fetched
+
+    def _fetch(self, key: str) -> bool:
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except self._s3.exceptions.NoSuchKey:
+            return False  # deleted since the listing
+        path = self._file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        with partial.open("wb") as out:
+            shutil.copyfileobj(response["Body"], out, 1 << 20)
+        os.replace(partial, path)
+        self._index[key] = {
+            "etag": response["ETag"],
+            "content_type": response.get("ContentType"),
+            "metadata": response.get("Metadata", {}),
+        }
+        return True
+
+    def _save(self) -> None:
+        self._root.mkdir(parents=True, exist_ok=True)
+        partial = self._index_path.with_suffix(".part")
+        partial.write_text(json.dumps(self._index))
+        os.replace(partial, self._index_path)

@@ -1,0 +1,145 @@
+"""The local SQS event source mapping: what Lambda's poller does between a queue and a worker function.
+
+Per queue, `concurrency` threads each long-poll up to `batch_size` messages, invoke the function with the
+same `{"Records": [...]}` event Lambda builds, and delete only the messages that succeeded: everything
+when the function reports no `batchItemFailures`, nothing when it raises, returns a malformed response or
+names a message that was not in the batch (Lambda's rules for `ReportBatchItemFailures`). Failed messages
+become visible again when the queue's visibility timeout ends, and SQS itself moves a message to the
+dead-letter queue once its receive count passes the queue's `RedrivePolicy` maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageAttributeValueOutputTypeDef,
+        MessageTypeDef,
+    )
+
+Invoke = Callable[[dict[str, Any]], Any]
+log = logging.getLogger(__name__)
+
+
+def _attribute(value: MessageAttributeValueOutputTypeDef) -> dict[str, Any]:
+    return {
+        "stringValue": value.get("StringValue"),
+        "binaryValue": value.get("BinaryValue"),
+        "stringListValues": value.get("StringListValues", []),
+        "binaryListValues": value.get("BinaryListValues", []),
+        "dataType": value["DataType"],
+    }
+
+
+def to_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
+    """One SQS message as a Lambda event record."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def succeeded(batch_ids: list[str], result: Any) -> list[str]:
+    """The message ids to delete after an invocation that returned `result`."""
+    if result is None:
+        return batch_ids
+    if not isinstance(result, dict):
+        return []
+    failures = result.get("batchItemFailures")
+    if failures is None or failures == []:
+        return batch_ids
+    if not isinstance(failures, list):
+        return []
+    failed = {failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures}
+    if not failed <= set(batch_ids):
+        return []  # an empty, null or unknown identifier fails the whole batch
+    return [message_id for message_id in batch_ids if message_id not in failed]
+
+
+@dataclass
+class EventSource:
+    queue_url: str
+    queue_arn: str
+    invoke: Invoke
+    batch_size: int = 10
+    concurrency: int = 1
+    wait_seconds: int = 1
+    region: str = "us-east-1"
+
+
+class Poller:
+    """Threads that feed one function from one queue until `stop()`; a batch in progress always finishes."""
+
+    def __init__(self, sqs: SQSClient, source: EventSource, name: str) -> None:
+        self._sqs, self._source, self.name = sqs, source, name
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"poller-{name}-{n}", daemon=True)
+            for n in range(source.concurrency)
+        ]
+        self.invocations = 0
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("poller %s: receiving from SQS failed", self.name)
+                self._stopping.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch and process it; the number of messages received."""
+        source = self._source
+        messages = self._sqs.receive_message(
+            QueueUrl=source.queue_url,
+            MaxNumberOfMessages=source.batch_size,
+            WaitTimeSeconds=source.wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [to_record(m, source.queue_arn, source.region) for m in messages]}
+        ids = [m["MessageId"] for m in messages]
+        self.invocations += 1
+        try:
+            result = source.invoke(event)
+        except Exception:
+            log.exception(
+                "%s failed on a batch of %d; it will be retried after the visibility timeout", self.name, len(ids)
+            )
+            return len(messages)
+        done = set(succeeded(ids, result))
+        if len(done) < len(ids):
+            log.warning("%s: %d of %d messages failed and will be retried", self.name, len(ids) - len(done), len(ids))
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+            for n, m in enumerate(messages)
+            if m["MessageId"] in done
+        ]
+        for start in range(0, len(entries), 10):
+            self._sqs.delete_message_batch(QueueUrl=source.queue_url, Entries=entries[start : start + 10])
+        return len(messages)

@@ -1,0 +1,222 @@
+"""The whole product on one machine: the deployed handlers wired to local stand-ins for AWS.
+
+PostgreSQL (embedded, or `DATABASE_URL`), moto's server for S3 and SQS, an HTTP server playing API Gateway
+in front of the API function, and one SQS poller per worker queue playing Lambda's event source mapping.
+Everything a restart must keep lives in the data dir: the database files, a copy of the bucket's objects,
+and the secrets that sign tokens and download links.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixcrawler.local import database, objectstore
+from pixcrawler.local.functions import Function, repository_root
+from pixcrawler.local.gateway import Gateway, serve
+from pixcrawler.local.objectstore import BucketMirror
+from pixcrawler.local.pollers import EventSource, Poller
+from pixcrawler.local.ports import PortInUse
+
+log = logging.getLogger(__name__)
+
+BUCKET = "pixcrawler-local"
+REGION = "us-east-1"
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class StackOptions:
+    data_dir: Path
+    repo: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 3000
+    aws_port: int = 0
+    database_url: str = ""
+    visibility_timeout: int = 60
+    max_receive_count: int = 3
+    batch_size: int = 10
+    concurrency: int = 2
+    function_timeout: float = 900.0
+    sync_interval: float = 10.0
+    allow_loopback: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def load_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets made once per data dir, so tokens and download links stay valid across restarts."""
+    path = data_dir / "secrets.json"
+    if path.is_file():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    made = {"token_secret": secrets.token_urlsafe(32), "download_link_secret": secrets.token_urlsafe(32)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(made))
+    return made
+
+
+def _reset_layer_caches() -> None:
+    """The layer caches settings, engine, clients and the link secret; the stack just changed all of them."""
+    from pixcrawler import aws, db, links
+    from pixcrawler.settings import get_settings
+
+    get_settings.cache_clear()
+    db.reset()
+    aws.reset()
+    links._secret.cache_clear()
+
+
+class LocalStack:
+    """`with LocalStack(options) as stack:` — everything runs until the block ends; `stack.api_url` serves it."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.data_dir = options.data_dir.resolve()
+        self.repo = repository_root(options.repo)
+        self.secrets = load_secrets(self.data_dir)
+        self.api_url = ""
+        self.aws_endpoint = ""
+        self.queues: dict[str, dict[str, str]] = {}
+        self.pollers: dict[str, Poller] = {}
+        self._exit = ExitStack()
+        self._stopping = threading.Event()
+        self._mirror: BucketMirror | None = None
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        options = self.options
+        api_function = Function.from_repository(self.repo, "api", concurrency=8)
+        http = serve(Gateway(api_function.invoke, self.secrets["token_secret"], log), options.host, options.port)
+        self._exit.callback(http.server_close)
+        self.api_url = f"http://{options.host}:{http.server_port}"
+
+        database_url = options.database_url
+        if not database_url:
+            server, database_url = database.start_embedded(self.data_dir / "postgres")
+            self._exit.callback(server.cleanup)
+        revision = database.migrate(self.repo, database_url)
+        log.info("database at revision %s", revision)
+
+        self.aws_endpoint = self._exit.enter_context(objectstore.moto_server(options.host, options.aws_port))
+        self._configure(database_url)
+        from pixcrawler import aws
+
+        aws.s3().create_bucket(Bucket=BUCKET)
+        self.queues = objectstore.create_queues(
+            aws.sqs(), "pixcrawler", options.visibility_timeout, options.max_receive_count
+        )
+        for name, (variable, _) in objectstore.QUEUES.items():
+            os.environ[variable] = self.queues[name]["url"]
+        _reset_layer_caches()
+
+        self._mirror = BucketMirror(aws.s3(), BUCKET, self.data_dir / "objects")
+        restored = self._mirror.restore()
+        if restored:
+            log.info("restored %d stored objects", restored)
+        self._exit.callback(self._mirror.sync)
+        self._background(self._keep_mirror, "mirror")
+
+        api_function.warm()
+        for name, (_, function_name) in objectstore.QUEUES.items():
+            function = Function.from_repository(
+                self.repo, function_name, concurrency=options.concurrency, timeout_seconds=options.function_timeout
+            )
+            function.warm()
+            source = EventSource(
+                queue_url=self.queues[name]["url"],
+                queue_arn=self.queues[name]["arn"],
+                invoke=function.invoke,
+                batch_size=options.batch_size,
+                concurrency=options.concurrency,
+                region=REGION,
+            )
+            poller = Poller(aws.sqs(), source, function_name)
+            poller.start()
+            self._exit.callback(poller.stop)
+            self.pollers[name] = poller
+
+        thread = threading.Thread(target=http.serve_forever, name="gateway", daemon=True)
+        thread.start()
+        self._exit.callback(http.shutdown)
+        self._write_state()
+
+    def _configure(self, database_url: str) -> None:
+        """The environment the deployed template gives every function, pointed at the local services."""
+        options = self.options
+        os.environ.update(
+            {
+                "DATABASE_URL": database_url,
+                "DB_POOL_SIZE": "4",
+                "DATA_BUCKET": BUCKET,
+                "PUBLIC_API_URL": self.api_url,
+                "DOWNLOAD_LINK_SECRET": self.secrets["download_link_secret"],
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_SERVICE_NAME": "pixcrawler",
+                "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerLocal",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "CRAWL_ALLOW_LOOPBACK": "true" if options.allow_loopback else "false",
+                **options.environment,
+            }
+        )
+        for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(variable, None)
+        _reset_layer_caches()
+
+    def _background(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._exit.callback(thread.join)
+        self._exit.callback(self._stopping.set)
+
+    def _keep_mirror(self) -> None:
+        while not self._stopping.wait(self.options.sync_interval):
+            try:
+                assert self._mirror is not None
+                self._mirror.sync()
+            except Exception:
+                log.exception("saving stored objects to %s failed; will retry", self.data_dir)
+
+    def _write_state(self) -> None:
+        """Where everything listens, for tools and tests that drive a running `serve`."""
+        state = {
+            "pid": os.getpid(),
+            "api_url": self.api_url,
+            "aws_endpoint_url": self.aws_endpoint,
+            "bucket": BUCKET,
+            "region": REGION,
+            "queues": self.queues,
+        }
+        path = self.data_dir / STATE_FILE
+        path.write_text(json.dumps(state, indent=2))
+        self._exit.callback(path.unlink, missing_ok=True)
+
+    def token(self, email: str) -> str:
+        from pixcrawler.local import tokens
+
+        return tokens.mint(self.secrets["token_secret"], email)
+
+
+__all__ = ["LocalStack", "PortInUse", "StackOptions"]
