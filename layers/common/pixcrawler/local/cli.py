@@ -205,7 +205,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--visibility-timeout", type=int, default=60, help="seconds before a failed message returns")
     serve.add_argument("--max-receive-count", type=int, default=3, help="receives before a message goes to its DLQ")
     serve.add_argument("--batch-size", type=int, default=10, help="messages per worker invocation")
-    serve.add_argument("--concurrency", type=int, default=2, help="concurrent invocations per worker")
+    serve.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="concurrent invocations per worker (threads share the layer's module state; Lambda would not)",
+    )
     serve.add_argument("--allow-loopback", action="store_true", help="let the crawler fetch from 127.0.0.1")
     serve.set_defaults(run=cmd_serve)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -50,7 +51,12 @@ def load_module(path: Path, name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module  # as an import would: Pydantic resolves postponed annotations through it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
     return module
 
 

@@ -117,7 +117,7 @@ class Gateway:
     """A WSGI application: HTTP request -> event -> API function -> HTTP response."""
 
     def __init__(self, invoke: Invoke, token_secret: str, log: logging.Logger | None = None) -> None:
-        self._invoke, self._secret, self._log = invoke, token_secret, log or logging.getLogger(__name__)
+        self._invoke, self._secret, self._log = invoke, token_secret, log or logging.getLogger("local-stack.gateway")
 
     def _claims(self, request: Request) -> dict[str, str] | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from pixcrawler.local.ports import check_port
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
 # queue name -> (environment variable the functions read, function that consumes it)
 QUEUES = {

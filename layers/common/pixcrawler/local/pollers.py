@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     )
 
 Invoke = Callable[[dict[str, Any]], Any]
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
 
 def _attribute(value: MessageAttributeValueOutputTypeDef) -> dict[str, Any]:
@@ -125,16 +126,20 @@ class Poller:
         event = {"Records": [to_record(m, source.queue_arn, source.region) for m in messages]}
         ids = [m["MessageId"] for m in messages]
         self.invocations += 1
+        started = time.perf_counter()
         try:
             result = source.invoke(event)
         except Exception:
-            log.exception(
-                "%s failed on a batch of %d; it will be retried after the visibility timeout", self.name, len(ids)
-            )
+            log.exception("%s raised on a batch of %d; it returns after the visibility timeout", self.name, len(ids))
             return len(messages)
         done = set(succeeded(ids, result))
-        if len(done) < len(ids):
-            log.warning("%s: %d of %d messages failed and will be retried", self.name, len(ids) - len(done), len(ids))
+        log.info(
+            "%s: batch of %d in %.0f ms, %d failed",
+            self.name,
+            len(ids),
+            (time.perf_counter() - started) * 1000,
+            len(ids) - len(done),
+        )
         entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
             for n, m in enumerate(messages)

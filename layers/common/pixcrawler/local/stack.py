@@ -25,7 +25,7 @@ from pixcrawler.local.objectstore import BucketMirror
 from pixcrawler.local.pollers import EventSource, Poller
 from pixcrawler.local.ports import PortInUse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
 BUCKET = "pixcrawler-local"
 REGION = "us-east-1"
@@ -43,7 +43,7 @@ class StackOptions:
     visibility_timeout: int = 60
     max_receive_count: int = 3
     batch_size: int = 10
-    concurrency: int = 2
+    concurrency: int = 1
     function_timeout: float = 900.0
     sync_interval: float = 10.0
     allow_loopback: bool = False
@@ -103,8 +103,10 @@ class LocalStack:
 
     def _start(self) -> None:
         options = self.options
-        api_function = Function.from_repository(self.repo, "api", concurrency=8)
-        http = serve(Gateway(api_function.invoke, self.secrets["token_secret"], log), options.host, options.port)
+        # One API environment: the resolver is a module-level object in the layer, shared by every copy of
+        # the function module in this process, and it keeps the current event on itself.
+        api_function = Function.from_repository(self.repo, "api", concurrency=1)
+        http = serve(Gateway(api_function.invoke, self.secrets["token_secret"]), options.host, options.port)
         self._exit.callback(http.server_close)
         self.api_url = f"http://{options.host}:{http.server_port}"
 

@@ -1,0 +1,31 @@
+"""Run the installed `pixcrawler` command as a user would: a subprocess with a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PIXCRAWLER = str(Path(sys.executable).with_name("pixcrawler"))
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """Only what a fresh shell has: no DATABASE_URL, no AWS settings, temp files under this test's folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "TMPDIR": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
+
+
+def pixcrawler(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PIXCRAWLER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )

@@ -1,0 +1,152 @@
+"""`pixcrawler serve` over real HTTP: a token from `pixcrawler token`, a whole dataset flow, dead-lettering of
+a poison message, and state that survives a restart."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from pixcrawler.local import samples
+from pixcrawler.local.httphost import HttpHost, Response
+from tests.e2e.conftest import PIXCRAWLER, pixcrawler
+
+SERVE_OPTIONS = ("--port", "0", "--allow-loopback", "--visibility-timeout", "2", "--max-receive-count", "2")
+
+
+@contextmanager
+def serving(data_dir: Path, env: dict[str, str], cwd: Path) -> Iterator[dict[str, Any]]:
+    """Start `pixcrawler serve`, wait for its state file, stop it with Ctrl-C (SIGINT) at the end."""
+    state_file = data_dir / "stack.json"
+    log = (cwd / "serve.log").open("a")
+    process = subprocess.Popen(
+        [PIXCRAWLER, "serve", "--data-dir", str(data_dir), *SERVE_OPTIONS],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not state_file.exists():
+            assert process.poll() is None, (cwd / "serve.log").read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+        yield json.loads(state_file.read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(timeout=60) in (0, 130)
+        finally:
+            process.kill()
+            log.close()
+    assert not state_file.exists()
+
+
+def wait_done(api: str, path: str, headers: dict[str, str], timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = requests.get(api + path, headers=headers, timeout=10).json()
+        if job["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.3)
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    data_dir = tmp_path / "state"
+    token = pixcrawler("token", "--data-dir", str(data_dir), "--email", "ada@example.com", env=clean_env, cwd=tmp_path)
+    assert token.returncode == 0, token.stderr
+    auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+
+    with HttpHost() as images:
+        jpeg = {"Content-Type": "image/jpeg"}
+        for seed in range(6):
+            images.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 200, 150), headers=jpeg)
+        urls = [images.url(f"/{seed}.jpg") for seed in range(6)]
+
+        with serving(data_dir, clean_env, tmp_path) as stack:
+            api = stack["api_url"]
+            assert requests.get(f"{api}/v1/health", timeout=10).status_code == 200
+            assert requests.get(f"{api}/v1/openapi.json", timeout=10).json()["paths"]
+            assert requests.post(f"{api}/v1/projects", json={"name": "x"}, timeout=10).status_code == 401
+            bad = {"Authorization": "Bearer " + token.stdout.strip()[:-4] + "AAAA"}
+            assert requests.post(f"{api}/v1/projects", json={"name": "x"}, headers=bad, timeout=10).status_code == 401
+
+            project = requests.post(f"{api}/v1/projects", json={"name": "Birds"}, headers=auth, timeout=10).json()
+            crawl = requests.post(
+                f"{api}/v1/projects/{project['id']}/crawl-jobs",
+                json={"name": "c", "keywords": ["birds"], "max_images": 10, "providers": ["urls"], "urls": urls},
+                headers=auth,
+                timeout=10,
+            ).json()
+            crawl = wait_done(api, f"/v1/crawl-jobs/{crawl['id']}", auth)
+            assert crawl["status"] == "completed" and crawl["downloaded_images"] == 6, crawl
+            validation = requests.post(
+                f"{api}/v1/crawl-jobs/{crawl['id']}/validation-jobs",
+                json={"name": "v", "rules": {}},
+                headers=auth,
+                timeout=10,
+            ).json()
+            validation = wait_done(api, f"/v1/validation-jobs/{validation['id']}", auth)
+            assert validation["status"] == "completed" and validation["invalid_images"] == 0, validation
+            export = requests.post(
+                f"{api}/v1/crawl-jobs/{crawl['id']}/export-jobs",
+                json={"name": "e", "format": "zip", "options": {}},
+                headers=auth,
+                timeout=10,
+            ).json()
+            export = wait_done(api, f"/v1/export-jobs/{export['id']}", auth)
+            assert export["status"] == "completed", export
+            link = export["download_url"]
+            assert link.startswith(f"{api}/v1/downloads/")
+            first = requests.get(link, timeout=30)  # no token: the link is its own key; 302 to storage
+            assert first.status_code == 200 and first.history[0].status_code == 302
+            with zipfile.ZipFile(io.BytesIO(first.content)) as bundle:
+                assert sum(name.endswith(".jpg") for name in bundle.namelist()) == 6
+
+            sqs = boto3.client(
+                "sqs",
+                endpoint_url=stack["aws_endpoint_url"],
+                region_name=stack["region"],
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+            queue = stack["queues"]["validation"]
+            sqs.send_message(QueueUrl=queue["url"], MessageBody='{"not": "a validation message"}')
+            deadline = time.monotonic() + 30
+            while queue_depth(sqs, queue["dlq_url"]) == 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert queue_depth(sqs, queue["dlq_url"]) == 1
+            assert queue_depth(sqs, queue["url"]) == 0
+
+        with serving(data_dir, clean_env, tmp_path) as stack:  # a restart keeps the database and the objects
+            api = stack["api_url"]
+            again = requests.get(f"{api}/v1/projects/{project['id']}", headers=auth, timeout=10)
+            assert again.status_code == 200 and again.json()["name"] == "Birds"
+            relinked = link.replace(link.split("/v1/")[0], api)  # the port may differ after a restart
+            assert requests.get(relinked, timeout=30).content == first.content
+
+
+def test_a_busy_port_gets_a_sentence_not_a_traceback(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    with HttpHost() as busy:
+        port = busy.base_url.rsplit(":", 1)[1]
+        result = pixcrawler("serve", "--data-dir", str(tmp_path / "d"), "--port", port, env=clean_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "is already in use" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr
