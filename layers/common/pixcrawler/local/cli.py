@@ -130,7 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     fresh = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
     output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
-    options = _options(args, data_dir, args.port, allow_loopback=True, visibility_timeout=30, sync_interval=60.0)
+    throwaway = fresh and not args.keep
+    options = _options(args, data_dir, args.port, allow_loopback=True, persist_objects=not throwaway)
     sample_urls: list[str] = []
 
     def build(resources: ExitStack) -> Any:
@@ -138,11 +139,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sample_urls.extend(sample_set.urls)
         return demo.request(sample_set, output.resolve())
 
-    outcome = _run_pipeline(args, options, build)
-    if fresh and not args.keep:
-        for leftover in ("postgres", "objects", "secrets.json"):
-            path = data_dir / leftover
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        outcome = _run_pipeline(args, options, build)
+    finally:
+        if throwaway:  # the archive stays; the database and the secrets that made it go
+            shutil.rmtree(data_dir / "postgres", ignore_errors=True)
+            (data_dir / "secrets.json").unlink(missing_ok=True)
     print(demo.summary(outcome, len(sample_urls)))
     return 0
 

@@ -98,8 +98,10 @@ class Poller:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
+    def request_stop(self) -> None:
         self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> None:
         for thread in self._threads:
             thread.join(timeout)
 

@@ -13,10 +13,11 @@ import logging
 import os
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixcrawler.local import database, objectstore
 from pixcrawler.local.functions import Function, repository_root
@@ -24,6 +25,9 @@ from pixcrawler.local.gateway import Gateway, serve
 from pixcrawler.local.objectstore import BucketMirror
 from pixcrawler.local.pollers import EventSource, Poller
 from pixcrawler.local.ports import PortInUse
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
@@ -46,6 +50,8 @@ class StackOptions:
     concurrency: int = 1
     function_timeout: float = 900.0
     sync_interval: float = 10.0
+    persist_objects: bool = True
+    stop_timeout: float = 60.0
     allow_loopback: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -110,15 +116,25 @@ class LocalStack:
         self._exit.callback(http.server_close)
         self.api_url = f"http://{options.host}:{http.server_port}"
 
-        database_url = options.database_url
-        if not database_url:
-            server, database_url = database.start_embedded(self.data_dir / "postgres")
+        # PostgreSQL starts in its own processes: let it boot while this one starts moto and imports functions.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            database_ready = pool.submit(self._database)
+            self.aws_endpoint = self._exit.enter_context(objectstore.moto_server(options.host, options.aws_port))
+            self._configure()
+            workers = {
+                queue: Function.from_repository(
+                    self.repo, function, concurrency=options.concurrency, timeout_seconds=options.function_timeout
+                )
+                for queue, (_, function) in objectstore.QUEUES.items()
+            }
+            for function in (api_function, *workers.values()):
+                function.warm()
+            server, database_url = database_ready.result()
+        if server is not None:
             self._exit.callback(server.cleanup)
-        revision = database.migrate(self.repo, database_url)
-        log.info("database at revision %s", revision)
+        os.environ["DATABASE_URL"] = database_url
+        _reset_layer_caches()
 
-        self.aws_endpoint = self._exit.enter_context(objectstore.moto_server(options.host, options.aws_port))
-        self._configure(database_url)
         from pixcrawler import aws
 
         aws.s3().create_bucket(Bucket=BUCKET)
@@ -129,19 +145,15 @@ class LocalStack:
             os.environ[variable] = self.queues[name]["url"]
         _reset_layer_caches()
 
-        self._mirror = BucketMirror(aws.s3(), BUCKET, self.data_dir / "objects")
-        restored = self._mirror.restore()
-        if restored:
-            log.info("restored %d stored objects", restored)
-        self._exit.callback(self._mirror.sync)
-        self._background(self._keep_mirror, "mirror")
+        if options.persist_objects:
+            self._mirror = BucketMirror(aws.s3(), BUCKET, self.data_dir / "objects")
+            restored = self._mirror.restore()
+            if restored:
+                log.info("restored %d stored objects", restored)
+            self._exit.callback(self._mirror.sync)
+            self._background(self._keep_mirror, "mirror")
 
-        api_function.warm()
-        for name, (_, function_name) in objectstore.QUEUES.items():
-            function = Function.from_repository(
-                self.repo, function_name, concurrency=options.concurrency, timeout_seconds=options.function_timeout
-            )
-            function.warm()
+        for name, function in workers.items():
             source = EventSource(
                 queue_url=self.queues[name]["url"],
                 queue_arn=self.queues[name]["arn"],
@@ -150,23 +162,36 @@ class LocalStack:
                 concurrency=options.concurrency,
                 region=REGION,
             )
-            poller = Poller(aws.sqs(), source, function_name)
-            poller.start()
-            self._exit.callback(poller.stop)
-            self.pollers[name] = poller
+            self.pollers[name] = Poller(aws.sqs(), source, function.name)
+            self.pollers[name].start()
+        self._exit.callback(self._stop_pollers)
 
         thread = threading.Thread(target=http.serve_forever, name="gateway", daemon=True)
         thread.start()
         self._exit.callback(http.shutdown)
         self._write_state()
 
-    def _configure(self, database_url: str) -> None:
+    def _database(self) -> tuple[PostgresServer | None, str]:
+        """The embedded server (unless DATABASE_URL is given) and its URL, migrated to the newest revision."""
+        server, url = None, self.options.database_url
+        if not url:
+            server, url = database.start_embedded(self.data_dir / "postgres")
+        log.info("database at revision %s", database.migrate(self.repo, url))
+        return server, url
+
+    def _stop_pollers(self) -> None:
+        """Every poller finishes its batch in progress; they wind down together, not one after another."""
+        for poller in self.pollers.values():
+            poller.request_stop()
+        for poller in self.pollers.values():
+            poller.join(self.options.stop_timeout)
+
+    def _configure(self) -> None:
         """The environment the deployed template gives every function, pointed at the local services."""
         options = self.options
         os.environ.update(
             {
-                "DATABASE_URL": database_url,
-                "DB_POOL_SIZE": "4",
+                "DB_POOL_SIZE": str(4 + 8 * options.concurrency),  # one engine serves every function here
                 "DATA_BUCKET": BUCKET,
                 "PUBLIC_API_URL": self.api_url,
                 "DOWNLOAD_LINK_SECRET": self.secrets["download_link_secret"],
