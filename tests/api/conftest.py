@@ -1,0 +1,88 @@
+"""Drive the API function's `lambda_handler` with real HTTP API events, over real PostgreSQL and moto."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from pixcrawler import links
+from pixcrawler.settings import get_settings
+from tests import events
+
+_spec = importlib.util.spec_from_file_location("api_function", events.__file__.replace("tests/events.py", "functions/api/app.py"))
+assert _spec and _spec.loader
+api_function = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(api_function)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        body = self.json
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) == {"status", "code", "message", "details"}, body
+        assert body["error"]["status"] == self.status
+        return body["error"]
+
+
+Call = Callable[..., Reply]
+
+
+def invoke(event: dict[str, Any]) -> Reply:
+    response = api_function.lambda_handler(event, events.lambda_context("api"))
+    return Reply(response["statusCode"], response.get("headers") or {}, response.get("body") or "")
+
+
+@pytest.fixture
+def link_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DOWNLOAD_LINK_SECRET", "api-test-secret")
+    monkeypatch.setenv("PUBLIC_API_URL", "https://api.example.com")
+    get_settings.cache_clear()
+    links._secret.cache_clear()
+    yield
+    get_settings.cache_clear()
+    links._secret.cache_clear()
+
+
+@pytest.fixture
+def api(engine: Engine, aws: dict[str, Any], link_secret: None) -> Call:
+    """`api(method, path, user=..., body=..., query=...)` -> Reply."""
+
+    def call(method: str, path: str, **kwargs: Any) -> Reply:
+        return invoke(events.http_event(method, path, **kwargs))
+
+    return call
+
+
+@pytest.fixture
+def alice() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def bob() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def queued(aws: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """Every message waiting on a work queue (received, so each is seen once)."""
+    bodies: list[dict[str, Any]] = []
+    while batch := aws["sqs"].receive_message(QueueUrl=aws["queues"][name], MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(message["Body"]) for message in batch]
+    return bodies
