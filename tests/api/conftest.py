@@ -7,16 +7,18 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from pixcrawler import links
 from pixcrawler.settings import get_settings
 from tests import events
 
-_spec = importlib.util.spec_from_file_location("api_function", events.__file__.replace("tests/events.py", "functions/api/app.py"))
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("api_function", ROOT / "functions" / "api" / "app.py")
 assert _spec and _spec.loader
 api_function = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(api_function)
@@ -61,11 +63,19 @@ def link_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def api(engine: Engine, aws: dict[str, Any], link_secret: None) -> Call:
-    """`api(method, path, user=..., body=..., query=...)` -> Reply."""
+def api(session: Session, aws: dict[str, Any], link_secret: None) -> Call:
+    """`api(method, path, user=..., body=..., query=...)` -> Reply.
+
+    The test's session commits first (the API sees what the test arranged, and the one pooled connection is
+    free) and forgets its cached rows after, so assertions read what the API stored.
+    """
 
     def call(method: str, path: str, **kwargs: Any) -> Reply:
-        return invoke(events.http_event(method, path, **kwargs))
+        session.commit()
+        try:
+            return invoke(events.http_event(method, path, **kwargs))
+        finally:
+            session.expire_all()
 
     return call
 
