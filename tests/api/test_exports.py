@@ -58,7 +58,9 @@ def test_issue_a_link_and_follow_it(api: Call, session: Session, aws: dict[str, 
     assert requests.get(location, timeout=10).content == b"PK archive"
 
 
-def test_expired_link_is_reported_not_handed_out(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
+def test_expired_link_is_reported_not_handed_out(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
     past = datetime.now(UTC) - timedelta(minutes=1)
     export = _export(session, aws, alice, download_url="https://api.example.com/v1/downloads/old", expires_at=past)
     export_id = export.id

@@ -21,18 +21,23 @@ def _job_with_images(session: Session, aws: dict[str, Any], user: uuid.UUID) -> 
     )
     validity = [True, False, None, None]
     ids = [
-        factories.stored_image(session, aws["s3"], aws["bucket"], job, seed=n, keyword="dog" if n == 3 else "cat",
-                               is_valid=validity[n]).id
+        factories.stored_image(
+            session, aws["s3"], aws["bucket"], job, seed=n, keyword="dog" if n == 3 else "cat", is_valid=validity[n]
+        ).id
         for n in range(4)
     ]
     return job.id, ids
 
 
-def test_list_filters_by_keyword_and_validity(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
+def test_list_filters_by_keyword_and_validity(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
     job_id, ids = _job_with_images(session, aws, alice)
 
     def listed(**query: str) -> list[int]:
-        return [item["id"] for item in api("GET", f"/v1/crawl-jobs/{job_id}/images", user=alice, query=query).json["items"]]
+        return [
+            item["id"] for item in api("GET", f"/v1/crawl-jobs/{job_id}/images", user=alice, query=query).json["items"]
+        ]
 
     assert listed() == ids
     assert listed(keyword="dog") == [ids[3]]
@@ -47,7 +52,9 @@ def test_list_filters_by_keyword_and_validity(api: Call, session: Session, aws: 
     assert bad.status == 422 and bad.error["details"][0]["field"] == "query.validity"
 
 
-def test_get_image_has_a_short_lived_view_url(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
+def test_get_image_has_a_short_lived_view_url(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
     job_id, ids = _job_with_images(session, aws, alice)
     reply = api("GET", f"/v1/images/{ids[0]}", user=alice)
     assert reply.status == 200

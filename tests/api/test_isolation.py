@@ -21,7 +21,9 @@ def owned(session: Session, aws: dict[str, Any], alice: uuid.UUID) -> dict[str, 
     running = factories.crawl_job(session, project, status=JobStatus.RUNNING)
     image = factories.stored_image(session, aws["s3"], aws["bucket"], job)
     validation = ValidationJob(crawl_job=job, name="v")
-    export = ExportJob(crawl_job=job, user_id=alice, name="e", format="zip", status=JobStatus.COMPLETED, storage_key="k")
+    export = ExportJob(
+        crawl_job=job, user_id=alice, name="e", format="zip", status=JobStatus.COMPLETED, storage_key="k"
+    )
     session.add_all([validation, export])
     session.flush()
     return {

@@ -136,7 +136,9 @@ def test_validation_job_needs_images(api: Call, session: Session, aws: dict[str,
     assert api("GET", f"/v1/validation-jobs/{row.id}", user=alice).json["name"] == "v"
     listed = api("GET", f"/v1/crawl-jobs/{job_id}/validation-jobs", user=alice).json["items"]
     assert [item["id"] for item in listed] == [row.id]
-    bad = api("POST", f"/v1/crawl-jobs/{job_id}/validation-jobs", user=alice, body={"name": "v", "rules": {"min_widht": 1}})
+    bad = api(
+        "POST", f"/v1/crawl-jobs/{job_id}/validation-jobs", user=alice, body={"name": "v", "rules": {"min_widht": 1}}
+    )
     assert bad.status == 422
     assert bad.error["details"][0]["field"] == "rules.min_widht"
 

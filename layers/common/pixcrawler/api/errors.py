@@ -29,7 +29,11 @@ DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class: a value the column cannot hold (o
 
 
 def error_response(
-    status: int, code: str, message: str, details: list[dict[str, str]] | None = None, **headers: str
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = {"error": {"status": status, "code": code, "message": message, "details": details or []}}
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
@@ -45,7 +49,9 @@ def _validation(error: RequestValidationError) -> Response:
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return error_response(400, "malformed_json", "The request body is not valid JSON.")
-    details = [{"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))} for problem in problems]
+    details = [
+        {"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))} for problem in problems
+    ]
     return error_response(422, "validation_error", "The request is not valid.", details)
 
 
@@ -64,7 +70,9 @@ def _database(error: DBAPIError) -> Response:
 
 def _unavailable(error: Exception) -> Response:
     logger.warning("database unavailable", exc_info=error)
-    return error_response(503, "unavailable", "The database is unavailable; try again shortly.", **{"Retry-After": "5"})
+    return error_response(
+        503, "unavailable", "The database is unavailable; try again shortly.", headers={"Retry-After": "5"}
+    )
 
 
 def _internal(error: Exception) -> Response:
@@ -89,18 +97,18 @@ def register(app: APIGatewayHttpResolver) -> None:
         )
         if allowed:
             message = f"{event.http_method} is not allowed here."
-            return error_response(405, "method_not_allowed", message, Allow=", ".join(allowed))
+            return error_response(405, "method_not_allowed", message, headers={"Allow": ", ".join(allowed)})
         return error_response(404, "not_found", f"No route for {event.http_method} {event.path}.")
 
     @app.exception_handler(Unauthenticated)
     def unauthenticated(error: Unauthenticated) -> Response:
-        return error_response(401, "unauthenticated", str(error), **{"WWW-Authenticate": "Bearer"})
+        return error_response(401, "unauthenticated", str(error), headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(ServiceError)
     def service(error: ServiceError) -> Response:
         details = [{"field": error.field, "message": error.message}] if error.field else []
         headers = {"Retry-After": "5"} if error.status == HTTPStatus.SERVICE_UNAVAILABLE else {}
-        return error_response(error.status, error.code, error.message, details, **headers)
+        return error_response(error.status, error.code, error.message, details, headers)
 
     @app.exception_handler(LinkError)
     def link(error: LinkError) -> Response:

@@ -17,7 +17,7 @@ from pixcrawler.services.errors import Conflict, NotFound, Unavailable
 from pixcrawler.settings import get_settings
 
 
-def owned(user_id: uuid.UUID) -> Select[tuple[CrawlJob]]:
+def owned(user_id: uuid.UUID) -> Select[CrawlJob]:
     return select(CrawlJob).join(Project).where(Project.user_id == user_id)
 
 
@@ -28,7 +28,7 @@ def get(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
     return job
 
 
-def of_project(session: Session, user_id: uuid.UUID, project_id: int) -> Select[tuple[CrawlJob]]:
+def of_project(session: Session, user_id: uuid.UUID, project_id: int) -> Select[CrawlJob]:
     projects.get(session, user_id, project_id)
     return select(CrawlJob).where(CrawlJob.project_id == project_id)
 

@@ -25,7 +25,7 @@ from pixcrawler.settings import get_settings
 DEFAULT_LINK_LIFETIME_HOURS = ExportOptions.model_fields["link_lifetime_hours"].default
 
 
-def owned(user_id: uuid.UUID) -> Select[tuple[ExportJob]]:
+def owned(user_id: uuid.UUID) -> Select[ExportJob]:
     return select(ExportJob).where(ExportJob.user_id == user_id)
 
 
@@ -67,7 +67,9 @@ def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> Expo
     link = links.issue(job.id, timedelta(hours=hours))
     job.download_url, job.expires_at = link.url, link.expires_at
     session.flush()
-    activity.record(session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat())
+    activity.record(
+        session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat()
+    )
     return job
 
 

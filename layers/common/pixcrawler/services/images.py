@@ -30,7 +30,7 @@ def of_crawl_job(
     crawl_job_id: int,
     keyword: str | None = None,
     validity: Validity | None = None,
-) -> Select[tuple[Image]]:
+) -> Select[Image]:
     crawl_jobs.get(session, user_id, crawl_job_id)
     query = select(Image).where(Image.crawl_job_id == crawl_job_id)
     if keyword is not None:

@@ -31,5 +31,5 @@ def update(session: Session, profile: Profile, changes: ProfileUpdate) -> Profil
         setattr(profile, name, value)
     if fields:
         session.flush()
-        activity.record(session, profile.id, "profile.updated", "profile", profile.id, fields=sorted(fields))
+        activity.record(session, profile.id, "profile.updated", "profile", str(profile.id), fields=sorted(fields))
     return profile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -14,10 +15,13 @@ from pixcrawler.services import activity
 from pixcrawler.services.errors import NotFound
 from pixcrawler.settings import get_settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
 S3_DELETE_LIMIT = 1000
 
 
-def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[tuple[Project]]:
+def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[Project]:
     query = select(Project).where(Project.user_id == user_id)
     return query if status is None else query.where(Project.status == status)
 
@@ -69,7 +73,7 @@ def delete_objects(prefixes: tuple[str, ...]) -> int:
     removed = 0
     for prefix in prefixes:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            keys: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             for start in range(0, len(keys), S3_DELETE_LIMIT):
                 batch = keys[start : start + S3_DELETE_LIMIT]
                 response = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})

@@ -27,7 +27,7 @@ def get(session: Session, user_id: uuid.UUID, validation_job_id: int) -> Validat
     return job
 
 
-def of_crawl_job(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> Select[tuple[ValidationJob]]:
+def of_crawl_job(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> Select[ValidationJob]:
     crawl_jobs.get(session, user_id, crawl_job_id)
     return select(ValidationJob).where(ValidationJob.crawl_job_id == crawl_job_id)
 
@@ -36,9 +36,7 @@ def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: Valida
     crawl_job = crawl_jobs.get(session, user_id, crawl_job_id)
     if not session.scalar(select(exists().where(Image.crawl_job_id == crawl_job.id))):
         raise Conflict(f"Crawl job {crawl_job_id} has no images to validate.")
-    job = ValidationJob(
-        crawl_job_id=crawl_job.id, name=data.name, validation_rules=data.rules.model_dump(mode="json")
-    )
+    job = ValidationJob(crawl_job_id=crawl_job.id, name=data.name, validation_rules=data.rules.model_dump(mode="json"))
     session.add(job)
     session.flush()
     activity.record(session, user_id, "validation_job.started", "validation_job", job.id, crawl_job_id=crawl_job.id)

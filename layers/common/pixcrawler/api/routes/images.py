@@ -33,7 +33,9 @@ def list_images(
 def get_image(image_id: Id) -> ImageDetailResponse:
     """Metadata plus `view_url`, a presigned link valid for 15 minutes."""
     image = images.get(session(), user_id(), image_id)
-    return ImageDetailResponse.model_validate({**ImageResponse.model_validate(image).model_dump(), "view_url": images.view_url(image)})
+    return ImageDetailResponse.model_validate(
+        {**ImageResponse.model_validate(image).model_dump(), "view_url": images.view_url(image)}
+    )
 
 
 @router.delete("/images/<image_id>", tags=["images"])

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import cast
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -42,7 +43,8 @@ def health() -> Health:
 def openapi_json() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    return router.api_resolver.get_openapi_json_schema(
+    resolver = cast(APIGatewayHttpResolver, router.api_resolver)  # set when the app includes this router
+    return resolver.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,
         description="Keywords in, licensed image datasets out. Every route but health, docs and downloads "
