@@ -145,7 +145,8 @@ def run(user: uuid.UUID, job_id: int, requests: int, cold_runs: int) -> None:
     print(f"\ncold start over {cold_runs} fresh interpreters (median):")
     print(f"  import functions/api/app.py   {statistics.median(imports) * 1000:7.1f} ms")
     print(f"  first GET /v1/projects        {statistics.median(firsts) * 1000:7.1f} ms")
-    print(f"  total                         {statistics.median(map(sum, zip(imports, firsts))) * 1000:7.1f} ms")
+    totals = [sum(pair) for pair in zip(imports, firsts, strict=True)]
+    print(f"  total                         {statistics.median(totals) * 1000:7.1f} ms")
     docs = statistics.median(cold["docs_models"] for cold in colds) * 1000
     print(f"  kept off that path: OpenAPI models for /v1/docs, imported on first docs request: {docs:.1f} ms")
 

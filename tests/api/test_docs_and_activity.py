@@ -6,7 +6,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from tests.api.conftest import Call
+import pytest
+
+from pixcrawler import db
+from pixcrawler.settings import get_settings
+from tests import events
+from tests.api.conftest import Call, invoke
 
 EXPECTED_PATHS = {
     "/v1/health": {"get"},
@@ -50,6 +55,20 @@ def test_docs_page_is_self_contained(api: Call) -> None:
     external = re.findall(r"""(?:src|href)\s*=\s*["']?(https?://[^"' >]+)""", html)
     assert external == []
     assert not re.search(r"""<(?:script|link)[^>]+(?:src|href)\s*=""", html)
+
+
+def test_docs_need_no_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    db.reset()
+    try:
+        assert invoke(events.http_event("GET", "/v1/docs")).status == 200
+        raw = invoke(events.http_event("GET", "/v1/docs", query={"format": "json"}))
+        assert raw.json["info"]["title"] == "PixCrawler API"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        db.reset()
 
 
 def test_activity_is_newest_first_and_paginated(api: Call, alice: uuid.UUID) -> None:

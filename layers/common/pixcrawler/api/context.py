@@ -1,13 +1,15 @@
 """Per-request state: one database session (the request's unit of work) and the caller's identity.
 
-Powertools' `Depends` has no teardown, so a middleware opens the session and a context variable carries it to
-the route; the session commits when the route returns and rolls back when it raises.
+Powertools' `Depends` has no teardown, so a middleware scopes the request and a context variable carries it to
+the route. The session opens on first use (docs and token downloads that never touch it need no database)
+and commits when the route returns, or rolls back when it raises.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +30,8 @@ class Unauthenticated(Exception):
 @dataclass(slots=True)
 class _Request:
     claims: dict[str, Any]
-    session: Session
+    resources: ExitStack
+    session: Session | None = None
     profile: Profile | None = None
 
 
@@ -38,8 +41,8 @@ _current: ContextVar[_Request] = ContextVar("pixcrawler_api_request")
 def request_scope(app: ApiGatewayResolver, next_middleware: Callable[[ApiGatewayResolver], Response]) -> Response:
     authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
-    with session_scope() as session:
-        token = _current.set(_Request(claims=claims, session=session))
+    with ExitStack() as resources:
+        token = _current.set(_Request(claims=claims, resources=resources))
         try:
             return next_middleware(app)
         finally:
@@ -47,7 +50,10 @@ def request_scope(app: ApiGatewayResolver, next_middleware: Callable[[ApiGateway
 
 
 def session() -> Session:
-    return _current.get().session
+    request = _current.get()
+    if request.session is None:
+        request.session = request.resources.enter_context(session_scope())
+    return request.session
 
 
 def current_user() -> Profile:
@@ -59,7 +65,7 @@ def current_user() -> Profile:
         except (KeyError, ValueError) as error:
             raise Unauthenticated("A verified token whose `sub` is a UUID is required.") from error
         email = str(request.claims.get("email") or f"{user_id}@users.invalid")
-        request.profile = profiles.ensure(request.session, user_id, email)
+        request.profile = profiles.ensure(session(), user_id, email)
     return request.profile
 
 

@@ -77,4 +77,7 @@ def openapi() -> Response[str]:
 
 @router.get("/docs", include_in_schema=False, compress=True)
 def docs() -> Response[str]:
+    """The page links its own `?format=json` for the raw document."""
+    if (router.current_event.query_string_parameters or {}).get("format") == "json":
+        return openapi()
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=swagger_html())
