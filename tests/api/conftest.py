@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from pixcrawler import links
-from pixcrawler.settings import get_settings
 from tests import events
+from tests.test_shared import link_secret  # noqa: F401 (a fixture shared with the link tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("api_function", ROOT / "functions" / "api" / "app.py")
@@ -52,23 +51,13 @@ def invoke(event: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def link_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DOWNLOAD_LINK_SECRET", "api-test-secret")
-    monkeypatch.setenv("PUBLIC_API_URL", "https://api.example.com")
-    get_settings.cache_clear()
-    links._secret.cache_clear()
-    yield
-    get_settings.cache_clear()
-    links._secret.cache_clear()
-
-
-@pytest.fixture
-def api(session: Session, aws: dict[str, Any], link_secret: None) -> Call:
+def api(session: Session, aws: dict[str, Any], request: pytest.FixtureRequest) -> Call:
     """`api(method, path, user=..., body=..., query=...)` -> Reply.
 
     The test's session commits first (the API sees what the test arranged, and the one pooled connection is
     free) and forgets its cached rows after, so assertions read what the API stored.
     """
+    request.getfixturevalue("link_secret")
 
     def call(method: str, path: str, **kwargs: Any) -> Reply:
         session.commit()

@@ -13,7 +13,7 @@ from pixcrawler.messages import DispatchMessage, Message
 from pixcrawler.models import CrawlJob, JobStatus, Project, ProjectStatus
 from pixcrawler.schemas import CrawlJobCreate
 from pixcrawler.services import activity, projects
-from pixcrawler.services.errors import Conflict, NotFound, Unavailable
+from pixcrawler.services.errors import Conflict, Unavailable, found
 from pixcrawler.settings import get_settings
 
 
@@ -23,9 +23,7 @@ def owned(user_id: uuid.UUID) -> Select[CrawlJob]:
 
 def get(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
     job = session.scalars(owned(user_id).where(CrawlJob.id == crawl_job_id)).one_or_none()
-    if job is None:
-        raise NotFound(f"Crawl job {crawl_job_id} not found.")
-    return job
+    return found(job, "Crawl job", crawl_job_id)
 
 
 def of_project(session: Session, user_id: uuid.UUID, project_id: int) -> Select[CrawlJob]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ServiceError(Exception):
     status = 400
@@ -32,3 +36,10 @@ class Unavailable(ServiceError):
 
     status = 503
     code = "unavailable"
+
+
+def found(row: T | None, label: str, ident: int) -> T:
+    """The row, or NotFound naming what was asked for (never whose it is)."""
+    if row is None:
+        raise NotFound(f"{label} {ident} not found.")
+    return row

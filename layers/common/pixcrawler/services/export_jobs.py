@@ -19,7 +19,7 @@ from pixcrawler.models import ExportJob, JobStatus
 from pixcrawler.schemas import ExportJobCreate
 from pixcrawler.schemas.export import ExportOptions
 from pixcrawler.services import activity, crawl_jobs
-from pixcrawler.services.errors import Conflict, NotFound
+from pixcrawler.services.errors import Conflict, NotFound, found
 from pixcrawler.settings import get_settings
 
 DEFAULT_LINK_LIFETIME_HOURS = ExportOptions.model_fields["link_lifetime_hours"].default
@@ -31,9 +31,7 @@ def owned(user_id: uuid.UUID) -> Select[ExportJob]:
 
 def get(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
     job = session.scalars(owned(user_id).where(ExportJob.id == export_job_id)).one_or_none()
-    if job is None:
-        raise NotFound(f"Export job {export_job_id} not found.")
-    return job
+    return found(job, "Export job", export_job_id)
 
 
 def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: ExportJobCreate) -> ExportJob:

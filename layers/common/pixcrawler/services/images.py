@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from pixcrawler import aws
 from pixcrawler.models import CrawlJob, Image, Project
 from pixcrawler.services import activity, crawl_jobs
-from pixcrawler.services.errors import NotFound
+from pixcrawler.services.errors import found
 from pixcrawler.settings import get_settings
 
 VIEW_LINK_LIFETIME = timedelta(minutes=15)
@@ -43,12 +43,8 @@ def of_crawl_job(
 
 
 def get(session: Session, user_id: uuid.UUID, image_id: int) -> Image:
-    image = session.scalars(
-        select(Image).join(CrawlJob).join(Project).where(Image.id == image_id, Project.user_id == user_id)
-    ).one_or_none()
-    if image is None:
-        raise NotFound(f"Image {image_id} not found.")
-    return image
+    query = select(Image).join(CrawlJob).join(Project).where(Image.id == image_id, Project.user_id == user_id)
+    return found(session.scalars(query).one_or_none(), "Image", image_id)
 
 
 def view_url(image: Image) -> str:

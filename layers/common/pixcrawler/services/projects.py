@@ -12,7 +12,7 @@ from pixcrawler import aws, storage
 from pixcrawler.models import Project, ProjectStatus
 from pixcrawler.schemas import ProjectCreate, ProjectUpdate
 from pixcrawler.services import activity
-from pixcrawler.services.errors import NotFound
+from pixcrawler.services.errors import found
 from pixcrawler.settings import get_settings
 
 if TYPE_CHECKING:
@@ -27,10 +27,7 @@ def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[Pro
 
 
 def get(session: Session, user_id: uuid.UUID, project_id: int) -> Project:
-    project = session.scalars(owned(user_id).where(Project.id == project_id)).one_or_none()
-    if project is None:
-        raise NotFound(f"Project {project_id} not found.")
-    return project
+    return found(session.scalars(owned(user_id).where(Project.id == project_id)).one_or_none(), "Project", project_id)
 
 
 def create(session: Session, user_id: uuid.UUID, data: ProjectCreate) -> Project:

@@ -11,20 +11,18 @@ from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import CrawlJob, Image, Project, ValidationJob
 from pixcrawler.schemas import ValidationJobCreate
 from pixcrawler.services import activity, crawl_jobs
-from pixcrawler.services.errors import Conflict, NotFound
+from pixcrawler.services.errors import Conflict, found
 from pixcrawler.settings import get_settings
 
 
 def get(session: Session, user_id: uuid.UUID, validation_job_id: int) -> ValidationJob:
-    job = session.scalars(
+    query = (
         select(ValidationJob)
         .join(CrawlJob)
         .join(Project)
         .where(ValidationJob.id == validation_job_id, Project.user_id == user_id)
-    ).one_or_none()
-    if job is None:
-        raise NotFound(f"Validation job {validation_job_id} not found.")
-    return job
+    )
+    return found(session.scalars(query).one_or_none(), "Validation job", validation_job_id)
 
 
 def of_crawl_job(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> Select[ValidationJob]:
