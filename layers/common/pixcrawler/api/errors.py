@@ -25,6 +25,7 @@ from pixcrawler.services.errors import ServiceError
 
 logger = Logger(service="api")
 
+_CODES = {status.value: status.phrase.lower().replace(" ", "_") for status in HTTPStatus}
 DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class: a value the column cannot hold (out of range, bad text)
 
 
@@ -116,8 +117,8 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(HttpError)
     def http(error: HttpError) -> Response:
-        status = HTTPStatus(error.status_code)
-        return error_response(status.value, status.phrase.lower().replace(" ", "_"), str(error.msg))
+        code = _CODES.get(error.status_code, "error")
+        return error_response(error.status_code, code, str(error.msg))
 
     @app.exception_handler(DBAPIError)
     def database(error: DBAPIError) -> Response:
