@@ -51,8 +51,8 @@ def invoke(event: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def api(session: Session, aws: dict[str, Any], request: pytest.FixtureRequest) -> Call:
-    """`api(method, path, user=..., body=..., query=...)` -> Reply.
+def api(session: Session, request: pytest.FixtureRequest) -> Call:
+    """`api(method, path, user=..., body=..., query=...)` -> Reply. Tests that reach S3 or SQS also ask for `aws`.
 
     The test's session commits first (the API sees what the test arranged, and the one pooled connection is
     free) and forgets its cached rows after, so assertions read what the API stored.

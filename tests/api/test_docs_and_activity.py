@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_docs_need_no_database(monkeypatch: pytest.MonkeyPatch) -> None:
         db.reset()
 
 
-def test_activity_is_newest_first_and_paginated(api: Call, alice: uuid.UUID) -> None:
+def test_activity_is_newest_first_and_paginated(api: Call, aws: dict[str, Any], alice: uuid.UUID) -> None:
     project_id = api("POST", "/v1/projects", user=alice, body={"name": "a"}).json["id"]
     api("PATCH", f"/v1/projects/{project_id}", user=alice, body={"name": "b"})
     api("DELETE", f"/v1/projects/{project_id}", user=alice)

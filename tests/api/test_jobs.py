@@ -38,7 +38,7 @@ def test_start_crawl_job_stores_it_and_queues_dispatch(
     assert "crawl_job.started" in session.scalars(select(ActivityLog.action)).all()
 
 
-def test_url_list_crawl_job(api: Call, session: Session, alice: uuid.UUID) -> None:
+def test_url_list_crawl_job(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
     project_id = _project(api, alice)
     body = {"name": "u", "keywords": ["x"], "max_images": 2, "providers": ["urls"], "urls": ["https://a.example/1.jpg"]}
     reply = api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body=body)
@@ -92,7 +92,7 @@ def test_archived_project_refuses_new_crawls(api: Call, alice: uuid.UUID) -> Non
     assert api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body=CRAWL).status == 409
 
 
-def test_cancel_then_cancel_again(api: Call, session: Session, alice: uuid.UUID) -> None:
+def test_cancel_then_cancel_again(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
     project_id = _project(api, alice)
     job_id = api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body=CRAWL).json["id"]
     reply = api("POST", f"/v1/crawl-jobs/{job_id}/cancel", user=alice)
