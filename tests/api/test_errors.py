@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pixcrawler import db
 from pixcrawler.models import ActivityLog, Profile, Project
+from pixcrawler.settings import get_settings
 from tests import events
 from tests.api.conftest import Call, invoke
 
@@ -95,3 +98,26 @@ def test_health_needs_no_token(api: Call) -> None:
     reply = api("GET", "/v1/health")
     assert reply.status == 200
     assert reply.json == {"status": "ok", "database": "ok"}
+
+
+def test_health_reports_an_unreachable_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+pg8000://postgres@/postgres?unix_sock={tmp_path}/.s.PGSQL.5432")
+    get_settings.cache_clear()
+    db.reset()
+    try:
+        reply = invoke(events.http_event("GET", "/v1/health"))
+        assert reply.status == 503
+        assert reply.error["code"] == "unavailable"
+        assert reply.headers["Retry-After"] == "5"
+        assert invoke(events.http_event("GET", "/v1/projects", user=uuid.uuid4())).status == 503
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        db.reset()
+
+
+def test_a_value_the_database_refuses_is_400(api: Call, session: Session) -> None:
+    reply = api("GET", "/v1/me", user=uuid.uuid4(), email="x" * 400 + "@example.com")
+    assert reply.status == 400
+    assert reply.error["code"] == "invalid_value"
+    assert session.scalar(select(func.count()).select_from(Profile)) == 0
