@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import Name, RequestModel, ResponseModel
@@ -60,3 +60,11 @@ class ExportJobResponse(ResponseModel):
     error_message: str | None
     created_at: datetime
     updated_at: datetime
+    link_expired: bool = Field(default=False, description="The last link has expired; ask for a fresh one")
+
+    @model_validator(mode="after")
+    def _hide_dead_link(self) -> ExportJobResponse:
+        """A link past its `expires_at` only fails for the user: report it as expired instead of handing it out."""
+        if self.download_url and self.expires_at and self.expires_at <= datetime.now(UTC):
+            self.download_url, self.link_expired = None, True
+        return self

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from pydantic import field_validator
 
 from pixcrawler.models import ProjectStatus
 from pixcrawler.schemas.common import Description, Name, RequestModel, ResponseModel
@@ -16,6 +19,14 @@ class ProjectUpdate(RequestModel):
     name: Name | None = None
     description: Description | None = None
     status: ProjectStatus | None = None
+
+    @field_validator("name", "status")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Omit a field to keep it; an explicit null cannot clear a required column."""
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
 
 
 class ProjectResponse(ResponseModel):

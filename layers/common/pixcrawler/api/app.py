@@ -1,0 +1,41 @@
+"""The resolver: every router under `/v1`, the request middleware and the error handlers, wired once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pixcrawler.api import errors
+from pixcrawler.api.context import request_scope
+from pixcrawler.api.routes import (
+    activity,
+    crawl_jobs,
+    downloads,
+    export_jobs,
+    images,
+    profile,
+    projects,
+    system,
+    validation_jobs,
+)
+
+PREFIX = "/v1"
+ROUTERS = (system, downloads, profile, projects, crawl_jobs, images, validation_jobs, export_jobs, activity)
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.use(middlewares=[request_scope])
+for module in ROUTERS:
+    app.include_router(module.router, prefix=PREFIX)
+errors.register(app)
+
+
+logger = Logger(service="api")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

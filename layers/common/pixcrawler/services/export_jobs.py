@@ -1,0 +1,80 @@
+"""Export jobs and their download links.
+
+A link is `/v1/downloads/{token}` on our API (see `pixcrawler.links`): it lives as long as promised, and the
+route trades it for a presigned URL valid for minutes, so no long-lived S3 signature is ever handed out.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from pixcrawler import links
+from pixcrawler.messages import ExportMessage
+from pixcrawler.models import ExportJob, JobStatus
+from pixcrawler.schemas import ExportJobCreate
+from pixcrawler.schemas.export import ExportOptions
+from pixcrawler.services import activity, crawl_jobs
+from pixcrawler.services.errors import Conflict, NotFound, found
+from pixcrawler.settings import get_settings
+
+DEFAULT_LINK_LIFETIME_HOURS = ExportOptions.model_fields["link_lifetime_hours"].default
+
+
+def owned(user_id: uuid.UUID) -> Select[ExportJob]:
+    return select(ExportJob).where(ExportJob.user_id == user_id)
+
+
+def get(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
+    job = session.scalars(owned(user_id).where(ExportJob.id == export_job_id)).one_or_none()
+    return found(job, "Export job", export_job_id)
+
+
+def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: ExportJobCreate) -> ExportJob:
+    crawl_job = crawl_jobs.get(session, user_id, crawl_job_id)
+    if crawl_job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+        raise Conflict(f"Crawl job {crawl_job_id} is still {crawl_job.status}; export it once it has finished.")
+    job = ExportJob(
+        crawl_job_id=crawl_job.id,
+        user_id=user_id,
+        name=data.name,
+        format=data.format.value,
+        export_options=data.options.model_dump(mode="json"),
+    )
+    session.add(job)
+    session.flush()
+    activity.record(session, user_id, "export_job.started", "export_job", job.id, crawl_job_id=crawl_job.id)
+    crawl_jobs.enqueue(get_settings().export_queue_url, ExportMessage(export_job_id=job.id))
+    return job
+
+
+def link_expired(job: ExportJob, now: datetime | None = None) -> bool:
+    return job.expires_at is not None and job.expires_at <= (now or datetime.now(UTC))
+
+
+def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
+    """A fresh link for a finished export, living as long as the export's `link_lifetime_hours`."""
+    job = get(session, user_id, export_job_id)
+    if job.status != JobStatus.COMPLETED or not job.storage_key:
+        raise Conflict(f"Export job {export_job_id} is {job.status}; links exist only for completed exports.")
+    hours = int(job.export_options.get("link_lifetime_hours", DEFAULT_LINK_LIFETIME_HOURS))
+    link = links.issue(job.id, timedelta(hours=hours))
+    job.download_url, job.expires_at = link.url, link.expires_at
+    session.flush()
+    activity.record(
+        session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat()
+    )
+    return job
+
+
+def download_url(session: Session, token: str) -> str:
+    """Trade a link token for a presigned URL of the export's object (LinkInvalid / LinkExpired otherwise)."""
+    export_job_id = links.verify(token)
+    job = session.get(ExportJob, export_job_id)
+    if job is None or job.status != JobStatus.COMPLETED or not job.storage_key:
+        raise NotFound("This export no longer exists.")
+    return links.presigned_download(job.storage_key, posixpath.basename(job.storage_key))

@@ -1,0 +1,71 @@
+"""Stored images: filtered listings, short-lived view links, and deletion of row and object together."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from pixcrawler import aws
+from pixcrawler.models import CrawlJob, Image, Project
+from pixcrawler.services import activity, crawl_jobs
+from pixcrawler.services.errors import found
+from pixcrawler.settings import get_settings
+
+VIEW_LINK_LIFETIME = timedelta(minutes=15)
+
+
+class Validity(enum.StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    UNVALIDATED = "unvalidated"
+
+
+def of_crawl_job(
+    session: Session,
+    user_id: uuid.UUID,
+    crawl_job_id: int,
+    keyword: str | None = None,
+    validity: Validity | None = None,
+) -> Select[Image]:
+    crawl_jobs.get(session, user_id, crawl_job_id)
+    query = select(Image).where(Image.crawl_job_id == crawl_job_id)
+    if keyword is not None:
+        query = query.where(Image.keyword == keyword)
+    if validity == Validity.UNVALIDATED:
+        query = query.where(Image.is_valid.is_(None))
+    elif validity is not None:
+        query = query.where(Image.is_valid.is_(validity == Validity.VALID))
+    return query
+
+
+def get(session: Session, user_id: uuid.UUID, image_id: int) -> Image:
+    query = select(Image).join(CrawlJob).join(Project).where(Image.id == image_id, Project.user_id == user_id)
+    return found(session.scalars(query).one_or_none(), "Image", image_id)
+
+
+def view_url(image: Image) -> str:
+    """A presigned GET shown inline in a browser; short-lived because it is re-issued on every read."""
+    return aws.s3().generate_presigned_url(
+        "get_object",
+        Params={"Bucket": get_settings().data_bucket, "Key": image.storage_url},
+        ExpiresIn=int(VIEW_LINK_LIFETIME.total_seconds()),
+    )
+
+
+def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
+    """Remove the row, keep the job's counters true, then the object (inside the transaction: S3 failing
+    rolls the row back rather than leaving a row whose object is gone)."""
+    image = get(session, user_id, image_id)
+    job_id, key, was_valid = image.crawl_job_id, image.storage_url, image.is_valid
+    session.delete(image)
+    counters = {"downloaded_images": func.greatest(CrawlJob.downloaded_images - 1, 0)}
+    if was_valid:
+        counters["valid_images"] = func.greatest(CrawlJob.valid_images - 1, 0)
+    session.execute(update(CrawlJob).where(CrawlJob.id == job_id).values(counters))
+    session.flush()
+    aws.s3().delete_object(Bucket=get_settings().data_bucket, Key=key)
+    activity.record(session, user_id, "image.deleted", "image", image_id, crawl_job_id=job_id)
