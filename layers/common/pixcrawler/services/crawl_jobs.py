@@ -31,16 +31,21 @@ def of_project(session: Session, user_id: uuid.UUID, project_id: int) -> Select[
     return select(CrawlJob).where(CrawlJob.project_id == project_id)
 
 
-def enqueue(queue_url: str, message: Message) -> None:
-    """Send the message that makes a job run; the caller's transaction rolls back if it cannot be sent.
+def enqueue(session: Session, queue_url: str, message: Message, *undo: object) -> None:
+    """Commit the job, then send the message that makes it run; if it cannot be sent, delete `undo` again.
 
-    Send after the row is flushed (so the id exists) and before the commit, so a failure leaves no job that
-    nobody will ever run. A commit failing after the send leaves a message for a missing row, which every
-    worker acknowledges without work.
+    The commit comes first because a worker may receive the message milliseconds after it is sent (SQS long
+    polling; the local stack's pollers show it every run) and must then find the row: a worker that finds no
+    row drops the message, and the job would stay pending forever. If the send fails, the rows this request
+    added (`undo`: the job and its activity entry) are deleted, so no job is left that nobody will run.
     """
+    session.commit()
     try:
         queues.send(queue_url, message)
     except queues.QueueSendError as error:
+        for row in undo:
+            session.delete(row)
+        session.commit()
         raise Unavailable("The job could not be queued; nothing was saved. Try again shortly.") from error
 
 
@@ -51,8 +56,8 @@ def create(session: Session, user_id: uuid.UUID, project_id: int, data: CrawlJob
     job = CrawlJob(project_id=project.id, **data.model_dump(mode="json"))
     session.add(job)
     session.flush()
-    activity.record(session, user_id, "crawl_job.started", "crawl_job", job.id, project_id=project.id)
-    enqueue(get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id))
+    entry = activity.record(session, user_id, "crawl_job.started", "crawl_job", job.id, project_id=project.id)
+    enqueue(session, get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id), entry, job)
     return job
 
 
@@ -75,6 +80,6 @@ def retry(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
         raise Conflict(f"Crawl job {crawl_job_id} was cancelled; start a new job instead.")
     if job.failed_chunks == 0:
         raise Conflict(f"Crawl job {crawl_job_id} has no failed chunks to retry.")
-    activity.record(session, user_id, "crawl_job.retried", "crawl_job", job.id, failed_chunks=job.failed_chunks)
-    enqueue(get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id, retry=True))
+    entry = activity.record(session, user_id, "crawl_job.retried", "crawl_job", job.id, failed_chunks=job.failed_chunks)
+    enqueue(session, get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id, retry=True), entry)
     return job

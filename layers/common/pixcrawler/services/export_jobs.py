@@ -47,8 +47,8 @@ def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: Export
     )
     session.add(job)
     session.flush()
-    activity.record(session, user_id, "export_job.started", "export_job", job.id, crawl_job_id=crawl_job.id)
-    crawl_jobs.enqueue(get_settings().export_queue_url, ExportMessage(export_job_id=job.id))
+    entry = activity.record(session, user_id, "export_job.started", "export_job", job.id, crawl_job_id=crawl_job.id)
+    crawl_jobs.enqueue(session, get_settings().export_queue_url, ExportMessage(export_job_id=job.id), entry, job)
     return job
 
 

@@ -37,6 +37,9 @@ def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: Valida
     job = ValidationJob(crawl_job_id=crawl_job.id, name=data.name, validation_rules=data.rules.model_dump(mode="json"))
     session.add(job)
     session.flush()
-    activity.record(session, user_id, "validation_job.started", "validation_job", job.id, crawl_job_id=crawl_job.id)
-    crawl_jobs.enqueue(get_settings().validation_queue_url, ValidationMessage(validation_job_id=job.id))
+    entry = activity.record(
+        session, user_id, "validation_job.started", "validation_job", job.id, crawl_job_id=crawl_job.id
+    )
+    message = ValidationMessage(validation_job_id=job.id)
+    crawl_jobs.enqueue(session, get_settings().validation_queue_url, message, entry, job)
     return job
