@@ -14,13 +14,15 @@ PIXCRAWLER = str(Path(sys.executable).with_name("pixcrawler"))
 
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
-    """Only what a fresh shell has: no DATABASE_URL, no AWS settings, temp files under this test's folder."""
+    """Only what a fresh shell has: no DATABASE_URL, no AWS settings, no virtualenv activation.
+
+    TMPDIR stays the system's: PostgreSQL's socket path must stay short (pgserver falls back to a runtime dir
+    under it when the data dir's path is too long for a unix socket)."""
     home = tmp_path / "home"
     home.mkdir()
     return {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
-        "TMPDIR": str(tmp_path),
         "LANG": "C.UTF-8",
     }
 

@@ -145,6 +145,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if throwaway:  # the archive stays; the database and the secrets that made it go
             shutil.rmtree(data_dir / "postgres", ignore_errors=True)
             (data_dir / "secrets.json").unlink(missing_ok=True)
+            if not any(data_dir.iterdir()):
+                data_dir.rmdir()
     print(demo.summary(outcome, len(sample_urls)))
     return 0
 

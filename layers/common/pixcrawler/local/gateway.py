@@ -23,7 +23,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from pixcrawler.local import tokens
-from pixcrawler.local.ports import PortInUse, is_in_use
+from pixcrawler.local.ports import check_port
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "+json", "+xml")
 
@@ -151,10 +151,9 @@ class _Handler(WSGIRequestHandler):
 
 
 def serve(app: Gateway, host: str, port: int) -> BaseWSGIServer:
-    """Bind now (so a port in use fails here, as OSError); the caller runs `serve_forever` in a thread."""
-    try:
-        return make_server(host, port, app, threaded=True, request_handler=_Handler)
-    except OSError as error:
-        if is_in_use(error):
-            raise PortInUse(host, port, "API", "--port") from error
-        raise
+    """Bind now, so a port in use fails here; the caller runs `serve_forever` in a thread.
+
+    Werkzeug reports a taken port by printing and exiting the process, so the port is checked first.
+    """
+    check_port(host, port, "API", "--port")
+    return make_server(host, port, app, threaded=True, request_handler=_Handler)

@@ -14,12 +14,9 @@ class PortInUse(RuntimeError):
         )
 
 
-def is_in_use(error: OSError) -> bool:
-    return error.errno == errno.EADDRINUSE
-
-
 def check_port(host: str, port: int, what: str, option: str) -> None:
-    """For servers that bind inside a thread (moto's), where a failure would otherwise hang or be lost."""
+    """Before starting a server that would report a taken port badly: moto's binds in a thread (start() then
+    waits forever), Werkzeug's prints and exits the process."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -27,6 +24,6 @@ def check_port(host: str, port: int, what: str, option: str) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            if is_in_use(error):
+            if error.errno == errno.EADDRINUSE:
                 raise PortInUse(host, port, what, option) from error
             raise
