@@ -26,15 +26,24 @@ from cfnlint.decode import decode
 from moto.server import ThreadedMotoServer
 
 from pixcrawler.local.httphost import HttpHost
+from pixcrawler.messages import ChunkMessage, DispatchMessage, ExportMessage, Message, ValidationMessage
 from tests.conftest import QUEUES, ROOT
 from tests.deploy.conftest import REPLY_PATH, custom_resource_event, head_revision, replies
 from tests.deploy.test_template import TEMPLATE, cli, cli_env
-from tests.events import http_event
+from tests.events import http_event, sqs_event, sqs_record
 
 RUNNER = Path(__file__).with_name("invoke_built.py")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
-QUEUE_WORKERS = {"dispatch", "crawl", "validate", "export"}
+# A job id no row has: each worker must run the record through the layer and the database and answer in
+# the partial-batch shape (Powertools refuses an event without records).
+MISSING = 987_654_321
+QUEUE_MESSAGES: dict[str, Message] = {
+    "dispatch": DispatchMessage(crawl_job_id=MISSING),
+    "crawl": ChunkMessage(crawl_job_id=MISSING, chunk_id=MISSING),
+    "validate": ValidationMessage(validation_job_id=MISSING),
+    "export": ExportMessage(export_job_id=MISSING),
+}
 SCHEDULED_EVENT = {
     "version": "0",
     "id": "7bf73129-1428-4cd3-a780-95db273d1602",
@@ -194,9 +203,10 @@ def test_built_function_handles_a_real_event(
         assert (
             invoke_built(build_dir, runtime_dir, function, event, function_env, tmp_path)["result"]["statusCode"] == 200
         )
-    elif function in QUEUE_WORKERS:
-        result = invoke_built(build_dir, runtime_dir, function, {"Records": []}, function_env, tmp_path)["result"]
-        assert result == {"batchItemFailures": []}
+    elif function in QUEUE_MESSAGES:
+        record = sqs_record(QUEUE_MESSAGES[function], queue=f"built-{function}")
+        result = invoke_built(build_dir, runtime_dir, function, sqs_event(record), function_env, tmp_path)["result"]
+        assert result["batchItemFailures"] in ([], [{"itemIdentifier": record["messageId"]}])
     else:  # scheduled: an EventBridge event; the handler must run to completion
         invoke_built(build_dir, runtime_dir, function, SCHEDULED_EVENT, function_env, tmp_path)
 
