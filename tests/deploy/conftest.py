@@ -3,10 +3,15 @@ and custom-resource events shaped as CloudFormation sends them."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +35,22 @@ def load_function(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def python312() -> Path:
+    """Lambda's CPython (the built layer holds cp312 binary wheels): pyenv's 3.12, else a working python3.12.
+
+    pyenv's shim is on PATH as python3.12 even where it refuses to run, so pyenv's own builds come first.
+    """
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"))
+    if found := shutil.which("python3.12"):
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if subprocess.run([str(candidate), "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    raise AssertionError("CPython 3.12 is needed to build and run the Lambda packages (pyenv install 3.12)")
 
 
 def custom_resource_event(request_type: str, response_url: str, **extra: Any) -> dict[str, Any]:

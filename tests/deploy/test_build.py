@@ -8,7 +8,6 @@ just the code. The build runs once per test session (about half a minute).
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import os
@@ -28,7 +27,7 @@ from moto.server import ThreadedMotoServer
 from pixcrawler.local.httphost import HttpHost
 from pixcrawler.messages import ChunkMessage, DispatchMessage, ExportMessage, Message, ValidationMessage
 from tests.conftest import QUEUES, ROOT
-from tests.deploy.conftest import REPLY_PATH, custom_resource_event, head_revision, replies
+from tests.deploy.conftest import REPLY_PATH, custom_resource_event, head_revision, python312, replies
 from tests.deploy.test_template import TEMPLATE, cli, cli_env
 from tests.events import http_event, sqs_event, sqs_record
 
@@ -56,22 +55,6 @@ SCHEDULED_EVENT = {
     "detail": {},
 }
 UNCHECKED_HASH = 0b01  # .pyc flags (PEP 552): hash-based, not checked against the source
-
-
-@functools.cache
-def python312() -> Path:
-    """Lambda's CPython (the built layer holds cp312 binary wheels): pyenv's 3.12, else a working python3.12.
-
-    pyenv's shim is on PATH as python3.12 even where it refuses to run, so pyenv's own builds come first.
-    """
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"))
-    if found := shutil.which("python3.12"):
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if subprocess.run([str(candidate), "-c", "pass"], capture_output=True).returncode == 0:
-            return candidate
-    raise AssertionError("CPython 3.12 is needed to build and run the Lambda packages (pyenv install 3.12)")
 
 
 def built_names() -> dict[str, str]:
