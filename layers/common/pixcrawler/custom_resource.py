@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 logger = Logger(child=True)
 
 REPLY_MARGIN_MS = 10_000  # time kept in hand to send FAILED before Lambda stops the function
+REPLY_TIMEOUT_S = 8  # inside the margin, so a slow reply URL cannot outlast the function
 REASON_LIMIT = 3_000  # CloudFormation truncates longer reasons anyway; the full error goes to the log
 
 
@@ -62,7 +63,7 @@ class _Reply:
         # The presigned URL signs no content type; an empty one keeps urllib from adding its own.
         request = urllib.request.Request(event["ResponseURL"], data=payload, method="PUT", headers={"Content-Type": ""})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=REPLY_TIMEOUT_S) as response:
                 logger.info("Replied to CloudFormation", extra={"status": status, "http_status": response.status})
         except Exception:
             logger.exception("Could not reply to CloudFormation", extra={"status": status})
