@@ -20,7 +20,8 @@ class ValidationRecord(SqsRecordModel):
     body: Json[ValidationMessage]  # type: ignore[assignment]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=ValidationRecord)
+# Report every failed record, even when all failed, instead of raising: SQS retries exactly those.
+processor = BatchProcessor(event_type=EventType.SQS, model=ValidationRecord, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: ValidationRecord) -> None:

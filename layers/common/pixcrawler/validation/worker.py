@@ -89,18 +89,17 @@ def plan(job_id: int) -> None:
 
 def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> None:
     numbered = (
-        select(Image.id, func.row_number().over(order_by=Image.id).label("position"))
+        select(Image.id, ((func.row_number().over(order_by=Image.id) - 1) // batch_size).label("batch_index"))
         .where(Image.crawl_job_id == job.crawl_job_id)
         .subquery()
     )
-    batch_index = (numbered.c.position - 1) // batch_size
     ranges = select(
         literal(job.id, Integer),
-        batch_index,
+        numbered.c.batch_index,
         func.min(numbered.c.id),
         func.max(numbered.c.id),
         func.count(),
-    ).group_by(batch_index)
+    ).group_by(numbered.c.batch_index)
     columns = ["validation_job_id", "batch_index", "first_image_id", "last_image_id", "image_count"]
     session.execute(
         pg_insert(ValidationBatch).from_select(columns, ranges).on_conflict_do_nothing(),
