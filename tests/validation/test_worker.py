@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,15 +19,17 @@ from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import ActivityLog, CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.settings import get_settings
+from pixcrawler.validation import worker
 from tests import factories
 from tests.events import lambda_context, sqs_event, sqs_record
 from tests.validation import images
 
 
 @pytest.fixture(autouse=True)
-def two_connections(migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The worker needs a connection while the test's own session still holds one (the pool default is one)."""
-    monkeypatch.setenv("DB_POOL_SIZE", "2")
+def worker_connections(migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The worker needs connections while the test's own session holds one (the pool default is one per process;
+    the concurrency test runs several workers in threads)."""
+    monkeypatch.setenv("DB_POOL_SIZE", "8")
     get_settings.cache_clear()
     db.reset()
     yield
@@ -182,6 +185,26 @@ def test_redelivery_and_rerunning_change_nothing(
     second = reload(session, rerun)
     assert (second.validated_images, second.invalid_images, second.completed_batches, second.progress) == counters
     assert snapshot(session, crawl) == results
+    assert session.get_one(CrawlJob, crawl.id).valid_images == 5
+
+
+def test_concurrent_deliveries_of_every_batch_count_once(
+    session: Session, aws: dict[str, Any], crawl: CrawlJob, mixed: dict[str, Image], small_batches: None
+) -> None:
+    job = validation_job(session, crawl, min_width=64)
+    assert invoke(ValidationMessage(validation_job_id=job.id)) == []
+    messages = [ValidationMessage.model_validate_json(body) for body in queued(aws)] * 2
+    session.commit()
+    with ThreadPoolExecutor(max_workers=len(messages)) as pool:
+        list(pool.map(worker.handle, messages))
+    done = reload(session, job)
+    assert (done.status, done.validated_images, done.invalid_images, done.completed_batches) == (
+        JobStatus.COMPLETED,
+        8,
+        3,
+        3,
+    )
+    assert len(session.scalars(select(ActivityLog)).all()) == 1
     assert session.get_one(CrawlJob, crawl.id).valid_images == 5
 
 
