@@ -60,7 +60,7 @@ def test_the_index_finds_exactly_the_pairs_a_full_comparison_finds(radius: int) 
         hashes.append(base ^ sum(1 << bit for bit in flips))
     hashes = [to_signed(value) if rng.random() < 0.5 else value for value in hashes]
     index = MultiIndex(hashes, radius)
-    found = {(min(i, j), max(i, j)) for i, value in enumerate(hashes) for j, _ in index.within(value) if i != j}
+    found = {(min(i, j), max(i, j)) for i, value in enumerate(hashes) for j in index.within(value) if i != j}
     expected = pairwise_duplicates(hashes, radius)
     assert found == expected
     assert len(expected) >= 10

@@ -71,16 +71,14 @@ class MultiIndex:
             for table, (shift, mask) in zip(self.tables, self.ranges, strict=True):
                 table[(value >> shift) & mask].append(position)
 
-    def within(self, value: int) -> Iterator[tuple[int, int]]:
-        """Positions of the indexed hashes within the radius of `value`, with their distances."""
+    def within(self, value: int) -> dict[int, int]:
+        """Positions of the indexed hashes within the radius of `value`, mapped to their distances."""
         value = to_unsigned(value)
         candidates: set[int] = set()
         for table, (shift, mask) in zip(self.tables, self.ranges, strict=True):
             candidates.update(table.get((value >> shift) & mask, ()))
-        for position in candidates:
-            gap = (value ^ self.hashes[position]).bit_count()
-            if gap <= self.radius:
-                yield position, gap
+        hashes, radius = self.hashes, self.radius
+        return {position: gap for position in candidates if (gap := (value ^ hashes[position]).bit_count()) <= radius}
 
 
 def find_duplicates(candidates: Iterable[Candidate], rules: ValidationRules) -> list[Duplicate]:
@@ -113,7 +111,7 @@ def _near(ranked: Sequence[Candidate], threshold: int) -> Iterator[Duplicate]:
     for position, (candidate, value) in enumerate(hashed):
         if removed[position]:
             continue
-        for other, gap in sorted(index.within(value)):
+        for other, gap in sorted(index.within(value).items()):
             if other != position and not removed[other]:
                 removed[other] = True
                 yield Duplicate(hashed[other][0].id, candidate.id, Code.NEAR_DUPLICATE, gap)
