@@ -78,7 +78,7 @@ def planted_hashes(count: int, rng: random.Random) -> list[int]:
     return hashes
 
 
-def near_duplicates(count: int, subset: int) -> None:
+def near_duplicates(count: int, subset: int, extra_thresholds: list[int]) -> None:
     rng = random.Random(2026)
     hashes = planted_hashes(count, rng)
     job_rules = ValidationRules()
@@ -103,6 +103,12 @@ def near_duplicates(count: int, subset: int) -> None:
     print(f"  pairwise on a {subset:,}-hash subset  {pairwise[0]:8.2f} s  for {pairs:,} pairs (same pairs found)")
     print(f"  pairwise extrapolated to {count:,}  {extrapolated:8.0f} s  (quadratic: x{count**2 / subset**2:,.0f})")
     print(f"  multi-index is ~{extrapolated / spent[0]:,.0f}x faster than pairwise at {count:,} hashes")
+    for looser in extra_thresholds:
+        spent = []
+        with timed(spent):
+            removed = len(find_duplicates(candidates, ValidationRules(near_duplicate_threshold=looser)))
+        label = f"multi-index at threshold {looser}"
+        print(f"  {label:<35} {spent[0]:8.2f} s  (wall {spent[1]:.2f}s), {removed:,} removed")
 
 
 def main() -> None:
@@ -110,9 +116,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--hashes", type=int, default=100_000)
     parser.add_argument("--subset", type=int, default=4_000)
+    parser.add_argument("--thresholds", default="8", help="further thresholds to time the pass at, comma-separated")
     arguments = parser.parse_args()
     throughput(arguments.images)
-    near_duplicates(arguments.hashes, arguments.subset)
+    extra = [int(value) for value in arguments.thresholds.split(",") if value]
+    near_duplicates(arguments.hashes, arguments.subset, extra)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def test_signed_storage_round_trips_every_bit() -> None:
         assert distance(stored, value) == 0
 
 
-@pytest.mark.parametrize("radius", [0, 1, 4, 8, 12])
+@pytest.mark.parametrize("radius", [0, 1, 4, 8, 12, 20, 32])
 def test_the_index_finds_exactly_the_pairs_a_full_comparison_finds(radius: int) -> None:
     rng = random.Random(radius)
     hashes = [rng.getrandbits(64) for _ in range(600)]
