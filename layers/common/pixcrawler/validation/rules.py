@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Protocol
 
 from PIL import Image, ImageStat, UnidentifiedImageError
@@ -71,10 +71,11 @@ class Inspection:
     height: int | None = None
     format: str | None = None
     phash: int | None = None
-    errors: list[dict[str, str]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "errors", [problem.as_json() for problem in self.problems])
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """The problems as stored in `images.validation_errors`."""
+        return [problem.as_json() for problem in self.problems]
 
     @property
     def valid(self) -> bool:
