@@ -30,6 +30,9 @@ class Settings:
     public_api_url: str
     download_link_secret: str
     download_link_secret_arn: str
+    validation_batch_size: int
+    validation_max_pixels: int
+    validation_max_receives: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +50,9 @@ class Settings:
             public_api_url=_env("PUBLIC_API_URL", "http://127.0.0.1:3000"),
             download_link_secret=_env("DOWNLOAD_LINK_SECRET"),
             download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
+            validation_batch_size=int(_env("VALIDATION_BATCH_SIZE", "200")),
+            validation_max_pixels=int(_env("VALIDATION_MAX_PIXELS", "50000000")),
+            validation_max_receives=int(_env("VALIDATION_MAX_RECEIVES", "3")),
         )
 
 
