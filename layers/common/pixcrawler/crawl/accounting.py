@@ -113,12 +113,7 @@ def _count(
             completed_chunks=CrawlJob.completed_chunks + completed,
             failed_chunks=CrawlJob.failed_chunks + failed,
             active_chunks=func.greatest(CrawlJob.active_chunks - ended, 0),
-            progress=func.least(
-                100,
-                (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended)
-                * 100
-                // func.greatest(CrawlJob.total_chunks, 1),
-            ),
+            progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
         )
         .execution_options(synchronize_session=False)
     )

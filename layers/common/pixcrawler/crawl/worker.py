@@ -147,9 +147,8 @@ def _store(claim: Claim, downloader: Downloader, budget: _Budget, candidate: Can
         return None
     if not budget.take():
         return False
-    key = storage.image_key(
-        claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, fetched.format.extension
-    )
+    extension = fetched.format.extension
+    key = storage.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
     aws.s3().put_object(Bucket=get_settings().data_bucket, Key=key, Body=fetched.data, ContentType=fetched.content_type)
     row = {
         "original_url": candidate.url,
