@@ -13,7 +13,8 @@ from pixcrawler.crawl.worker import ChunkDeferred, defer, run_chunk
 from pixcrawler.messages import ChunkMessage
 
 logger = Logger(service="crawl")
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+"""Report every failed record instead of raising: the same redelivery, without an error-level invocation."""
 
 
 def record_handler(record: SQSRecord) -> None:

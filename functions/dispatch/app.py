@@ -13,7 +13,8 @@ from pixcrawler.crawl.planning import dispatch
 from pixcrawler.messages import DispatchMessage
 
 logger = Logger(service="dispatch")
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+"""Report every failed record instead of raising: the same redelivery, without an error-level invocation."""
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -109,9 +109,7 @@ def drain(
     sqs, url = aws["sqs"], aws["queues"][queue]
     responses = []
     for round_number in range(rounds):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
-            "Messages", []
-        )
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
         if not messages:
             break
         if before_round:
