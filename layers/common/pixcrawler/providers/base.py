@@ -130,9 +130,13 @@ def request_json(
 ) -> Any:
     """One provider API call; 429 raises `RateLimited`, any other failure `ProviderError`."""
     target = f"{url}?{urlencode(params)}" if params else url
-    form = {"fields": dict(fields), "encode_multipart": False} if fields else {}
     try:
-        response = _client().request(method, target, headers=dict(headers or {}), **form)
+        if fields:
+            response = _client().request(
+                method, target, fields=dict(fields), headers=dict(headers or {}), encode_multipart=False
+            )
+        else:
+            response = _client().request(method, target, headers=dict(headers or {}))
     except Urllib3Error as error:
         raise ProviderError(f"{urlsplit(url).netloc}: {type(error).__name__}: {error}") from error
     if response.status == 429:
