@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -23,20 +22,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "common"))
 sys.path.insert(0, str(ROOT))
-
-
-def load_function(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"function_{name}_app", ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def database(workdir: str) -> tuple[str, Any]:
@@ -124,6 +114,8 @@ def run_ours(urls: list[str], moto_endpoint: str | None) -> tuple[float, int]:
             session.add(job)
             session.flush()
             job_id = job.id
+        from tests.crawl.conftest import load_function
+
         dispatch_app, crawl_app = load_function("dispatch"), load_function("crawl")
         context = _Context()
         started = time.perf_counter()

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import Engine
@@ -24,6 +24,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "providers"
 
 
 def load_function(name: str) -> ModuleType:
+    """A fresh module per call: two loads behave like two Lambda environments (own batch processor state)."""
     spec = importlib.util.spec_from_file_location(f"function_{name}_app", ROOT / "functions" / name / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -35,14 +36,14 @@ def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-@pytest.fixture(scope="session")
-def dispatch_app() -> ModuleType:
-    return load_function("dispatch")
+class Apps(NamedTuple):
+    dispatch: ModuleType
+    crawl: ModuleType
 
 
 @pytest.fixture(scope="session")
-def crawl_app() -> ModuleType:
-    return load_function("crawl")
+def apps() -> Apps:
+    return Apps(load_function("dispatch"), load_function("crawl"))
 
 
 @pytest.fixture
@@ -70,6 +71,14 @@ def crawl_env(engine: Engine, aws: dict[str, Any], monkeypatch: pytest.MonkeyPat
 def host() -> Iterator[HttpHost]:
     with HttpHost() as server:
         yield server
+
+
+@pytest.fixture
+def openverse_api(host: HttpHost, monkeypatch: pytest.MonkeyPatch) -> HttpHost:
+    """`host` doubles as the Openverse API: OPENVERSE_URL points at it."""
+    monkeypatch.setenv("OPENVERSE_URL", host.base_url)
+    get_settings.cache_clear()
+    return host
 
 
 def serve_jpegs(host: HttpHost, count: int, *, start: int = 0, prefix: str = "/img") -> list[str]:

@@ -15,9 +15,17 @@ from pixcrawler.crawl import worker
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
-from pixcrawler.settings import get_settings
 from tests import factories
-from tests.crawl.conftest import bucket_keys, drain, fixture_json, lambda_record, load_function, queued, serve_jpegs
+from tests.crawl.conftest import (
+    Apps,
+    bucket_keys,
+    drain,
+    fixture_json,
+    lambda_record,
+    load_function,
+    queued,
+    serve_jpegs,
+)
 from tests.events import lambda_context, sqs_event, sqs_record
 
 
@@ -62,21 +70,19 @@ def chunk_event(job_id: int, chunk_id: int, receive_count: int = 1) -> dict[str,
     return sqs_event(sqs_record(ChunkMessage(crawl_job_id=job_id, chunk_id=chunk_id), receive_count=receive_count))
 
 
-def test_url_job_runs_end_to_end(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
-) -> None:
+def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
     urls = serve_jpegs(host, 9)
     host.routes["/broken.jpg"] = Response(b"<html>nope</html>", headers={"Content-Type": "image/jpeg"})
     job = new_job(session, urls=[*urls, host.url("/broken.jpg")], keywords=["Red Cats"], max_images=50)
 
-    assert dispatch(dispatch_app, job.id) == {"batchItemFailures": []}
+    assert dispatch(apps.dispatch, job.id) == {"batchItemFailures": []}
     planned = fresh(session, job.id)
     assert (planned.status, planned.total_chunks, planned.active_chunks) == (JobStatus.RUNNING, 3, 3)
     assert planned.started_at is not None and len(planned.task_ids) == 3
     assert [len(c.urls or []) for c in chunks(session, job.id)] == [4, 4, 2]
     assert queued(crawl_env) == 3
 
-    drain(crawl_env, crawl_app)
+    drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, done.total_images, done.progress) == (JobStatus.COMPLETED, 9, 10, 100)
     assert (done.completed_chunks, done.failed_chunks, done.active_chunks) == (3, 0, 0)
@@ -95,23 +101,17 @@ def test_url_job_runs_end_to_end(
     assert queued(crawl_env) == 0
 
 
-def test_dispatch_is_idempotent(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType
-) -> None:
+def test_dispatch_is_idempotent(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
     job = new_job(session, urls=serve_jpegs(host, 6))
-    dispatch(dispatch_app, job.id)
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
+    dispatch(apps.dispatch, job.id)
     assert len(chunks(session, job.id)) == 2
     assert queued(crawl_env) == 2
     assert fresh(session, job.id).total_chunks == 2
 
 
 def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pixcrawler import queues
 
@@ -121,55 +121,50 @@ def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
         raise queues.QueueSendError("SQS is down")
 
     monkeypatch.setattr(queues, "send_batch", down)
-    response = dispatch(dispatch_app, job.id)
+    response = dispatch(apps.dispatch, job.id)
     assert len(response["batchItemFailures"]) == 1
     assert queued(crawl_env) == 0 and len(chunks(session, job.id)) == 2
     monkeypatch.undo()
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     assert queued(crawl_env) == 2 and len(chunks(session, job.id)) == 2
 
 
 def test_search_providers_are_planned_by_keyword_and_page(
-    crawl_env: dict[str, Any], session: Session, dispatch_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, apps: Apps
 ) -> None:
     job = new_job(session, keywords=["cat", "dog"], providers=["openverse", "wikimedia"], max_images=30)
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     plan = [(c.keyword, c.provider, c.page) for c in chunks(session, job.id)]
     # 30 images x 1.25 headroom over 4 keyword/provider pairs = 10 each = 3 pages of 4
     assert len(plan) == 12 and plan[:3] == [("cat", "openverse", 1), ("cat", "openverse", 2), ("cat", "openverse", 3)]
 
 
 def test_redelivered_chunk_message_changes_nothing(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     job = new_job(session, urls=serve_jpegs(host, 4))
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     chunk = chunks(session, job.id)[0]
-    crawl_app.lambda_handler(chunk_event(job.id, chunk.id), lambda_context())
+    apps.crawl.lambda_handler(chunk_event(job.id, chunk.id), lambda_context())
     once = snapshot(session, crawl_env, job.id)
     requests = len(host.requests)
-    assert crawl_app.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context()) == {"batchItemFailures": []}
+    assert apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context()) == {"batchItemFailures": []}
     assert snapshot(session, crawl_env, job.id) == once
     assert len(host.requests) == requests
     assert once["counters"] == (JobStatus.COMPLETED, 4, 4, 1, 0)
 
 
 def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     urls = serve_jpegs(host, 8)
     clean = new_job(session, urls=urls)
-    dispatch(dispatch_app, clean.id)
-    drain(crawl_env, crawl_app)
+    dispatch(apps.dispatch, clean.id)
+    drain(crawl_env, apps.crawl)
     expected = snapshot(session, crawl_env, clean.id)
 
     crashed = new_job(session, urls=urls, parent=clean.project)
-    dispatch(dispatch_app, crashed.id)
+    dispatch(apps.dispatch, crashed.id)
     real_complete = worker.complete_chunk
     crashes = []
 
@@ -180,7 +175,7 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
         return real_complete(session_, job_id, chunk_id, result)
 
     monkeypatch.setattr(worker, "complete_chunk", crash_once)
-    responses = drain(crawl_env, crawl_app)
+    responses = drain(crawl_env, apps.crawl)
     assert len(responses[0]["batchItemFailures"]) == 2 and len(crashes) == 2
 
     after = snapshot(session, crawl_env, crashed.id)
@@ -198,10 +193,10 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
 
 
 def test_two_workers_on_two_chunks_respect_the_cap(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     job = new_job(session, urls=serve_jpegs(host, 8), max_images=5)
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     job_id, (first, second) = job.id, chunks(session, job.id)
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -231,11 +226,11 @@ def test_two_workers_on_two_chunks_respect_the_cap(
 
 
 def test_a_full_job_skips_remaining_chunks_without_fetching(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     job = new_job(session, urls=serve_jpegs(host, 12), max_images=4)
-    dispatch(dispatch_app, job.id)
-    drain(crawl_env, crawl_app)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, done.completed_chunks) == (JobStatus.COMPLETED, 4, 3)
     assert len(images(session, job.id)) == 4 and len(bucket_keys(crawl_env)) == 4
@@ -243,60 +238,53 @@ def test_a_full_job_skips_remaining_chunks_without_fetching(
 
 
 def test_duplicate_images_in_one_job_are_stored_once(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     urls = serve_jpegs(host, 3)
     job = new_job(session, urls=[*urls, *urls, urls[0]])
-    dispatch(dispatch_app, job.id)
-    drain(crawl_env, crawl_app)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.downloaded_images, done.total_images, len(images(session, job.id))) == (3, 7, 3)
     assert sum(c.skipped for c in chunks(session, job.id)) == 4
 
 
 def test_cancelled_job_dispatches_nothing_and_its_chunks_are_acknowledged(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     cancelled = new_job(session, urls=serve_jpegs(host, 3), status=JobStatus.CANCELLED)
-    dispatch(dispatch_app, cancelled.id)
+    dispatch(apps.dispatch, cancelled.id)
     assert chunks(session, cancelled.id) == [] and queued(crawl_env) == 0
 
     job = new_job(session, urls=serve_jpegs(host, 3))
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     session.get_one(CrawlJob, job.id).status = JobStatus.CANCELLED
     session.commit()
-    responses = drain(crawl_env, crawl_app)
+    responses = drain(crawl_env, apps.crawl)
     assert responses[0] == {"batchItemFailures": []}
     assert [c.status for c in chunks(session, job.id)] == [JobStatus.CANCELLED]
     assert images(session, job.id) == [] and bucket_keys(crawl_env) == [] and host.requests == []
     assert fresh(session, job.id).status is JobStatus.CANCELLED
 
 
-def provider_api(host: HttpHost, images_host: HttpHost, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def provider_api(host: HttpHost, images_host: HttpHost) -> list[str]:
     """Openverse answers with its recorded page, its image URLs rewritten to the loopback image host."""
     page = fixture_json("openverse_page.json")
     urls = serve_jpegs(images_host, len(page["results"]))
     for result, url in zip(page["results"], urls, strict=True):
         result["url"] = url
     host.routes["/v1/images/"] = Response(json.dumps(page).encode(), headers={"Content-Type": "application/json"})
-    monkeypatch.setenv("OPENVERSE_URL", host.base_url)
-    get_settings.cache_clear()
     return urls
 
 
 def test_openverse_job_stores_licence_and_provenance(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
 ) -> None:
     with HttpHost() as images_host:
-        urls = provider_api(host, images_host, monkeypatch)
+        urls = provider_api(openverse_api, images_host)
         job = new_job(session, providers=["openverse"], max_images=4)
-        dispatch(dispatch_app, job.id)
-        drain(crawl_env, crawl_app)
+        dispatch(apps.dispatch, job.id)
+        drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     # two pages planned (4 x 1.25 headroom); the second finds the job full and does not search
     assert (done.status, done.downloaded_images, done.total_images, done.completed_chunks) == (
@@ -312,49 +300,37 @@ def test_openverse_job_stores_licence_and_provenance(
 
 
 def test_provider_429_retries_later_and_never_counts_failed_while_receives_remain(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
 ) -> None:
     with HttpHost() as images_host:
-        provider_api(host, images_host, monkeypatch)
+        provider_api(openverse_api, images_host)
         throttled = {"on": True}
-        page = host.routes["/v1/images/"]
+        page = openverse_api.routes["/v1/images/"]
 
         def images_route(path: str) -> Response:
             return Response(b"{}", 429, {"Retry-After": "0"}) if throttled["on"] else page  # type: ignore[return-value]
 
-        host.routes["/v1/images/"] = images_route
+        openverse_api.routes["/v1/images/"] = images_route
         job = new_job(session, providers=["openverse"], max_images=3)
-        dispatch(dispatch_app, job.id)
+        dispatch(apps.dispatch, job.id)
         [chunk] = chunks(session, job.id)
-        response = crawl_app.lambda_handler(chunk_event(job.id, chunk.id, 1), lambda_context())
+        response = apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 1), lambda_context())
         assert len(response["batchItemFailures"]) == 1
         assert (chunks(session, job.id)[0].status, fresh(session, job.id).failed_chunks) == (JobStatus.RUNNING, 0)
         throttled["on"] = False
-        crawl_app.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context())
+        apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context())
     assert fresh(session, job.id).status is JobStatus.COMPLETED
 
 
 def test_a_real_429_defers_the_message_for_retry_after(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
 ) -> None:
-    host.routes["/v1/images/"] = Response(b"{}", 429, {"Retry-After": "120"})
-    monkeypatch.setenv("OPENVERSE_URL", host.base_url)
-    get_settings.cache_clear()
+    openverse_api.routes["/v1/images/"] = Response(b"{}", 429, {"Retry-After": "120"})
     job = new_job(session, providers=["openverse"], max_images=3)
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     sqs, url = crawl_env["sqs"], crawl_env["queues"]["crawl"]
     [message] = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], VisibilityTimeout=0)["Messages"]
-    response = crawl_app.lambda_handler({"Records": [lambda_record(message)]}, lambda_context())
+    response = apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context())
     assert len(response["batchItemFailures"]) == 1
     # received with visibility 0, the message is now hidden for Retry-After instead of coming straight back
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
@@ -363,23 +339,18 @@ def test_a_real_429_defers_the_message_for_retry_after(
 
 
 def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
 ) -> None:
     with HttpHost() as images_host:
-        provider_api(host, images_host, monkeypatch)
-        page = host.routes["/v1/images/"]
-        host.routes["/v1/images/"] = Response(b"oops", 500)
+        provider_api(openverse_api, images_host)
+        page = openverse_api.routes["/v1/images/"]
+        openverse_api.routes["/v1/images/"] = Response(b"oops", 500)
         urls = serve_jpegs(images_host, 4, start=100)
         job = new_job(session, providers=["openverse", "urls"], urls=urls, max_images=8)
-        dispatch(dispatch_app, job.id)
+        dispatch(apps.dispatch, job.id)
         assert [c.provider for c in chunks(session, job.id)] == ["openverse", "openverse", "openverse", "urls"]
 
-        drain(crawl_env, crawl_app)
+        drain(crawl_env, apps.crawl)
         failed = fresh(session, job.id)
         assert (failed.status, failed.completed_chunks, failed.failed_chunks, failed.active_chunks) == (
             JobStatus.COMPLETED,
@@ -394,16 +365,16 @@ def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
         assert queued(crawl_env) == 0
         assert crawl_env["sqs"].receive_message(QueueUrl=dead_letters).get("Messages", []) == []
 
-        host.routes["/v1/images/"] = page
-        dispatch(dispatch_app, job.id, retry=True)
+        openverse_api.routes["/v1/images/"] = page
+        dispatch(apps.dispatch, job.id, retry=True)
         retried = fresh(session, job.id)
         assert (retried.status, retried.failed_chunks, retried.active_chunks) == (JobStatus.RUNNING, 0, 3)
         assert retried.completed_at is None and retried.error_message is None
         assert queued(crawl_env) == 3
-        dispatch(dispatch_app, job.id, retry=True)
+        dispatch(apps.dispatch, job.id, retry=True)
         assert queued(crawl_env) == 3
 
-        drain(crawl_env, crawl_app)
+        drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.status, done.completed_chunks, done.failed_chunks, done.downloaded_images) == (
         JobStatus.COMPLETED,
@@ -415,49 +386,40 @@ def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
 
 
 def test_job_fails_with_a_reason_when_no_chunk_succeeds(
-    crawl_env: dict[str, Any],
-    session: Session,
-    host: HttpHost,
-    dispatch_app: ModuleType,
-    crawl_app: ModuleType,
-    monkeypatch: pytest.MonkeyPatch,
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
 ) -> None:
-    host.routes["/v1/images/"] = Response(b"oops", 502)
-    monkeypatch.setenv("OPENVERSE_URL", host.base_url)
-    get_settings.cache_clear()
+    openverse_api.routes["/v1/images/"] = Response(b"oops", 502)
     job = new_job(session, providers=["openverse"], max_images=2)
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     [chunk] = chunks(session, job.id)
-    crawl_app.lambda_handler(chunk_event(job.id, chunk.id, 3), lambda_context())
+    apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 3), lambda_context())
     done = fresh(session, job.id)
     assert done.status is JobStatus.FAILED and "HTTP 502" in (done.error_message or "")
     assert session.scalar(select(func.count()).select_from(ActivityLog).where(ActivityLog.action == "crawl_job.failed"))
 
 
 def test_one_bad_message_does_not_fail_its_batch(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
     job = new_job(session, urls=serve_jpegs(host, 3))
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     [chunk] = chunks(session, job.id)
     bad = sqs_record('{"crawl_job_id": "x"}')
     good = sqs_record(ChunkMessage(crawl_job_id=job.id, chunk_id=chunk.id))
-    response = crawl_app.lambda_handler(sqs_event(bad, good), lambda_context())
+    response = apps.crawl.lambda_handler(sqs_event(bad, good), lambda_context())
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     assert fresh(session, job.id).status is JobStatus.COMPLETED
 
 
-def test_sweep_requeues_stuck_chunks(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, dispatch_app: ModuleType, crawl_app: ModuleType
-) -> None:
+def test_sweep_requeues_stuck_chunks(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
     from datetime import timedelta
 
     from pixcrawler.crawl.planning import requeue_stuck
 
     job = new_job(session, urls=serve_jpegs(host, 6))
-    dispatch(dispatch_app, job.id)
+    dispatch(apps.dispatch, job.id)
     crawl_env["sqs"].purge_queue(QueueUrl=crawl_env["queues"]["crawl"])
     assert requeue_stuck(timedelta(hours=1)) == 0
     assert requeue_stuck(timedelta(seconds=-1)) == 2
-    drain(crawl_env, crawl_app)
+    drain(crawl_env, apps.crawl)
     assert fresh(session, job.id).status is JobStatus.COMPLETED

@@ -10,17 +10,8 @@ import threading
 import time
 from typing import Any
 
-from pixcrawler.providers.base import (
-    Candidate,
-    Provider,
-    ProviderError,
-    Work,
-    http_url,
-    optional_int,
-    optional_text,
-    parse_each,
-    request_json,
-)
+from pixcrawler.providers import base
+from pixcrawler.providers.base import Candidate, Provider, ProviderError, Work
 from pixcrawler.settings import get_settings
 
 _NON_CC = {"cc0": "CC0", "pdm": "Public Domain Mark"}
@@ -38,14 +29,14 @@ def license_name(code: Any, version: Any) -> str | None:
 
 def parse_result(result: dict[str, Any]) -> Candidate:
     return Candidate(
-        url=http_url(result["url"]),
-        source_url=optional_text(result.get("foreign_landing_url")),
-        title=optional_text(result.get("title")),
-        width=optional_int(result.get("width")),
-        height=optional_int(result.get("height")),
+        url=base.http_url(result["url"]),
+        source_url=base.optional_text(result.get("foreign_landing_url")),
+        title=base.optional_text(result.get("title")),
+        width=base.optional_int(result.get("width")),
+        height=base.optional_int(result.get("height")),
         license=license_name(result.get("license"), result.get("license_version")),
-        license_url=optional_text(result.get("license_url")),
-        creator=optional_text(result.get("creator")),
+        license_url=base.optional_text(result.get("license_url")),
+        creator=base.optional_text(result.get("creator")),
     )
 
 
@@ -56,7 +47,7 @@ def _bearer() -> dict[str, str]:
         return {}
     with _token_lock:
         if _token.get("expires", 0) < time.time() + 60:
-            answer = request_json(
+            answer = base.request_json(
                 "POST",
                 f"{settings.openverse_url}/v1/auth_tokens/token/",
                 fields={
@@ -76,7 +67,7 @@ class Openverse(Provider):
     max_results = 240
 
     def candidates(self, work: Work) -> list[Candidate]:
-        answer = request_json(
+        answer = base.request_json(
             "GET",
             f"{get_settings().openverse_url}/v1/images/",
             {"q": work.keyword, "page": work.page, "page_size": work.page_size},
@@ -85,4 +76,4 @@ class Openverse(Provider):
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
             raise ProviderError("Openverse answer has no results list")
-        return parse_each(results, parse_result, self.name)
+        return base.parse_each(results, parse_result, self.name)

@@ -12,17 +12,8 @@ import html
 import re
 from typing import Any
 
-from pixcrawler.providers.base import (
-    Candidate,
-    Provider,
-    ProviderError,
-    Work,
-    http_url,
-    optional_int,
-    optional_text,
-    parse_each,
-    request_json,
-)
+from pixcrawler.providers import base
+from pixcrawler.providers.base import Candidate, Provider, ProviderError, Work
 from pixcrawler.settings import get_settings
 
 _TAG = re.compile(r"<[^>]+>")
@@ -33,7 +24,7 @@ def plain(value: Any, limit: int | None = None) -> str | None:
     """extmetadata values are HTML fragments (`<a href=...>Name</a>`); keep the text."""
     if not isinstance(value, str):
         return None
-    return optional_text(html.unescape(_TAG.sub("", value)), limit)
+    return base.optional_text(html.unescape(_TAG.sub("", value)), limit)
 
 
 def parse_page(page: dict[str, Any]) -> Candidate:
@@ -46,13 +37,13 @@ def parse_page(page: dict[str, Any]) -> Candidate:
         entry = meta.get(name)
         return plain(entry.get("value"), limit) if isinstance(entry, dict) else None
 
-    title = field("ObjectName") or optional_text(str(page.get("title", "")).removeprefix("File:"))
+    title = field("ObjectName") or base.optional_text(str(page.get("title", "")).removeprefix("File:"))
     return Candidate(
-        url=http_url(info["url"]),
-        source_url=optional_text(info.get("descriptionurl")),
+        url=base.http_url(info["url"]),
+        source_url=base.optional_text(info.get("descriptionurl")),
         title=title,
-        width=optional_int(info.get("width")),
-        height=optional_int(info.get("height")),
+        width=base.optional_int(info.get("width")),
+        height=base.optional_int(info.get("height")),
         license=field("LicenseShortName", 100),
         license_url=field("LicenseUrl"),
         creator=field("Artist"),
@@ -64,7 +55,7 @@ class Wikimedia(Provider):
     max_results = 10_000
 
     def candidates(self, work: Work) -> list[Candidate]:
-        answer = request_json(
+        answer = base.request_json(
             "GET",
             get_settings().wikimedia_url,
             {
@@ -88,4 +79,4 @@ class Wikimedia(Provider):
         if not isinstance(listed, list):
             raise ProviderError("Commons answer has an unexpected pages shape")
         listed.sort(key=lambda page: page.get("index", 0) if isinstance(page, dict) else 0)
-        return parse_each(listed, parse_page, self.name)
+        return base.parse_each(listed, parse_page, self.name)
