@@ -65,6 +65,9 @@ def crawl_env(engine: Engine, aws: dict[str, Any], monkeypatch: pytest.MonkeyPat
     db.reset()
     yield aws
     provider_base.reset()
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)  # later tests expect the Lambda-sized engine again
+    get_settings.cache_clear()
+    db.reset()
 
 
 @pytest.fixture

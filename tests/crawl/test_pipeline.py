@@ -15,6 +15,7 @@ from pixcrawler.crawl import worker
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
+from pixcrawler.settings import get_settings
 from tests import factories
 from tests.crawl.conftest import (
     Apps,
@@ -117,6 +118,8 @@ def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
 
     job = new_job(session, urls=serve_jpegs(host, 6))
 
+    working = queues.send_batch
+
     def down(*args: Any) -> list[str]:
         raise queues.QueueSendError("SQS is down")
 
@@ -124,7 +127,7 @@ def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
     response = dispatch(apps.dispatch, job.id)
     assert len(response["batchItemFailures"]) == 1
     assert queued(crawl_env) == 0 and len(chunks(session, job.id)) == 2
-    monkeypatch.undo()
+    monkeypatch.setattr(queues, "send_batch", working)
     dispatch(apps.dispatch, job.id)
     assert queued(crawl_env) == 2 and len(chunks(session, job.id)) == 2
 
@@ -411,7 +414,9 @@ def test_one_bad_message_does_not_fail_its_batch(
     assert fresh(session, job.id).status is JobStatus.COMPLETED
 
 
-def test_sweep_requeues_stuck_chunks(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
+def test_sweep_requeues_stuck_chunks(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import timedelta
 
     from pixcrawler.crawl.planning import requeue_stuck
@@ -420,6 +425,8 @@ def test_sweep_requeues_stuck_chunks(crawl_env: dict[str, Any], session: Session
     dispatch(apps.dispatch, job.id)
     crawl_env["sqs"].purge_queue(QueueUrl=crawl_env["queues"]["crawl"])
     assert requeue_stuck(timedelta(hours=1)) == 0
-    assert requeue_stuck(timedelta(seconds=-1)) == 2
+    monkeypatch.setenv("CRAWL_STUCK_AFTER_SECONDS", "-1")
+    get_settings.cache_clear()
+    assert load_function("sweep").lambda_handler({}, lambda_context("sweep")) == {"requeued": 2}
     drain(crawl_env, apps.crawl)
     assert fresh(session, job.id).status is JobStatus.COMPLETED
