@@ -430,3 +430,22 @@ def test_sweep_requeues_stuck_chunks(
     assert load_function("sweep").lambda_handler({}, lambda_context("sweep")) == {"requeued": 2}
     drain(crawl_env, apps.crawl)
     assert fresh(session, job.id).status is JobStatus.COMPLETED
+
+
+def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 3))
+    dispatch(apps.dispatch, job.id)
+
+    def broken(*args: Any) -> int:
+        raise ConnectionResetError("database went away")
+
+    monkeypatch.setattr(worker, "complete_chunk", broken)
+    drain(crawl_env, apps.crawl)
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.attempts) == (JobStatus.FAILED, 3)
+    assert "database went away" in (chunk.last_error or "")
+    done = fresh(session, job.id)
+    assert (done.status, done.failed_chunks, done.active_chunks) == (JobStatus.FAILED, 1, 0)
+    assert images(session, job.id) == [] and bucket_keys(crawl_env) == []

@@ -57,6 +57,7 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
     if claim is None:
         return
     last_attempt = receive_count >= get_settings().crawl_max_receive_count
+    uploaded: list[str] = []
     try:
         result, uploaded = _gather(claim)
         with session_scope() as session:
@@ -71,7 +72,6 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
         logger.error("chunk %s failed on its last attempt: %s", claim.chunk_id, reason)
         with session_scope() as session:
             fail_chunk(session, claim.job_id, claim.chunk_id, reason)
-        return
     _delete_unreferenced(claim.job_id, uploaded)
 
 
