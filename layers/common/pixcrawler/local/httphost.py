@@ -50,6 +50,7 @@ class HttpHost:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # keep-alive responses otherwise wait ~40 ms for a delayed ACK
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
