@@ -18,6 +18,7 @@ TABLES = {
     "images",
     "activity_logs",
     "validation_jobs",
+    "validation_batches",
     "export_jobs",
 }
 NAMED_INDEXES = {

@@ -30,6 +30,25 @@ class Settings:
     public_api_url: str
     download_link_secret: str
     download_link_secret_arn: str
+    validation_batch_size: int
+    validation_max_pixels: int
+    validation_max_receives: int
+    openverse_url: str
+    openverse_client_id: str
+    openverse_client_secret: str
+    wikimedia_url: str
+    crawl_user_agent: str
+    crawl_allow_loopback: bool
+    crawl_page_size: int
+    crawl_urls_per_chunk: int
+    crawl_max_receive_count: int
+    crawl_stuck_after_seconds: int
+    download_max_bytes: int
+    download_connect_timeout: float
+    download_read_timeout: float
+    download_total_timeout: float
+    download_max_redirects: int
+    download_concurrency: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +66,27 @@ class Settings:
             public_api_url=_env("PUBLIC_API_URL", "http://127.0.0.1:3000"),
             download_link_secret=_env("DOWNLOAD_LINK_SECRET"),
             download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
+            validation_batch_size=int(_env("VALIDATION_BATCH_SIZE", "200")),
+            validation_max_pixels=int(_env("VALIDATION_MAX_PIXELS", "50000000")),
+            validation_max_receives=int(_env("VALIDATION_MAX_RECEIVES", "3")),
+            openverse_url=_env("OPENVERSE_URL", "https://api.openverse.org").rstrip("/"),
+            openverse_client_id=_env("OPENVERSE_CLIENT_ID"),
+            openverse_client_secret=_env("OPENVERSE_CLIENT_SECRET"),
+            wikimedia_url=_env("WIKIMEDIA_URL", "https://commons.wikimedia.org/w/api.php"),
+            crawl_user_agent=_env(
+                "CRAWL_USER_AGENT", "PixCrawler/0.1 (+https://github.com/pixcrawler/pixcrawler; crawler@pixcrawler.dev)"
+            ),
+            crawl_allow_loopback=_env("CRAWL_ALLOW_LOOPBACK").lower() in ("1", "true", "yes"),
+            crawl_page_size=int(_env("CRAWL_PAGE_SIZE", "20")),
+            crawl_urls_per_chunk=int(_env("CRAWL_URLS_PER_CHUNK", "100")),
+            crawl_max_receive_count=int(_env("MAX_RECEIVE_COUNT", "3")),
+            crawl_stuck_after_seconds=int(_env("CRAWL_STUCK_AFTER_SECONDS", "1800")),
+            download_max_bytes=int(_env("DOWNLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
+            download_connect_timeout=float(_env("DOWNLOAD_CONNECT_TIMEOUT", "5")),
+            download_read_timeout=float(_env("DOWNLOAD_READ_TIMEOUT", "15")),
+            download_total_timeout=float(_env("DOWNLOAD_TOTAL_TIMEOUT", "60")),
+            download_max_redirects=int(_env("DOWNLOAD_MAX_REDIRECTS", "5")),
+            download_concurrency=int(_env("DOWNLOAD_CONCURRENCY", "16")),
         )
 
 

@@ -1,7 +1,8 @@
 """A small threaded HTTP server on loopback that serves canned responses.
 
-The demo uses it as an image host; the tests use it as image hosts and provider APIs. Routes map a path
-(with its query string, if the route names one) to a response or to a callable producing one.
+The demo uses it as an image host; the tests use it as image hosts, provider APIs and the CloudFormation
+reply URL. Routes map a path (with its query string, if the route names one) to a response or to a callable
+producing one, whatever the method; every request is kept in `received` with its body.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ class Response:
     delay: float = 0.0
 
 
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 Route = Response | Callable[[str], Response]
 
 
@@ -36,13 +45,18 @@ class HttpHost:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[str] = []
-        routes, requests = self.routes, self.requests
+        self.received: list[Received] = []
+        routes, requests, received = self.routes, self.requests, self.received
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # keep-alive responses otherwise wait ~40 ms for a delayed ACK
 
-            def do_GET(self) -> None:
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
                 requests.append(self.path)
+                received.append(Received(self.command, self.path, dict(self.headers.items()), body))
                 path = urlsplit(self.path).path
                 route = routes.get(self.path) or routes.get(path)
                 response = route(self.path) if callable(route) else route
@@ -55,6 +69,8 @@ class HttpHost:
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
                 self.wfile.write(response.body)
+
+            do_GET = do_PUT = do_POST = _serve
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

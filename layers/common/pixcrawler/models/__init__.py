@@ -7,7 +7,7 @@ from pixcrawler.models.export import ExportJob
 from pixcrawler.models.image import Image
 from pixcrawler.models.profile import Profile, Role
 from pixcrawler.models.project import Project, ProjectStatus
-from pixcrawler.models.validation import ValidationJob
+from pixcrawler.models.validation import ValidationBatch, ValidationJob
 
 __all__ = [
     "ActivityLog",
@@ -21,5 +21,6 @@ __all__ = [
     "Project",
     "ProjectStatus",
     "Role",
+    "ValidationBatch",
     "ValidationJob",
 ]

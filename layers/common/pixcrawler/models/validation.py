@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
@@ -40,3 +40,38 @@ class ValidationJob(Base):
     updated_at: Mapped[UpdatedAt]
 
     crawl_job: Mapped[CrawlJob] = relationship(back_populates="validation_jobs")
+    batches: Mapped[list[ValidationBatch]] = relationship(
+        back_populates="validation_job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ValidationBatch(Base):
+    """A contiguous range of a crawl job's image ids validated by one message.
+
+    Its status flips to completed in the same transaction that writes the images' results and bumps the
+    job's counters, so a redelivered or concurrently delivered batch can never count twice.
+    """
+
+    __tablename__ = "validation_batches"
+    __table_args__ = (
+        UniqueConstraint("validation_job_id", "batch_index"),
+        CheckConstraint("first_image_id <= last_image_id", name="image_range_ordered"),
+        *non_negative("batch_index", "image_count", "valid_images", "invalid_images"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    validation_job_id: Mapped[int] = mapped_column(ForeignKey("validation_jobs.id", ondelete="CASCADE"))
+    batch_index: Mapped[int]
+    first_image_id: Mapped[int]
+    last_image_id: Mapped[int]
+    image_count: Mapped[Counter]
+    status: Mapped[JobStatus] = mapped_column(
+        enum_column(JobStatus, "validation_batch_status"), default=JobStatus.PENDING, server_default="pending"
+    )
+    valid_images: Mapped[Counter]
+    invalid_images: Mapped[Counter]
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    validation_job: Mapped[ValidationJob] = relationship(back_populates="batches")

@@ -1,0 +1,1 @@
+"""The crawl pipeline: planning a job into chunks, running a chunk, the safe downloader and its address checks."""

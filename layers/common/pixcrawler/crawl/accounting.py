@@ -1,0 +1,155 @@
+"""Ending a chunk and, with the last one, its job — in one transaction, with atomic counter updates.
+
+Every chunk ends here while holding the job row's lock (`SELECT ... FOR UPDATE`): chunks of one job finish
+one at a time, so the `max_images` cap holds across concurrent workers, and a chunk that another delivery
+already ended is left alone (exactly-once). Counters still move with `x = x + n` in SQL so no path can
+lose an increment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus, Project
+from pixcrawler.services import activity
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """An image already uploaded to its deterministic key, waiting for its row."""
+
+    key: str
+    sha256: str
+    row: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """`found` candidates, of which `stored` were uploaded and `rejected` refused; the rest are skipped."""
+
+    found: int
+    stored: Sequence[StoredImage]
+    rejected: int
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, CrawlChunk] | None:
+    """Lock the job, then the chunk (always in that order, so two enders never deadlock)."""
+    job = session.execute(select(CrawlJob).where(CrawlJob.id == job_id).with_for_update()).scalar_one_or_none()
+    chunk = session.execute(
+        select(CrawlChunk).where(CrawlChunk.id == chunk_id, CrawlChunk.crawl_job_id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None or chunk is None or chunk.status.finished:
+        return None
+    if job.status is JobStatus.CANCELLED:
+        chunk.status, chunk.completed_at = JobStatus.CANCELLED, now()
+        return None
+    return job, chunk
+
+
+def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> int:
+    """Insert the chunk's new images (up to the job's remaining room) and count; returns rows inserted."""
+    locked = _lock(session, job_id, chunk_id)
+    if locked is None:
+        return 0
+    job, chunk = locked
+    unique = list({image.sha256: image for image in reversed(result.stored)}.values())[::-1]
+    shas = [image.sha256 for image in unique]
+    existing = set(
+        session.scalars(select(Image.sha256).where(Image.crawl_job_id == job_id, Image.sha256.in_(shas)))
+        if shas
+        else ()
+    )
+    room = max(0, job.max_images - job.downloaded_images)
+    accepted = [image for image in unique if image.sha256 not in existing][:room]
+    inserted = 0
+    if accepted:
+        statement = (
+            insert(Image).on_conflict_do_nothing(index_elements=[Image.crawl_job_id, Image.sha256]).returning(Image.id)
+        )
+        rows = [{**image.row, "crawl_job_id": job_id} for image in accepted]
+        # executemany + RETURNING: SQLAlchemy's insertmanyvalues sends multi-row VALUES statements with a
+        # cached compilation (one round trip per 1000 rows) instead of compiling a fresh statement per chunk.
+        inserted = len(session.connection().execute(statement, rows).all())
+    chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
+    chunk.found, chunk.downloaded = result.found, inserted
+    chunk.skipped, chunk.failed = result.found - result.rejected - inserted, result.rejected
+    _count(session, job, downloaded=inserted, found=result.found, completed=1)
+    return inserted
+
+
+def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> None:
+    locked = _lock(session, job_id, chunk_id)
+    if locked is None:
+        return
+    job, chunk = locked
+    chunk.status, chunk.completed_at, chunk.last_error = JobStatus.FAILED, now(), error[:2000]
+    _count(session, job, failed=1)
+
+
+def _count(
+    session: Session, job: CrawlJob, *, downloaded: int = 0, found: int = 0, completed: int = 0, failed: int = 0
+) -> None:
+    ended = completed + failed
+    total = func.greatest(CrawlJob.total_chunks, 1)
+    session.execute(
+        update(CrawlJob)
+        .where(CrawlJob.id == job.id)
+        .values(
+            downloaded_images=CrawlJob.downloaded_images + downloaded,
+            total_images=CrawlJob.total_images + found,
+            completed_chunks=CrawlJob.completed_chunks + completed,
+            failed_chunks=CrawlJob.failed_chunks + failed,
+            active_chunks=func.greatest(CrawlJob.active_chunks - ended, 0),
+            progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(job)
+    if job.active_chunks == 0 and job.status is JobStatus.RUNNING:
+        _finish_job(session, job)
+
+
+def _finish_job(session: Session, job: CrawlJob) -> None:
+    """The last chunk has ended: the job completes, or fails with a reason a user can act on."""
+    if job.completed_chunks == 0:
+        last_error = session.scalar(
+            select(CrawlChunk.last_error)
+            .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.FAILED)
+            .order_by(CrawlChunk.completed_at.desc())
+            .limit(1)
+        )
+        job.status, job.error_message = (
+            JobStatus.FAILED,
+            f"all {job.failed_chunks} chunk(s) failed; last error: {last_error}",
+        )
+    elif job.downloaded_images == 0:
+        job.status = JobStatus.FAILED
+        job.error_message = f"no image could be downloaded from {job.total_images} candidate(s)"
+    else:
+        job.status, job.error_message = JobStatus.COMPLETED, None
+    job.completed_at, job.progress = now(), 100
+    owner = session.scalar(select(Project.user_id).where(Project.id == job.project_id))
+    activity.record(
+        session,
+        owner,
+        f"crawl_job.{job.status.value}",
+        "crawl_job",
+        job.id,
+        downloaded_images=job.downloaded_images,
+        completed_chunks=job.completed_chunks,
+        failed_chunks=job.failed_chunks,
+    )
+    logger.info("crawl job %s %s", job.id, job.status.value)

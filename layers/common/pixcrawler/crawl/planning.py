@@ -1,0 +1,182 @@
+"""Dispatch: split a crawl job into chunks and queue them; re-queue failed or stuck chunks.
+
+Chunk rows are written with `ON CONFLICT DO NOTHING` on (job, chunk_index), so a redelivered dispatch
+creates no second set; chunk messages go out after the rows commit, and a dispatch that died before
+sending is completed by its redelivery (the job has fewer `task_ids` than chunks). A duplicate chunk
+message is harmless: the chunk's own row decides whether work remains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Session
+
+from pixcrawler import queues
+from pixcrawler.crawl.accounting import now
+from pixcrawler.db import session_scope
+from pixcrawler.messages import ChunkMessage, DispatchMessage
+from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
+from pixcrawler.providers import PROVIDERS
+from pixcrawler.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+HEADROOM = 1.25
+"""Plan this much more than `max_images` from search providers: some candidates always fail to download."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPlan:
+    keyword: str
+    provider: str
+    page: int = 1
+    urls: list[str] | None = None
+
+
+def plan(job: CrawlJob, settings: Settings) -> list[ChunkPlan]:
+    """Keyword x provider pages for the search providers (sized to `max_images`), URL-list slices for `urls`."""
+    plans: list[ChunkPlan] = []
+    searches = [name for name in job.providers if name != "urls" and name in PROVIDERS]
+    if searches:
+        page_size = settings.crawl_page_size
+        wanted = math.ceil(job.max_images * HEADROOM / (len(job.keywords) * len(searches)))
+        for keyword in job.keywords:
+            for name in searches:
+                pages = min(math.ceil(wanted / page_size), math.ceil(PROVIDERS[name].max_results / page_size))
+                plans.extend(ChunkPlan(keyword, name, page) for page in range(1, pages + 1))
+    if "urls" in job.providers and job.urls:
+        size = settings.crawl_urls_per_chunk
+        plans.extend(
+            ChunkPlan(job.keywords[0], "urls", urls=job.urls[start : start + size])
+            for start in range(0, len(job.urls), size)
+        )
+    return plans
+
+
+def dispatch(message: DispatchMessage) -> list[str]:
+    """Plan and queue a job (or, with `retry`, its failed chunks); returns the chunk message ids sent."""
+    with session_scope() as session:
+        job = session.get(CrawlJob, message.crawl_job_id, with_for_update=True)
+        if job is None or job.status is JobStatus.CANCELLED:
+            logger.info("crawl job %s is gone or cancelled: nothing to dispatch", message.crawl_job_id)
+            return []
+        chunk_ids = _retry_failed(session, job) if message.retry else _plan_once(session, job)
+    return _send(message.crawl_job_id, chunk_ids)
+
+
+def _plan_once(session: Session, job: CrawlJob) -> list[int]:
+    if job.status is JobStatus.PENDING:
+        plans = plan(job, get_settings())
+        if not plans:
+            job.status, job.error_message, job.completed_at = JobStatus.FAILED, "nothing to crawl", now()
+            return []
+        session.execute(
+            insert(CrawlChunk)
+            .values(
+                [
+                    {
+                        "crawl_job_id": job.id,
+                        "chunk_index": index,
+                        "keyword": item.keyword,
+                        "provider": item.provider,
+                        "page": item.page,
+                        "urls": item.urls,
+                    }
+                    for index, item in enumerate(plans)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
+        )
+        job.status, job.started_at = JobStatus.RUNNING, job.started_at or now()
+        job.total_chunks = job.active_chunks = len(plans)
+    elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:
+        return []
+    return list(
+        session.scalars(
+            select(CrawlChunk.id)
+            .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.PENDING)
+            .order_by(CrawlChunk.chunk_index)
+        )
+    )
+
+
+def _retry_failed(session: Session, job: CrawlJob) -> list[int]:
+    """Move only the failed chunks back to pending and the job back to running, counters adjusted together."""
+    failed = list(
+        session.scalars(
+            select(CrawlChunk.id)
+            .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.FAILED)
+            .order_by(CrawlChunk.chunk_index)
+            .with_for_update()
+        )
+    )
+    if not failed:
+        return []
+    session.execute(
+        update(CrawlChunk)
+        .where(CrawlChunk.id.in_(failed))
+        .values(status=JobStatus.PENDING, completed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CrawlJob)
+        .where(CrawlJob.id == job.id)
+        .values(
+            failed_chunks=CrawlJob.failed_chunks - len(failed),
+            active_chunks=CrawlJob.active_chunks + len(failed),
+            progress=CrawlJob.completed_chunks * 100 // CrawlJob.total_chunks,
+            status=JobStatus.RUNNING,
+            completed_at=None,
+            error_message=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return failed
+
+
+def _send(job_id: int, chunk_ids: list[int]) -> list[str]:
+    if not chunk_ids:
+        return []
+    message_ids = queues.send_batch(
+        get_settings().crawl_queue_url, [ChunkMessage(crawl_job_id=job_id, chunk_id=chunk_id) for chunk_id in chunk_ids]
+    )
+    with session_scope() as session:
+        session.execute(
+            update(CrawlJob)
+            .where(CrawlJob.id == job_id)
+            .values(task_ids=CrawlJob.task_ids.op("||")(literal(message_ids, JSONB)))
+            .execution_options(synchronize_session=False)
+        )
+    logger.info("crawl job %s: queued %d chunk(s)", job_id, len(chunk_ids))
+    return message_ids
+
+
+def requeue_stuck(older_than: timedelta | None = None) -> int:
+    """Re-send chunks of running jobs left `pending` or `running` too long (a lost message, a killed worker).
+
+    The chunk's row keeps the re-run idempotent, so a chunk that is merely slow loses nothing.
+    """
+    cutoff = now() - (older_than or timedelta(seconds=get_settings().crawl_stuck_after_seconds))
+    with session_scope() as session:
+        stuck = session.execute(
+            update(CrawlChunk)
+            .where(
+                CrawlChunk.status.in_([JobStatus.PENDING, JobStatus.RUNNING]),
+                CrawlChunk.updated_at < cutoff,
+                CrawlChunk.crawl_job_id.in_(select(CrawlJob.id).where(CrawlJob.status == JobStatus.RUNNING)),
+            )
+            .values(updated_at=now())
+            .returning(CrawlChunk.crawl_job_id, CrawlChunk.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    if stuck:
+        queues.send_batch(
+            get_settings().crawl_queue_url, [ChunkMessage(crawl_job_id=job, chunk_id=chunk) for job, chunk in stuck]
+        )
+    logger.info("re-queued %d stuck chunk(s)", len(stuck))
+    return len(stuck)

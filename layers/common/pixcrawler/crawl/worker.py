@@ -1,0 +1,203 @@
+"""Running one crawl chunk: claim it, ask its provider, download and upload concurrently, then account.
+
+Order matters for exactly-once: images are uploaded to deterministic keys BEFORE the transaction that
+inserts their rows and ends the chunk. A worker that dies in between leaves the chunk `running`; its
+redelivery repeats the same work, overwrites the same objects with the same bytes and commits once.
+Objects whose rows were not inserted (over the cap, a cancelled job) are deleted after that commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from pixcrawler import aws, storage
+from pixcrawler.crawl.accounting import ChunkResult, StoredImage, complete_chunk, fail_chunk, now
+from pixcrawler.crawl.download import Downloader, DownloadRejected
+from pixcrawler.db import session_scope
+from pixcrawler.messages import ChunkMessage
+from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
+from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
+from pixcrawler.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+class ChunkDeferred(Exception):
+    """The chunk could not run now (e.g. the provider rate-limits us); let SQS deliver it again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    job_id: int
+    chunk_id: int
+    project_id: int
+    provider: str
+    work: Work
+    room: int
+    """Images the job could still take when the chunk started; uploads stop there (the commit re-checks)."""
+
+
+def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
+    """Process one chunk message; raises to have it redelivered, returns to acknowledge it.
+
+    A chunk that fails on its last allowed receive (`MAX_RECEIVE_COUNT`, equal to the queue's
+    maxReceiveCount) is marked failed and acknowledged, so the job's accounting ends; the dead-letter queue
+    only receives messages that could not be handled at all (unparseable bodies, an unreachable database).
+    """
+    claim = _claim(message)
+    if claim is None:
+        return
+    last_attempt = receive_count >= get_settings().crawl_max_receive_count
+    uploaded: list[str] = []
+    try:
+        result, uploaded = _gather(claim)
+        with session_scope() as session:
+            complete_chunk(session, claim.job_id, claim.chunk_id, result)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        if not last_attempt:
+            logger.warning("chunk %s attempt %s failed, will retry: %s", claim.chunk_id, receive_count, reason)
+            if isinstance(error, RateLimited):
+                raise ChunkDeferred(reason, error.retry_after) from error
+            raise
+        logger.error("chunk %s failed on its last attempt: %s", claim.chunk_id, reason)
+        with session_scope() as session:
+            fail_chunk(session, claim.job_id, claim.chunk_id, reason)
+    _delete_unreferenced(claim.job_id, uploaded)
+
+
+def _claim(message: ChunkMessage) -> Claim | None:
+    """Mark the chunk running, or return None when there is nothing to do (ended, cancelled, unknown)."""
+    with session_scope() as session:
+        chunk = session.execute(
+            select(CrawlChunk)
+            .where(CrawlChunk.id == message.chunk_id, CrawlChunk.crawl_job_id == message.crawl_job_id)
+            .with_for_update()
+        ).scalar_one_or_none()
+        if chunk is None:
+            logger.warning("chunk %s of job %s does not exist", message.chunk_id, message.crawl_job_id)
+            return None
+        if chunk.status.finished:
+            logger.info("chunk %s already %s", chunk.id, chunk.status.value)
+            return None
+        job = session.get_one(CrawlJob, chunk.crawl_job_id)
+        if job.status is JobStatus.CANCELLED:
+            chunk.status, chunk.completed_at = JobStatus.CANCELLED, now()
+            return None
+        chunk.status, chunk.attempts, chunk.started_at = JobStatus.RUNNING, chunk.attempts + 1, now()
+        settings = get_settings()
+        return Claim(
+            job_id=job.id,
+            chunk_id=chunk.id,
+            project_id=job.project_id,
+            provider=chunk.provider,
+            work=Work(chunk.keyword, chunk.page, settings.crawl_page_size, tuple(chunk.urls or ())),
+            room=max(0, job.max_images - job.downloaded_images),
+        )
+
+
+def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
+    """Search (skipped once the job is full), then download and upload with bounded concurrency."""
+    if claim.room == 0:
+        return ChunkResult(found=0, stored=(), rejected=0), []
+    candidates = get_provider(claim.provider).candidates(claim.work)
+    settings = get_settings()
+    downloader = Downloader(settings)
+    budget = _Budget(claim.room)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.download_concurrency, len(candidates)))) as pool:
+            outcomes = list(pool.map(lambda candidate: _store(claim, downloader, budget, candidate), candidates))
+    finally:
+        downloader.close()
+    stored = [outcome for outcome in outcomes if isinstance(outcome, StoredImage)]
+    rejected = sum(1 for outcome in outcomes if outcome is None)
+    return ChunkResult(found=len(candidates), stored=stored, rejected=rejected), [image.key for image in stored]
+
+
+class _Budget:
+    """Counts uploads so a chunk stops uploading once it alone could fill the job."""
+
+    def __init__(self, room: int) -> None:
+        self._left = room
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+def _store(claim: Claim, downloader: Downloader, budget: _Budget, candidate: Candidate) -> StoredImage | bool | None:
+    """Download and upload one candidate: a StoredImage, None when rejected, False when over the budget."""
+    try:
+        fetched = downloader.fetch(candidate.url)
+    except DownloadRejected as error:
+        logger.info("skipped %s: %s", candidate.url[:200], error)
+        return None
+    if not budget.take():
+        return False
+    extension = fetched.format.extension
+    key = storage.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
+    aws.s3().put_object(Bucket=get_settings().data_bucket, Key=key, Body=fetched.data, ContentType=fetched.content_type)
+    row = {
+        "original_url": candidate.url,
+        "filename": f"{fetched.sha256[:16]}.{extension}",
+        "storage_url": key,
+        "width": fetched.width,
+        "height": fetched.height,
+        "format": fetched.format.name.lower(),
+        "file_size": len(fetched.data),
+        "sha256": fetched.sha256,
+        "keyword": claim.work.keyword,
+        "provider": claim.provider,
+        "source_url": candidate.source_url,
+        "title": candidate.title,
+        "license": candidate.license,
+        "license_url": candidate.license_url,
+        "creator": candidate.creator,
+    }
+    return StoredImage(key=key, sha256=fetched.sha256, row=row)
+
+
+def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
+    """Remove uploads that got no row (over the cap, job cancelled); a key some row uses is kept."""
+    if not keys:
+        return
+    with session_scope() as session:
+        kept = set(
+            session.scalars(select(Image.storage_url).where(Image.crawl_job_id == job_id, Image.storage_url.in_(keys)))
+        )
+    orphans = sorted(set(keys) - kept)
+    for start in range(0, len(orphans), 1000):
+        aws.s3().delete_objects(
+            Bucket=get_settings().data_bucket,
+            Delete={"Objects": [{"Key": key} for key in orphans[start : start + 1000]], "Quiet": True},
+        )
+
+
+def defer(receipt_handle: str, seconds: float | None) -> None:
+    """Hide a deferred message for the provider's `Retry-After` (SQS allows at most 12 hours).
+
+    Best effort: if the call fails, the queue's own visibility timeout still brings the message back.
+    """
+    if seconds is None:
+        return
+    try:
+        aws.sqs().change_message_visibility(
+            QueueUrl=get_settings().crawl_queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=min(int(seconds) + 1, 43_200),
+        )
+    except Exception as error:
+        logger.warning("could not defer the message by %ss: %s", seconds, error)

@@ -1,0 +1,1 @@
+"""Validation of a crawl job's images: per-image rules, perceptual hashes, near-duplicates, the job lifecycle."""

@@ -1,0 +1,319 @@
+"""A validation job's lifecycle: plan it into batches, validate each batch exactly once, then remove duplicates.
+
+SQS delivers at least once and batches run in parallel, so every step is a conditional update:
+- planning creates the batch rows once (unique per job and index) and only re-sends batches not yet done;
+- a batch's results, its `completed` status and the job's counters commit in one transaction that first
+  claims the batch row (`status <> completed`), so a second delivery finds nothing to claim and writes nothing;
+- the duplicate pass and the job's completion run in the one transaction that flips the job from running to
+  completed once every batch is done; if it fails, it rolls back and the next delivery tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from pixcrawler import aws, queues
+from pixcrawler.db import session_scope
+from pixcrawler.messages import ValidationMessage
+from pixcrawler.models import CrawlJob, Image, JobStatus, Project, ValidationBatch, ValidationJob
+from pixcrawler.schemas.validation import ValidationRules
+from pixcrawler.services import activity
+from pixcrawler.settings import get_settings
+from pixcrawler.validation import neardup, rules
+from pixcrawler.validation.hashing import to_signed
+
+log = logging.getLogger(__name__)
+
+RESOURCE = "validation_job"
+MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
+
+
+def handle(message: ValidationMessage, receive_count: int = 1) -> None:
+    """Run one message. On its last allowed delivery a failure also fails the job with a readable message
+    (and still raises, so the message lands in the dead-letter queue for inspection)."""
+    try:
+        if message.batch is None:
+            plan(message.validation_job_id)
+        else:
+            run_batch(message.validation_job_id, message.batch)
+    except Exception as error:
+        if receive_count >= get_settings().validation_max_receives:
+            step = "planning" if message.batch is None else f"batch {message.batch}"
+            fail(message.validation_job_id, f"{step} failed after {receive_count} attempts: {error}")
+        raise
+
+
+def plan(job_id: int) -> None:
+    """Split the crawl job's images into batches of consecutive ids and queue one message per unfinished batch.
+
+    Safe to repeat: batch rows are created once, and a resumed (failed, then re-sent) job only re-queues the
+    batches not yet completed.
+    """
+    with session_scope() as session:
+        job = session.get(ValidationJob, job_id, with_for_update=True)
+        if job is None:
+            log.warning("validation job %s does not exist; message dropped", job_id)
+            return
+        if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+            return
+        try:
+            ValidationRules.model_validate(job.validation_rules)
+        except ValidationError as error:
+            _mark_failed(session, job, f"invalid validation rules: {error}")
+            return
+        if not job.batches:
+            _create_batches(session, job, get_settings().validation_batch_size)
+        job.status = JobStatus.RUNNING
+        job.error_message = None
+        job.completed_at = None
+        job.started_at = job.started_at or datetime.now(UTC)
+        pending = [batch.batch_index for batch in job.batches if batch.status is not JobStatus.COMPLETED]
+    if pending:
+        messages = [ValidationMessage(validation_job_id=job_id, batch=index) for index in pending]
+        queues.send_batch(get_settings().validation_queue_url, messages)
+    else:
+        finish_if_done(job_id)
+
+
+def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> None:
+    numbered = (
+        select(Image.id, ((func.row_number().over(order_by=Image.id) - 1) // batch_size).label("batch_index"))
+        .where(Image.crawl_job_id == job.crawl_job_id)
+        .subquery()
+    )
+    ranges = select(
+        literal(job.id, Integer),
+        numbered.c.batch_index,
+        func.min(numbered.c.id),
+        func.max(numbered.c.id),
+        func.count(),
+    ).group_by(numbered.c.batch_index)
+    columns = ["validation_job_id", "batch_index", "first_image_id", "last_image_id", "image_count"]
+    session.execute(
+        pg_insert(ValidationBatch).from_select(columns, ranges).on_conflict_do_nothing(),
+    )
+    session.expire(job, ["batches"])
+    job.total_batches = len(job.batches)
+    job.total_images = sum(batch.image_count for batch in job.batches)
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchWork:
+    batch_id: int
+    rules: ValidationRules
+    images: Sequence[tuple[int, str]]
+
+
+def run_batch(job_id: int, batch_index: int) -> None:
+    """Validate one batch (S3 reads and decoding outside any transaction), then commit it exactly once."""
+    work = _load_batch(job_id, batch_index)
+    if work is not None:
+        bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
+        results = [(image_id, _inspect_object(bucket, key, work.rules, max_pixels)) for image_id, key in work.images]
+        _commit_batch(job_id, work.batch_id, results)
+    finish_if_done(job_id)
+
+
+def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
+    """The batch's work, or None when there is nothing to do (already done, job finished, or unknown)."""
+    with session_scope() as session:
+        row = session.execute(
+            select(ValidationJob.status, ValidationJob.validation_rules, ValidationJob.crawl_job_id, ValidationBatch)
+            .join(ValidationBatch, ValidationBatch.validation_job_id == ValidationJob.id)
+            .where(ValidationJob.id == job_id, ValidationBatch.batch_index == batch_index)
+        ).one_or_none()
+        if row is None:
+            log.warning("validation job %s has no batch %s; message dropped", job_id, batch_index)
+            return None
+        status, rule_values, crawl_job_id, batch = row
+        if status is not JobStatus.RUNNING or batch.status is JobStatus.COMPLETED:
+            return None
+        images = session.execute(
+            select(Image.id, Image.storage_url)
+            .where(Image.crawl_job_id == crawl_job_id, Image.id.between(batch.first_image_id, batch.last_image_id))
+            .order_by(Image.id)
+        ).all()
+        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), [(i, key) for i, key in images])
+
+
+def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixels: int) -> rules.Inspection:
+    """Stream one stored image through the rules; a missing object fails that image, other S3 errors raise."""
+    try:
+        response = aws.s3().get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in MISSING_KEYS:
+            return rules.Inspection((rules.Problem(rules.Code.MISSING, "the stored object is missing"),))
+        raise
+    body = response["Body"]
+    try:
+        return rules.inspect(body, response["ContentLength"], job_rules, max_pixels)
+    finally:
+        body.close()
+
+
+_IMAGE_RESULTS = (
+    func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
+    .table_valued(
+        column("id", Integer),
+        column("is_valid", Boolean),
+        column("validation_errors", JSONB),
+        column("phash", BigInteger),
+        column("width", Integer),
+        column("height", Integer),
+        column("format", String),
+    )
+    .render_derived(with_types=True)
+)
+
+
+def _commit_batch(job_id: int, batch_id: int, results: Sequence[tuple[int, rules.Inspection]]) -> None:
+    invalid = sum(not inspection.valid for _, inspection in results)
+    with session_scope() as session:
+        claimed = session.execute(
+            update(ValidationBatch)
+            .where(ValidationBatch.id == batch_id, ValidationBatch.status != JobStatus.COMPLETED)
+            .values(
+                status=JobStatus.COMPLETED,
+                valid_images=len(results) - invalid,
+                invalid_images=invalid,
+                completed_at=func.now(),
+            )
+            .returning(ValidationBatch.id)
+        ).first()
+        if claimed is None:
+            return
+        if results:
+            rows = [_result_row(image_id, inspection) for image_id, inspection in results]
+            session.execute(_WRITE_RESULTS, {"rows": rows})
+        validated = ValidationJob.validated_images + len(results)
+        session.execute(
+            update(ValidationJob)
+            .where(ValidationJob.id == job_id)
+            .values(
+                validated_images=validated,
+                invalid_images=ValidationJob.invalid_images + invalid,
+                completed_batches=ValidationJob.completed_batches + 1,
+                progress=func.least(99, validated * 100 // func.greatest(ValidationJob.total_images, 1)),
+            )
+        )
+
+
+def _result_row(image_id: int, inspection: rules.Inspection) -> dict[str, Any]:
+    return {
+        "id": image_id,
+        "is_valid": inspection.valid,
+        "validation_errors": inspection.errors,
+        "phash": None if inspection.phash is None else to_signed(inspection.phash),
+        "width": inspection.width,
+        "height": inspection.height,
+        "format": inspection.format,
+    }
+
+
+# Every result of a batch in one statement: pg8000 would send an executemany row by row.
+_WRITE_RESULTS = (
+    update(Image)
+    .where(Image.id == _IMAGE_RESULTS.c.id)
+    .values(
+        is_valid=_IMAGE_RESULTS.c.is_valid,
+        validation_errors=_IMAGE_RESULTS.c.validation_errors,
+        phash=_IMAGE_RESULTS.c.phash,
+        width=func.coalesce(_IMAGE_RESULTS.c.width, Image.width),
+        height=func.coalesce(_IMAGE_RESULTS.c.height, Image.height),
+        format=func.coalesce(_IMAGE_RESULTS.c.format, Image.format),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def finish_if_done(job_id: int) -> None:
+    """Once every batch is done, and exactly once: drop duplicates, settle the counters, log the completion."""
+    with session_scope() as session:
+        job = session.scalars(
+            update(ValidationJob)
+            .where(
+                ValidationJob.id == job_id,
+                ValidationJob.status == JobStatus.RUNNING,
+                ValidationJob.completed_batches >= ValidationJob.total_batches,
+            )
+            .values(status=JobStatus.COMPLETED, progress=100, completed_at=func.now())
+            .returning(ValidationJob)
+        ).one_or_none()
+        if job is None:
+            return
+        duplicates = _remove_duplicates(session, job)
+        job.invalid_images += len(duplicates)
+        crawl_job = session.get_one(CrawlJob, job.crawl_job_id)
+        crawl_job.valid_images = job.validated_images - job.invalid_images
+        activity.record(
+            session,
+            _owner(session, crawl_job),
+            "validation_job.completed",
+            RESOURCE,
+            job.id,
+            crawl_job_id=crawl_job.id,
+            validated_images=job.validated_images,
+            invalid_images=job.invalid_images,
+            duplicates=len(duplicates),
+        )
+
+
+def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Duplicate]:
+    """Mark the duplicates among this job's valid images invalid, appending the reason to their errors."""
+    last_image_id = select(func.max(ValidationBatch.last_image_id)).where(ValidationBatch.validation_job_id == job.id)
+    rows = session.execute(
+        select(Image.id, Image.sha256, Image.phash, Image.width, Image.height).where(
+            Image.crawl_job_id == job.crawl_job_id,
+            Image.is_valid.is_(True),
+            Image.id <= last_image_id.scalar_subquery(),
+        )
+    ).all()
+    candidates = [neardup.Candidate(i, sha, phash, width or 0, height or 0) for i, sha, phash, width, height in rows]
+    duplicates = neardup.find_duplicates(candidates, ValidationRules.model_validate(job.validation_rules))
+    if duplicates:
+        marks = [{"id": duplicate.id, "validation_errors": [duplicate.as_json()]} for duplicate in duplicates]
+        results = _IMAGE_RESULTS
+        session.execute(
+            update(Image)
+            .where(Image.id == results.c.id)
+            .values(
+                is_valid=False,
+                validation_errors=func.coalesce(Image.validation_errors, func.jsonb_build_array()).op("||")(
+                    results.c.validation_errors
+                ),
+            )
+            .execution_options(synchronize_session=False),
+            {"rows": marks},
+        )
+    return duplicates
+
+
+def fail(job_id: int, message: str) -> None:
+    with session_scope() as session:
+        job = session.get(ValidationJob, job_id, with_for_update=True)
+        if job is not None and not job.status.finished:
+            _mark_failed(session, job, message)
+
+
+def _mark_failed(session: Session, job: ValidationJob, message: str) -> None:
+    job.status = JobStatus.FAILED
+    job.error_message = message
+    job.completed_at = datetime.now(UTC)
+    crawl_job = session.get_one(CrawlJob, job.crawl_job_id)
+    activity.record(session, _owner(session, crawl_job), "validation_job.failed", RESOURCE, job.id, error=message)
+
+
+def _owner(session: Session, crawl_job: CrawlJob) -> uuid.UUID | None:
+    return session.scalar(select(Project.user_id).where(Project.id == crawl_job.project_id))

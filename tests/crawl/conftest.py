@@ -1,0 +1,150 @@
+"""Crawl fixtures: loopback image hosts and provider APIs, the handlers loaded from functions/, queue draining."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import pytest
+from sqlalchemy import Engine
+
+from pixcrawler import db
+from pixcrawler.local import samples
+from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler.providers import base as provider_base
+from pixcrawler.settings import get_settings
+from tests.events import lambda_context
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "providers"
+
+
+def load_function(name: str) -> ModuleType:
+    """A fresh module per call: two loads behave like two Lambda environments (own batch processor state)."""
+    spec = importlib.util.spec_from_file_location(f"function_{name}_app", ROOT / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class Apps(NamedTuple):
+    dispatch: ModuleType
+    crawl: ModuleType
+
+
+@pytest.fixture(scope="session")
+def apps() -> Apps:
+    return Apps(load_function("dispatch"), load_function("crawl"))
+
+
+@pytest.fixture
+def crawl_env(engine: Engine, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Loopback allowed (explicitly), short timeouts, a small size limit, and a pool for concurrent workers."""
+    for name, value in {
+        "CRAWL_ALLOW_LOOPBACK": "1",
+        "DOWNLOAD_CONNECT_TIMEOUT": "1",
+        "DOWNLOAD_READ_TIMEOUT": "0.5",
+        "DOWNLOAD_TOTAL_TIMEOUT": "3",
+        "DOWNLOAD_MAX_BYTES": "200000",
+        "CRAWL_URLS_PER_CHUNK": "4",
+        "CRAWL_PAGE_SIZE": "4",
+        "DB_POOL_SIZE": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    provider_base.reset()
+    db.reset()
+    yield aws
+    provider_base.reset()
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)  # later tests expect the Lambda-sized engine again
+    get_settings.cache_clear()
+    db.reset()
+
+
+@pytest.fixture
+def host() -> Iterator[HttpHost]:
+    with HttpHost() as server:
+        yield server
+
+
+@pytest.fixture
+def openverse_api(host: HttpHost, monkeypatch: pytest.MonkeyPatch) -> HttpHost:
+    """`host` doubles as the Openverse API: OPENVERSE_URL points at it."""
+    monkeypatch.setenv("OPENVERSE_URL", host.base_url)
+    get_settings.cache_clear()
+    return host
+
+
+def serve_jpegs(host: HttpHost, count: int, *, start: int = 0, prefix: str = "/img") -> list[str]:
+    urls = []
+    for seed in range(start, start + count):
+        host.routes[f"{prefix}/{seed}.jpg"] = Response(
+            samples.jpeg(seed, 64 + seed % 7, 48), headers={"Content-Type": "image/jpeg"}
+        )
+        urls.append(host.url(f"{prefix}/{seed}.jpg"))
+    return urls
+
+
+def lambda_record(message: dict[str, Any]) -> dict[str, Any]:
+    """A message received from (moto) SQS, shaped as the Lambda event source mapping delivers it."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:crawl",
+        "awsRegion": "us-east-1",
+    }
+
+
+def drain(
+    aws: dict[str, Any],
+    app: ModuleType,
+    queue: str = "crawl",
+    *,
+    rounds: int = 10,
+    before_round: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Deliver the queue's messages to a handler as Lambda would: delete successes, make failures visible again."""
+    sqs, url = aws["sqs"], aws["queues"][queue]
+    responses = []
+    for round_number in range(rounds):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            break
+        if before_round:
+            before_round(round_number)
+        response = app.lambda_handler({"Records": [lambda_record(m) for m in messages]}, lambda_context(queue))
+        responses.append(response)
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return responses
+
+
+def queued(aws: dict[str, Any], queue: str = "crawl") -> int:
+    attributes = aws["sqs"].get_queue_attributes(
+        QueueUrl=aws["queues"][queue],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def bucket_keys(aws: dict[str, Any]) -> list[str]:
+    listing = aws["s3"].list_objects_v2(Bucket=aws["bucket"])
+    return sorted(item["Key"] for item in listing.get("Contents", []))

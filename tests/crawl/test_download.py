@@ -1,0 +1,189 @@
+"""The safe downloader against real loopback servers: formats, limits, timeouts, redirects, SSRF, opt-outs."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pixcrawler.crawl.download import Downloader, DownloadRejected, opted_out
+from pixcrawler.crawl.net import refusal
+from pixcrawler.local import samples
+from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler.settings import Settings, get_settings
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+@pytest.fixture
+def downloader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downloader]:
+    monkeypatch.setenv("CRAWL_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("DOWNLOAD_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("DOWNLOAD_TOTAL_TIMEOUT", "2")
+    monkeypatch.setenv("DOWNLOAD_MAX_BYTES", "100000")
+    monkeypatch.setenv("DOWNLOAD_MAX_REDIRECTS", "3")
+    get_settings.cache_clear()
+    loader = Downloader(get_settings())
+    yield loader
+    loader.close()
+    get_settings.cache_clear()
+
+
+def rejection(downloader: Downloader, url: str) -> str:
+    with pytest.raises(DownloadRejected) as caught:
+        downloader.fetch(url)
+    return str(caught.value)
+
+
+def test_a_jpeg_is_fetched_with_its_header_facts(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/a.jpg"] = Response(samples.jpeg(1, 120, 80), headers={"Content-Type": "image/jpeg; charset=x"})
+    fetched = downloader.fetch(host.url("/a.jpg"))
+    assert (fetched.format.name, fetched.width, fetched.height) == ("JPEG", 120, 80)
+    assert fetched.data == samples.jpeg(1, 120, 80)
+    assert len(fetched.sha256) == 64
+
+
+def test_png_and_redirects_within_the_limit_are_followed(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/final.png"] = Response(samples.png(2, 30, 20), headers={"Content-Type": "image/png"})
+    host.routes["/hop1"] = Response(status=302, headers={"Location": "/hop2"})
+    host.routes["/hop2"] = Response(status=301, headers={"Location": host.url("/final.png")})
+    fetched = downloader.fetch(host.url("/hop1"))
+    assert (fetched.format.extension, fetched.width, fetched.final_url) == ("png", 30, host.url("/final.png"))
+
+
+def test_a_redirect_loop_is_bounded(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/loop"] = Response(status=302, headers={"Location": "/loop"})
+    assert "more than 3 redirects" in rejection(downloader, host.url("/loop"))
+    assert len(host.requests) == 4
+
+
+def test_corrupt_image_is_rejected(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/bad.jpg"] = Response(b"\xff\xd8\xff" + b"\x00garbage" * 50, headers=JPEG)
+    assert "not a decodable JPEG header" in rejection(downloader, host.url("/bad.jpg"))
+
+
+def test_html_served_as_jpeg_is_rejected(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/page.jpg"] = Response(b"<!doctype html><html><body>hi</body></html>", headers=JPEG)
+    assert "does not match the file's magic bytes" in rejection(downloader, host.url("/page.jpg"))
+
+
+def test_png_bytes_declared_as_jpeg_are_rejected(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/x.jpg"] = Response(samples.png(3), headers=JPEG)
+    assert "magic bytes" in rejection(downloader, host.url("/x.jpg"))
+
+
+def test_non_image_content_type_is_rejected(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/x"] = Response(samples.jpeg(3), headers={"Content-Type": "text/html"})
+    assert "'text/html' is not a supported image type" in rejection(downloader, host.url("/x"))
+
+
+def test_http_errors_are_rejected(downloader: Downloader, host: HttpHost) -> None:
+    assert rejection(downloader, host.url("/missing.jpg")) == "HTTP 404"
+
+
+def test_declared_oversized_body_is_refused_before_reading(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/big.jpg"] = Response(samples.jpeg(4, 1500, 1500, quality=100), headers=JPEG)
+    assert "Content-Length" in rejection(downloader, host.url("/big.jpg"))
+
+
+@pytest.fixture
+def endless_server() -> Iterator[dict[str, Any]]:
+    """A server that streams a JPEG-looking body without Content-Length and never stops: only our limit ends it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    state: dict[str, Any] = {"sent": 0, "port": listener.getsockname()[1]}
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n\xff\xd8\xff")
+        try:
+            while state["sent"] < 50_000_000:
+                connection.sendall(b"\x00" * 65536)
+                state["sent"] += 65536
+        except OSError:
+            pass
+        connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield state
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_size_limit_is_enforced_while_streaming(downloader: Downloader, endless_server: dict[str, Any]) -> None:
+    reason = rejection(downloader, f"http://127.0.0.1:{endless_server['port']}/stream.jpg")
+    assert reason == "body exceeds the 100000-byte limit"
+    time.sleep(0.2)
+    assert endless_server["sent"] < 10_000_000
+
+
+def test_slow_server_times_out(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/slow.jpg"] = Response(samples.jpeg(5), headers=JPEG, delay=1.5)
+    started = time.monotonic()
+    assert "ReadTimeoutError" in rejection(downloader, host.url("/slow.jpg"))
+    assert time.monotonic() - started < 1.4
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/x.jpg", "http://[::ffff:192.168.0.1]/x.jpg"],
+)
+def test_redirect_to_an_internal_address_is_refused(downloader: Downloader, host: HttpHost, target: str) -> None:
+    host.routes["/r.jpg"] = Response(status=302, headers={"Location": target})
+    reason = rejection(downloader, host.url("/r.jpg"))
+    assert "resolves to" in reason and ("link-local" in reason or "private" in reason)
+
+
+def test_loopback_is_refused_unless_explicitly_allowed(host: HttpHost) -> None:
+    host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
+    settings = Settings.from_env()
+    assert settings.crawl_allow_loopback is False
+    with pytest.raises(DownloadRejected, match="loopback"):
+        Downloader(settings).fetch(host.url("/a.jpg"))
+    assert host.requests == []
+
+
+def test_a_hostname_resolving_to_loopback_is_refused() -> None:
+    with pytest.raises(DownloadRejected, match="'localhost' resolves to loopback"):
+        Downloader(Settings.from_env()).fetch("http://localhost:9/a.jpg")
+
+
+def test_x_robots_tag_opt_out_is_honoured(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/ai.jpg"] = Response(samples.jpeg(6), headers={**JPEG, "X-Robots-Tag": "noindex, noimageai"})
+    assert "X-Robots-Tag" in rejection(downloader, host.url("/ai.jpg"))
+    assert opted_out(["otherbot: noai"]) and opted_out(["NOAI"]) and not opted_out(["noindex, nofollow"])
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "not globally routable"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("::ffff:10.0.0.1", "private"),
+        ("93.184.215.14", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_address_policy(address: str, reason: str | None) -> None:
+    assert refusal(ipaddress.ip_address(address), allow_loopback=False) == reason
+
+
+def test_allowing_loopback_allows_nothing_else() -> None:
+    assert refusal(ipaddress.ip_address("127.0.0.1"), allow_loopback=True) is None
+    assert refusal(ipaddress.ip_address("10.0.0.1"), allow_loopback=True) == "private"

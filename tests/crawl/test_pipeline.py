@@ -1,0 +1,451 @@
+"""Dispatch and crawl handlers end to end: real PostgreSQL, moto S3/SQS, loopback image hosts and provider APIs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pixcrawler.crawl import worker
+from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler.messages import ChunkMessage, DispatchMessage
+from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
+from pixcrawler.settings import get_settings
+from tests import factories
+from tests.crawl.conftest import (
+    Apps,
+    bucket_keys,
+    drain,
+    fixture_json,
+    lambda_record,
+    load_function,
+    queued,
+    serve_jpegs,
+)
+from tests.events import lambda_context, sqs_event, sqs_record
+
+
+def new_job(session: Session, **fields: Any) -> CrawlJob:
+    job = factories.crawl_job(session, **{"status": JobStatus.PENDING, **fields})
+    session.commit()
+    return job
+
+
+def dispatch(app: ModuleType, job_id: int, *, retry: bool = False) -> dict[str, Any]:
+    record = sqs_record(DispatchMessage(crawl_job_id=job_id, retry=retry), queue="dispatch")
+    return app.lambda_handler(sqs_event(record), lambda_context("dispatch"))
+
+
+def fresh(session: Session, job_id: int) -> CrawlJob:
+    session.expire_all()
+    return session.get_one(CrawlJob, job_id)
+
+
+def chunks(session: Session, job_id: int) -> list[CrawlChunk]:
+    session.expire_all()
+    return list(session.scalars(select(CrawlChunk).where(CrawlChunk.crawl_job_id == job_id).order_by("chunk_index")))
+
+
+def images(session: Session, job_id: int) -> list[Image]:
+    return list(session.scalars(select(Image).where(Image.crawl_job_id == job_id).order_by(Image.sha256)))
+
+
+def snapshot(session: Session, aws: dict[str, Any], job_id: int) -> dict[str, Any]:
+    """Everything exactly-once is about: rows, objects and counters."""
+    job = fresh(session, job_id)
+    return {
+        "images": [(i.sha256, i.storage_url, i.original_url, i.width, i.file_size) for i in images(session, job_id)],
+        "objects": bucket_keys(aws),
+        "counters": (job.status, job.downloaded_images, job.total_images, job.completed_chunks, job.failed_chunks),
+        "active": job.active_chunks,
+        "chunks": [(c.status, c.found, c.downloaded, c.skipped, c.failed) for c in chunks(session, job_id)],
+    }
+
+
+def chunk_event(job_id: int, chunk_id: int, receive_count: int = 1) -> dict[str, Any]:
+    return sqs_event(sqs_record(ChunkMessage(crawl_job_id=job_id, chunk_id=chunk_id), receive_count=receive_count))
+
+
+def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
+    urls = serve_jpegs(host, 9)
+    host.routes["/broken.jpg"] = Response(b"<html>nope</html>", headers={"Content-Type": "image/jpeg"})
+    job = new_job(session, urls=[*urls, host.url("/broken.jpg")], keywords=["Red Cats"], max_images=50)
+
+    assert dispatch(apps.dispatch, job.id) == {"batchItemFailures": []}
+    planned = fresh(session, job.id)
+    assert (planned.status, planned.total_chunks, planned.active_chunks) == (JobStatus.RUNNING, 3, 3)
+    assert planned.started_at is not None and len(planned.task_ids) == 3
+    assert [len(c.urls or []) for c in chunks(session, job.id)] == [4, 4, 2]
+    assert queued(crawl_env) == 3
+
+    drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, done.total_images, done.progress) == (JobStatus.COMPLETED, 9, 10, 100)
+    assert (done.completed_chunks, done.failed_chunks, done.active_chunks) == (3, 0, 0)
+    assert done.completed_at is not None and done.error_message is None
+    rows = images(session, job.id)
+    assert len(rows) == 9
+    row = next(r for r in rows if r.original_url == urls[0])
+    assert (row.width, row.height, row.format, row.keyword, row.provider) == (64, 48, "jpeg", "Red Cats", "urls")
+    assert row.storage_url == f"projects/{job.project_id}/crawl-jobs/{job.id}/red-cats/{row.sha256}.jpg"
+    stored = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=row.storage_url)
+    assert stored["ContentType"] == "image/jpeg" and stored["ContentLength"] == row.file_size
+    assert bucket_keys(crawl_env) == sorted(r.storage_url for r in rows)
+    assert chunks(session, job.id)[2].failed == 1
+    log = session.scalars(select(ActivityLog)).one()
+    assert (log.action, log.resource_id, log.user_id) == ("crawl_job.completed", str(job.id), job.project.user_id)
+    assert queued(crawl_env) == 0
+
+
+def test_dispatch_is_idempotent(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 6))
+    dispatch(apps.dispatch, job.id)
+    dispatch(apps.dispatch, job.id)
+    assert len(chunks(session, job.id)) == 2
+    assert queued(crawl_env) == 2
+    assert fresh(session, job.id).total_chunks == 2
+
+
+def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixcrawler import queues
+
+    job = new_job(session, urls=serve_jpegs(host, 6))
+
+    working = queues.send_batch
+
+    def down(*args: Any) -> list[str]:
+        raise queues.QueueSendError("SQS is down")
+
+    monkeypatch.setattr(queues, "send_batch", down)
+    response = dispatch(apps.dispatch, job.id)
+    assert len(response["batchItemFailures"]) == 1
+    assert queued(crawl_env) == 0 and len(chunks(session, job.id)) == 2
+    monkeypatch.setattr(queues, "send_batch", working)
+    dispatch(apps.dispatch, job.id)
+    assert queued(crawl_env) == 2 and len(chunks(session, job.id)) == 2
+
+
+def test_search_providers_are_planned_by_keyword_and_page(
+    crawl_env: dict[str, Any], session: Session, apps: Apps
+) -> None:
+    job = new_job(session, keywords=["cat", "dog"], providers=["openverse", "wikimedia"], max_images=30)
+    dispatch(apps.dispatch, job.id)
+    plan = [(c.keyword, c.provider, c.page) for c in chunks(session, job.id)]
+    # 30 images x 1.25 headroom over 4 keyword/provider pairs = 10 each = 3 pages of 4
+    assert len(plan) == 12 and plan[:3] == [("cat", "openverse", 1), ("cat", "openverse", 2), ("cat", "openverse", 3)]
+
+
+def test_redelivered_chunk_message_changes_nothing(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 4))
+    dispatch(apps.dispatch, job.id)
+    chunk = chunks(session, job.id)[0]
+    apps.crawl.lambda_handler(chunk_event(job.id, chunk.id), lambda_context())
+    once = snapshot(session, crawl_env, job.id)
+    requests = len(host.requests)
+    assert apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context()) == {"batchItemFailures": []}
+    assert snapshot(session, crawl_env, job.id) == once
+    assert len(host.requests) == requests
+    assert once["counters"] == (JobStatus.COMPLETED, 4, 4, 1, 0)
+
+
+def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = serve_jpegs(host, 8)
+    clean = new_job(session, urls=urls)
+    dispatch(apps.dispatch, clean.id)
+    drain(crawl_env, apps.crawl)
+    expected = snapshot(session, crawl_env, clean.id)
+
+    crashed = new_job(session, urls=urls, parent=clean.project)
+    dispatch(apps.dispatch, crashed.id)
+    real_complete = worker.complete_chunk
+    crashes = []
+
+    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> int:
+        if chunk_id not in crashes:
+            crashes.append(chunk_id)
+            raise ConnectionResetError("worker killed after uploading")
+        return real_complete(session_, job_id, chunk_id, result)
+
+    monkeypatch.setattr(worker, "complete_chunk", crash_once)
+    responses = drain(crawl_env, apps.crawl)
+    assert len(responses[0]["batchItemFailures"]) == 2 and len(crashes) == 2
+
+    after = snapshot(session, crawl_env, crashed.id)
+    assert after["images"] == [
+        (sha, key.replace(f"/crawl-jobs/{clean.id}/", f"/crawl-jobs/{crashed.id}/"), url, w, size)
+        for sha, key, url, w, size in expected["images"]
+    ]
+    assert [k for k in after["objects"] if f"/crawl-jobs/{crashed.id}/" in k] == [row[1] for row in after["images"]]
+    assert (after["counters"], after["active"], after["chunks"]) == (
+        expected["counters"],
+        expected["active"],
+        expected["chunks"],
+    )
+    assert [c.attempts for c in chunks(session, crashed.id)] == [2, 2]
+
+
+def test_two_workers_on_two_chunks_respect_the_cap(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 8), max_images=5)
+    dispatch(apps.dispatch, job.id)
+    job_id, (first, second) = job.id, chunks(session, job.id)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(chunk_id: int) -> None:
+        try:
+            app = load_function("crawl")  # one handler module per worker, as in two Lambda environments
+            barrier.wait()
+            response = app.lambda_handler(chunk_event(job_id, chunk_id), lambda_context())
+            assert response == {"batchItemFailures": []}
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(first.id,)), threading.Thread(target=work, args=(second.id,))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    done = fresh(session, job.id)
+    rows = images(session, job.id)
+    assert len(rows) == done.downloaded_images == 5
+    assert (done.status, done.completed_chunks, done.active_chunks, done.total_images) == (JobStatus.COMPLETED, 2, 0, 8)
+    assert bucket_keys(crawl_env) == sorted(r.storage_url for r in rows)
+    assert sum(c.downloaded for c in chunks(session, job.id)) == 5
+    assert sum(c.skipped for c in chunks(session, job.id)) == 3
+
+
+def test_a_full_job_skips_remaining_chunks_without_fetching(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 12), max_images=4)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, done.completed_chunks) == (JobStatus.COMPLETED, 4, 3)
+    assert len(images(session, job.id)) == 4 and len(bucket_keys(crawl_env)) == 4
+    assert len(host.requests) == 4
+
+
+def test_duplicate_images_in_one_job_are_stored_once(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    urls = serve_jpegs(host, 3)
+    job = new_job(session, urls=[*urls, *urls, urls[0]])
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    assert (done.downloaded_images, done.total_images, len(images(session, job.id))) == (3, 7, 3)
+    assert sum(c.skipped for c in chunks(session, job.id)) == 4
+
+
+def test_cancelled_job_dispatches_nothing_and_its_chunks_are_acknowledged(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    cancelled = new_job(session, urls=serve_jpegs(host, 3), status=JobStatus.CANCELLED)
+    dispatch(apps.dispatch, cancelled.id)
+    assert chunks(session, cancelled.id) == [] and queued(crawl_env) == 0
+
+    job = new_job(session, urls=serve_jpegs(host, 3))
+    dispatch(apps.dispatch, job.id)
+    session.get_one(CrawlJob, job.id).status = JobStatus.CANCELLED
+    session.commit()
+    responses = drain(crawl_env, apps.crawl)
+    assert responses[0] == {"batchItemFailures": []}
+    assert [c.status for c in chunks(session, job.id)] == [JobStatus.CANCELLED]
+    assert images(session, job.id) == [] and bucket_keys(crawl_env) == [] and host.requests == []
+    assert fresh(session, job.id).status is JobStatus.CANCELLED
+
+
+def provider_api(host: HttpHost, images_host: HttpHost) -> list[str]:
+    """Openverse answers with its recorded page, its image URLs rewritten to the loopback image host."""
+    page = fixture_json("openverse_page.json")
+    urls = serve_jpegs(images_host, len(page["results"]))
+    for result, url in zip(page["results"], urls, strict=True):
+        result["url"] = url
+    host.routes["/v1/images/"] = Response(json.dumps(page).encode(), headers={"Content-Type": "application/json"})
+    return urls
+
+
+def test_openverse_job_stores_licence_and_provenance(
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
+) -> None:
+    with HttpHost() as images_host:
+        urls = provider_api(openverse_api, images_host)
+        job = new_job(session, providers=["openverse"], max_images=4)
+        dispatch(apps.dispatch, job.id)
+        drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    # two pages planned (4 x 1.25 headroom); the second finds the job full and does not search
+    assert (done.status, done.downloaded_images, done.total_images, done.completed_chunks) == (
+        JobStatus.COMPLETED,
+        4,
+        4,
+        2,
+    )
+    row = next(r for r in images(session, job.id) if r.original_url == urls[0])
+    assert (row.title, row.creator, row.license, row.provider) == ("Cat Fish 2", "admiller", "CC BY 2.0", "openverse")
+    assert row.source_url == "https://www.flickr.com/photos/32426194@N00/3481540500"
+    assert row.license_url == "https://creativecommons.org/licenses/by/2.0/"
+
+
+def test_provider_429_retries_later_and_never_counts_failed_while_receives_remain(
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
+) -> None:
+    with HttpHost() as images_host:
+        provider_api(openverse_api, images_host)
+        throttled = {"on": True}
+        page = openverse_api.routes["/v1/images/"]
+
+        def images_route(path: str) -> Response:
+            return Response(b"{}", 429, {"Retry-After": "0"}) if throttled["on"] else page  # type: ignore[return-value]
+
+        openverse_api.routes["/v1/images/"] = images_route
+        job = new_job(session, providers=["openverse"], max_images=3)
+        dispatch(apps.dispatch, job.id)
+        [chunk] = chunks(session, job.id)
+        response = apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 1), lambda_context())
+        assert len(response["batchItemFailures"]) == 1
+        assert (chunks(session, job.id)[0].status, fresh(session, job.id).failed_chunks) == (JobStatus.RUNNING, 0)
+        throttled["on"] = False
+        apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 2), lambda_context())
+    assert fresh(session, job.id).status is JobStatus.COMPLETED
+
+
+def test_a_real_429_defers_the_message_for_retry_after(
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
+) -> None:
+    openverse_api.routes["/v1/images/"] = Response(b"{}", 429, {"Retry-After": "120"})
+    job = new_job(session, providers=["openverse"], max_images=3)
+    dispatch(apps.dispatch, job.id)
+    sqs, url = crawl_env["sqs"], crawl_env["queues"]["crawl"]
+    [message] = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], VisibilityTimeout=0)["Messages"]
+    response = apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context())
+    assert len(response["batchItemFailures"]) == 1
+    # received with visibility 0, the message is now hidden for Retry-After instead of coming straight back
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+    assert queued(crawl_env) == 1
+    assert fresh(session, job.id).failed_chunks == 0
+
+
+def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
+) -> None:
+    with HttpHost() as images_host:
+        provider_api(openverse_api, images_host)
+        page = openverse_api.routes["/v1/images/"]
+        openverse_api.routes["/v1/images/"] = Response(b"oops", 500)
+        urls = serve_jpegs(images_host, 4, start=100)
+        job = new_job(session, providers=["openverse", "urls"], urls=urls, max_images=8)
+        dispatch(apps.dispatch, job.id)
+        assert [c.provider for c in chunks(session, job.id)] == ["openverse", "openverse", "openverse", "urls"]
+
+        drain(crawl_env, apps.crawl)
+        failed = fresh(session, job.id)
+        assert (failed.status, failed.completed_chunks, failed.failed_chunks, failed.active_chunks) == (
+            JobStatus.COMPLETED,
+            1,
+            3,
+            0,
+        )
+        assert [c.status for c in chunks(session, job.id)][:3] == [JobStatus.FAILED] * 3
+        assert "HTTP 500" in (chunks(session, job.id)[0].last_error or "")
+        assert [c.attempts for c in chunks(session, job.id)] == [3, 3, 3, 1]
+        dead_letters = crawl_env["sqs"].get_queue_url(QueueName="crawl-dlq")["QueueUrl"]
+        assert queued(crawl_env) == 0
+        assert crawl_env["sqs"].receive_message(QueueUrl=dead_letters).get("Messages", []) == []
+
+        openverse_api.routes["/v1/images/"] = page
+        dispatch(apps.dispatch, job.id, retry=True)
+        retried = fresh(session, job.id)
+        assert (retried.status, retried.failed_chunks, retried.active_chunks) == (JobStatus.RUNNING, 0, 3)
+        assert retried.completed_at is None and retried.error_message is None
+        assert queued(crawl_env) == 3
+        dispatch(apps.dispatch, job.id, retry=True)
+        assert queued(crawl_env) == 3
+
+        drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    assert (done.status, done.completed_chunks, done.failed_chunks, done.downloaded_images) == (
+        JobStatus.COMPLETED,
+        4,
+        0,
+        8,
+    )
+    assert len(done.task_ids) == 7
+
+
+def test_job_fails_with_a_reason_when_no_chunk_succeeds(
+    crawl_env: dict[str, Any], session: Session, openverse_api: HttpHost, apps: Apps
+) -> None:
+    openverse_api.routes["/v1/images/"] = Response(b"oops", 502)
+    job = new_job(session, providers=["openverse"], max_images=2)
+    dispatch(apps.dispatch, job.id)
+    [chunk] = chunks(session, job.id)
+    apps.crawl.lambda_handler(chunk_event(job.id, chunk.id, 3), lambda_context())
+    done = fresh(session, job.id)
+    assert done.status is JobStatus.FAILED and "HTTP 502" in (done.error_message or "")
+    assert session.scalar(select(func.count()).select_from(ActivityLog).where(ActivityLog.action == "crawl_job.failed"))
+
+
+def test_one_bad_message_does_not_fail_its_batch(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 3))
+    dispatch(apps.dispatch, job.id)
+    [chunk] = chunks(session, job.id)
+    bad = sqs_record('{"crawl_job_id": "x"}')
+    good = sqs_record(ChunkMessage(crawl_job_id=job.id, chunk_id=chunk.id))
+    response = apps.crawl.lambda_handler(sqs_event(bad, good), lambda_context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert fresh(session, job.id).status is JobStatus.COMPLETED
+
+
+def test_sweep_requeues_stuck_chunks(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from pixcrawler.crawl.planning import requeue_stuck
+
+    job = new_job(session, urls=serve_jpegs(host, 6))
+    dispatch(apps.dispatch, job.id)
+    crawl_env["sqs"].purge_queue(QueueUrl=crawl_env["queues"]["crawl"])
+    assert requeue_stuck(timedelta(hours=1)) == 0
+    monkeypatch.setenv("CRAWL_STUCK_AFTER_SECONDS", "-1")
+    get_settings.cache_clear()
+    assert load_function("sweep").lambda_handler({}, lambda_context("sweep")) == {"requeued": 2}
+    drain(crawl_env, apps.crawl)
+    assert fresh(session, job.id).status is JobStatus.COMPLETED
+
+
+def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = new_job(session, urls=serve_jpegs(host, 3))
+    dispatch(apps.dispatch, job.id)
+
+    def broken(*args: Any) -> int:
+        raise ConnectionResetError("database went away")
+
+    monkeypatch.setattr(worker, "complete_chunk", broken)
+    drain(crawl_env, apps.crawl)
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.attempts) == (JobStatus.FAILED, 3)
+    assert "database went away" in (chunk.last_error or "")
+    done = fresh(session, job.id)
+    assert (done.status, done.failed_chunks, done.active_chunks) == (JobStatus.FAILED, 1, 0)
+    assert images(session, job.id) == [] and bucket_keys(crawl_env) == []

@@ -1,0 +1,176 @@
+"""template.yaml: lint-clean as written and as SAM translates it, and the deployment rules hold in the output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+from tests.conftest import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+PUBLIC_ROUTES = {"GET /v1/health", "GET /v1/docs", "GET /v1/openapi.json", "GET /v1/downloads/{token}"}
+SETTINGS_VARIABLES = {  # what the code reads (pixcrawler.settings and Powertools)
+    "DB_SECRET_ARN",
+    "DB_PROXY_ENDPOINT",
+    "DB_CA_BUNDLE",
+    "DATA_BUCKET",
+    "DISPATCH_QUEUE_URL",
+    "CRAWL_QUEUE_URL",
+    "VALIDATION_QUEUE_URL",
+    "EXPORT_QUEUE_URL",
+    "PUBLIC_API_URL",
+    "DOWNLOAD_LINK_SECRET_ARN",
+    "MAX_RECEIVE_COUNT",
+    "VALIDATION_MAX_RECEIVES",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_METRICS_NAMESPACE",
+}
+
+
+def cli_env() -> dict[str, str]:
+    return os.environ | {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+
+
+def cli(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+class _NoManagedPolicies:
+    """The translator resolves managed policy names through IAM; this template names none."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    """The CloudFormation SAM would deploy; local code locations stand in as S3 URIs, as after `sam package`."""
+    template, errors = decode(str(TEMPLATE))
+    assert template is not None, errors
+    for name, resource in template["Resources"].items():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = f"s3://artifacts/{name}.zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # pseudo parameters need a region
+        return transform(template, {}, _NoManagedPolicies())
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = subprocess.run([cli("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = subprocess.run(
+        [cli("sam"), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_translated_template_is_lint_clean(translated: dict[str, Any], tmp_path: Path) -> None:
+    """Linting SAM's output catches what both linters let through in the source, e.g. `ReportBatchItemFailure`."""
+    output = tmp_path / "translated.json"
+    output.write_text(json.dumps(translated, default=str))
+    result = subprocess.run([cli("cfn-lint"), str(output)], capture_output=True, text=True, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_queue_event_reports_partial_failures_with_bounded_concurrency(translated: dict[str, Any]) -> None:
+    mappings = resources(translated, "AWS::Lambda::EventSourceMapping")
+    functions = resources(translated, "AWS::Lambda::Function")
+    queues = resources(translated, "AWS::SQS::Queue")
+    assert len(mappings) == 4
+    for mapping in mappings.values():
+        properties = mapping["Properties"]
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert "MaximumConcurrency" in properties["ScalingConfig"]
+        queue = queues[properties["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        function = functions[properties["FunctionName"]["Ref"]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+        dead_letter = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert "RedrivePolicy" not in queues[dead_letter]["Properties"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+
+
+def test_only_the_public_routes_skip_the_jwt_authorizer(translated: dict[str, Any]) -> None:
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"] for r in resources(translated, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"} == PUBLIC_ROUTES
+    assert routes["ANY /v1/{proxy+}"]["AuthorizationType"] == "JWT"
+    [authorizer] = resources(translated, "AWS::ApiGatewayV2::Authorizer").values()
+    assert authorizer["Properties"]["JwtConfiguration"] == {
+        "Issuer": {"Ref": "JwtIssuer"},
+        "Audience": {"Ref": "JwtAudience"},
+    }
+
+
+def test_functions_that_take_traffic_wait_for_the_migration(translated: dict[str, Any]) -> None:
+    functions = resources(translated, "AWS::Lambda::Function")
+    assert set(functions) >= {
+        "ApiFunction",
+        "DispatchFunction",
+        "CrawlFunction",
+        "ValidationFunction",
+        "ExportFunction",
+    }
+    for name, function in functions.items():
+        if name != "MigrateFunction":
+            assert function["DependsOn"] == "SchemaMigration", name
+    migration = translated["Resources"]["SchemaMigration"]["Properties"]
+    versions = resources(translated, "AWS::Lambda::Version")
+    [version] = versions
+    assert migration["MigrationsVersion"] == {"Ref": version}
+    assert translated["Resources"][migration["ServiceToken"]["Ref"]]["Type"] == "AWS::Lambda::Alias"
+
+
+def test_functions_share_the_layer_and_read_only_known_settings(translated: dict[str, Any]) -> None:
+    [layer] = resources(translated, "AWS::Lambda::LayerVersion")
+    for name, function in resources(translated, "AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        assert properties["Handler"] == "app.lambda_handler", name
+        assert properties["Runtime"] == "python3.12", name
+        assert properties["Layers"] == [{"Ref": layer}], name
+        assert properties["TracingConfig"] == {"Mode": "Active"}, name
+        assert set(properties["Environment"]["Variables"]) <= SETTINGS_VARIABLES, name
+
+
+def test_inline_policies_name_exact_resources(translated: dict[str, Any]) -> None:
+    """Least privilege: every statement we wrote or SAM expanded is scoped to a queue, prefix or secret."""
+    for name, role in resources(translated, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                assert "*" not in targets, (name, statement)
+                for target in targets:
+                    if "Fn::Sub" in target and "DataBucket" in json.dumps(target):
+                        assert "/projects/*" in json.dumps(target) or "/exports/*" in json.dumps(target), target
+
+
+def test_data_bucket_is_private_encrypted_tls_only_and_expires_exports(translated: dict[str, Any]) -> None:
+    bucket = translated["Resources"]["DataBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-exports"]["Prefix"] == "exports/"
+    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    [statement] = translated["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})

@@ -1,0 +1,101 @@
+"""Perceptual hashes and the duplicate pass: copies are caught, different pictures are not, nothing is missed."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from pixcrawler.local import samples
+from pixcrawler.schemas.validation import ValidationRules
+from pixcrawler.validation.hashing import distance, to_signed, to_unsigned
+from pixcrawler.validation.neardup import Candidate, MultiIndex, find_duplicates, pairwise_duplicates
+from pixcrawler.validation.rules import Code, inspect
+from tests.validation import images
+
+
+def phash(data: bytes) -> int:
+    result = inspect(io.BytesIO(data), len(data), ValidationRules(), 50_000_000)
+    assert result.phash is not None
+    return result.phash
+
+
+def test_resized_and_reencoded_copies_land_within_the_default_threshold() -> None:
+    threshold = ValidationRules().near_duplicate_threshold
+    for seed in range(8):
+        original = phash(samples.jpeg(seed))
+        copies = [
+            images.resized_copy(seed, 1024, 1024, quality=95),
+            images.resized_copy(seed, 512, 512, quality=40),
+            images.resized_copy(seed, 400, 300, quality=70),
+            images.resized_copy(seed, 192, 192, quality=75),
+            samples.encode(samples.picture(seed), "PNG"),
+            samples.encode(samples.picture(seed), "WEBP", quality=90),
+        ]
+        for copy in copies:
+            assert distance(original, phash(copy)) <= threshold, seed
+
+
+def test_different_pictures_are_far_apart() -> None:
+    hashes = [phash(samples.jpeg(seed)) for seed in range(40)]
+    gaps = [distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :]]
+    assert min(gaps) > ValidationRules().near_duplicate_threshold
+
+
+def test_signed_storage_round_trips_every_bit() -> None:
+    for value in (0, 1, 2**63 - 1, 2**63, 2**64 - 1, 0xDEADBEEFCAFEF00D):
+        stored = to_signed(value)
+        assert -(2**63) <= stored < 2**63
+        assert to_unsigned(stored) == value
+        assert distance(stored, value) == 0
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 8, 12, 20, 32])
+def test_the_index_finds_exactly_the_pairs_a_full_comparison_finds(radius: int) -> None:
+    rng = random.Random(radius)
+    hashes = [rng.getrandbits(64) for _ in range(600)]
+    for base in rng.sample(hashes, 60):
+        flips = rng.sample(range(64), rng.randint(0, radius + 2))
+        hashes.append(base ^ sum(1 << bit for bit in flips))
+    hashes = [to_signed(value) if rng.random() < 0.5 else value for value in hashes]
+    index = MultiIndex(hashes, radius)
+    found = {(min(i, j), max(i, j)) for i, value in enumerate(hashes) for j in index.within(value) if i != j}
+    expected = pairwise_duplicates(hashes, radius)
+    assert found == expected
+    assert len(expected) >= 10
+
+
+def candidate(image_id: int, value: int, size: int = 256, sha: str | None = None) -> Candidate:
+    return Candidate(image_id, sha or f"{image_id:064x}", value, size, size)
+
+
+def test_the_largest_then_earliest_image_of_a_group_is_kept() -> None:
+    base = 0x0123456789ABCDEF
+    group = [candidate(1, base, 256), candidate(2, base ^ 0b1, 1024), candidate(3, base ^ 0b11, 1024)]
+    other = candidate(4, ~base & (2**64 - 1), 256)
+    duplicates = find_duplicates([*group, other], ValidationRules())
+    assert {(d.id, d.kept_id, d.distance) for d in duplicates} == {(1, 2, 1), (3, 2, 1)}
+    assert all(d.code is Code.NEAR_DUPLICATE for d in duplicates)
+    assert "near duplicate of image 2" in duplicates[0].as_json()["message"]
+
+
+def test_chains_do_not_snowball() -> None:
+    """a-b and b-c are within the threshold, a-c is not: the best (a) removes b only, c stays."""
+    a, b, c = 0, 0b1111, 0b11111111
+    duplicates = find_duplicates([candidate(1, a, 512), candidate(2, b), candidate(3, c)], ValidationRules())
+    assert [(d.id, d.kept_id) for d in duplicates] == [(2, 1)]
+
+
+def test_policies_and_threshold() -> None:
+    pair = [candidate(1, 0), candidate(2, 0b111)]
+    assert find_duplicates(pair, ValidationRules(near_duplicate_threshold=2)) == []
+    assert len(find_duplicates(pair, ValidationRules(near_duplicate_threshold=3))) == 1
+    assert find_duplicates(pair, ValidationRules(near_duplicates="allow")) == []
+
+
+def test_exact_duplicates_by_sha256_are_settled_first_and_unhashed_images_take_no_part() -> None:
+    same = [candidate(1, 0, sha="a" * 64), candidate(2, 2**40 - 1, 512, sha="a" * 64), candidate(3, None)]
+    duplicates = find_duplicates(same, ValidationRules())
+    assert [(d.id, d.kept_id, d.code) for d in duplicates] == [(1, 2, Code.EXACT_DUPLICATE)]
+    assert find_duplicates(same, ValidationRules(exact_duplicates="allow", near_duplicates="allow")) == []
