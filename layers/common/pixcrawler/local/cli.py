@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.port,
         visibility_timeout=args.visibility_timeout,
         max_receive_count=args.max_receive_count,
-        batch_size=args.batch_size,
+        sweep_interval=args.sweep_interval,
         concurrency=args.concurrency,
         allow_loopback=args.allow_loopback,
     )
@@ -207,8 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))
     serve.add_argument("--visibility-timeout", type=int, default=60, help="seconds before a failed message returns")
-    serve.add_argument("--max-receive-count", type=int, default=3, help="receives before a message goes to its DLQ")
-    serve.add_argument("--batch-size", type=int, default=10, help="messages per worker invocation")
+    serve.add_argument("--max-receive-count", type=int, default=5, help="receives before a message goes to its DLQ")
+    serve.add_argument("--sweep-interval", type=float, default=300, help="seconds between stuck-chunk sweeps")
     serve.add_argument(
         "--concurrency",
         type=int,

@@ -11,6 +11,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +23,24 @@ from pixcrawler.local.ports import check_port
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
-# queue name -> (environment variable the functions read, function that consumes it)
-QUEUES = {
-    "dispatch": ("DISPATCH_QUEUE_URL", "dispatch"),
-    "crawl": ("CRAWL_QUEUE_URL", "crawl"),
-    "validation": ("VALIDATION_QUEUE_URL", "validate"),
-    "export": ("EXPORT_QUEUE_URL", "export"),
-}
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A work queue and the event source that feeds its function, as template.yaml declares them."""
+
+    name: str
+    variable: str  # the environment variable the functions read its URL from
+    function: str
+    batch_size: int
+    timeout_seconds: float  # the function's Timeout
+
+
+WORK_QUEUES = (
+    WorkQueue("dispatch", "DISPATCH_QUEUE_URL", "dispatch", batch_size=10, timeout_seconds=60),
+    WorkQueue("crawl", "CRAWL_QUEUE_URL", "crawl", batch_size=1, timeout_seconds=300),
+    WorkQueue("validation", "VALIDATION_QUEUE_URL", "validate", batch_size=1, timeout_seconds=300),
+    WorkQueue("export", "EXPORT_QUEUE_URL", "export", batch_size=1, timeout_seconds=900),
+)
 
 
 @contextmanager
@@ -51,7 +63,7 @@ def create_queues(
 ) -> dict[str, dict[str, str]]:
     """Each work queue with its dead-letter queue and redrive policy, as the deployed template declares them."""
     created: dict[str, dict[str, str]] = {}
-    for name in QUEUES:
+    for name in (queue.name for queue in WORK_QUEUES):
         dlq_url = sqs.create_queue(QueueName=f"{prefix}-{name}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})

@@ -13,16 +13,18 @@ import logging
 import os
 import secrets
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixcrawler.local import database, objectstore
 from pixcrawler.local.functions import Function, repository_root
 from pixcrawler.local.gateway import Gateway, serve
-from pixcrawler.local.objectstore import BucketMirror
+from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror
 from pixcrawler.local.pollers import EventSource, Poller
 from pixcrawler.local.ports import PortInUse
 
@@ -45,10 +47,9 @@ class StackOptions:
     aws_port: int = 0
     database_url: str = ""
     visibility_timeout: int = 60
-    max_receive_count: int = 3
-    batch_size: int = 10
+    max_receive_count: int = 5  # template.yaml's MaxReceiveCount default
     concurrency: int = 1
-    function_timeout: float = 900.0
+    sweep_interval: float = 300.0  # template.yaml: rate(5 minutes)
     sync_interval: float = 10.0
     persist_objects: bool = True
     stop_timeout: float = 60.0
@@ -67,6 +68,21 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     path.touch(mode=0o600)
     path.write_text(json.dumps(made))
     return made
+
+
+def scheduled_event(function_name: str) -> dict[str, Any]:
+    """The event EventBridge sends a function on a schedule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:000000000000:rule/{function_name}-schedule"],
+        "detail": {},
+    }
 
 
 def _reset_layer_caches() -> None:
@@ -123,11 +139,12 @@ class LocalStack:
             self._configure()
             workers = {
                 queue: Function.from_repository(
-                    self.repo, function, concurrency=options.concurrency, timeout_seconds=options.function_timeout
+                    self.repo, queue.function, concurrency=options.concurrency, timeout_seconds=queue.timeout_seconds
                 )
-                for queue, (_, function) in objectstore.QUEUES.items()
+                for queue in WORK_QUEUES
             }
-            for function in (api_function, *workers.values()):
+            sweep = Function.from_repository(self.repo, "sweep", timeout_seconds=60)
+            for function in (api_function, sweep, *workers.values()):
                 function.warm()
             server, database_url = database_ready.result()
         if server is not None:
@@ -141,8 +158,8 @@ class LocalStack:
         self.queues = objectstore.create_queues(
             aws.sqs(), "pixcrawler", options.visibility_timeout, options.max_receive_count
         )
-        for name, (variable, _) in objectstore.QUEUES.items():
-            os.environ[variable] = self.queues[name]["url"]
+        for queue in WORK_QUEUES:
+            os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
 
         if options.persist_objects:
@@ -153,18 +170,20 @@ class LocalStack:
             self._exit.callback(self._mirror.sync)
             self._background(self._keep_mirror, "mirror")
 
-        for name, function in workers.items():
+        for queue, function in workers.items():
             source = EventSource(
-                queue_url=self.queues[name]["url"],
-                queue_arn=self.queues[name]["arn"],
+                queue_url=self.queues[queue.name]["url"],
+                queue_arn=self.queues[queue.name]["arn"],
                 invoke=function.invoke,
-                batch_size=options.batch_size,
+                batch_size=queue.batch_size,
                 concurrency=options.concurrency,
                 region=REGION,
             )
-            self.pollers[name] = Poller(aws.sqs(), source, function.name)
-            self.pollers[name].start()
+            self.pollers[queue.name] = Poller(aws.sqs(), source, function.name)
+            self.pollers[queue.name].start()
         self._exit.callback(self._stop_pollers)
+        if options.sweep_interval > 0:
+            self._background(lambda: self._schedule(sweep, options.sweep_interval), "sweep")
 
         thread = threading.Thread(target=http.serve_forever, name="gateway", daemon=True)
         thread.start()
@@ -205,6 +224,9 @@ class LocalStack:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "CRAWL_ALLOW_LOOPBACK": "true" if options.allow_loopback else "false",
+                # the workers fail a job readably on the last delivery, so they must know the queues' limit
+                "MAX_RECEIVE_COUNT": str(options.max_receive_count),
+                "VALIDATION_MAX_RECEIVES": str(options.max_receive_count),
                 **options.environment,
             }
         )
@@ -217,6 +239,14 @@ class LocalStack:
         thread.start()
         self._exit.callback(thread.join)
         self._exit.callback(self._stopping.set)
+
+    def _schedule(self, function: Function, interval: float) -> None:
+        """EventBridge's `rate(...)` schedule: the function gets a scheduled event every `interval` seconds."""
+        while not self._stopping.wait(interval):
+            try:
+                function.invoke(scheduled_event(function.name))
+            except Exception:
+                log.exception("scheduled %s failed; next run in %.0f s", function.name, interval)
 
     def _keep_mirror(self) -> None:
         while not self._stopping.wait(self.options.sync_interval):
