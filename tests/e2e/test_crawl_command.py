@@ -1,0 +1,56 @@
+"""`pixcrawler crawl`: the same pipeline for real use (here a URL list on a loopback host), and Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from pixcrawler.local import samples
+from pixcrawler.local.httphost import HttpHost, Response
+from tests.e2e.conftest import PIXCRAWLER, pixcrawler
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    with HttpHost() as host:
+        for seed in range(8):
+            host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+        urls = [arg for seed in range(8) for arg in ("--url", host.url(f"/{seed}.jpg"))]
+        result = pixcrawler(
+            "crawl", "birds", "--provider", "urls", *urls, "--max-images", "5", "--format", "tar",
+            "--output", "birds.tar", "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
+            env=clean_env, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 crawled" in result.stdout and str(tmp_path / "birds.tar") in result.stdout
+    with tarfile.open(tmp_path / "birds.tar") as archive:
+        images = [m for m in archive.getmembers() if m.name.endswith(".jpg")]
+        assert len(images) == 5  # max_images is a hard cap
+        for member in images:
+            file = archive.extractfile(member)
+            assert file is not None and file.read(3) == b"\xff\xd8\xff"
+
+
+def test_ctrl_c_cancels_and_stops_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    state = tmp_path / "state"
+    with HttpHost() as host:
+        host.routes["/slow.jpg"] = Response(samples.jpeg(1), headers=JPEG, delay=8)
+        process = subprocess.Popen(
+            [PIXCRAWLER, "crawl", "slow", "--provider", "urls", "--url", host.url("/slow.jpg"), "--quiet",
+             "--data-dir", str(state), "--allow-loopback"],
+            env=clean_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while not host.requests and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)  # the crawl worker is now downloading
+        assert host.requests, process.communicate()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not (state / "stack.json").exists()  # the stack shut down
+    assert not (state / "postgres" / "postmaster.pid").exists()  # and stopped its database
