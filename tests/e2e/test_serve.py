@@ -53,10 +53,15 @@ def serving(data_dir: Path, env: dict[str, str], cwd: Path) -> Iterator[dict[str
     assert not state_file.exists()
 
 
-def wait_done(api: str, path: str, headers: dict[str, str], timeout: float = 60) -> dict[str, Any]:
+def run_job(
+    api: str, start: str, jobs: str, headers: dict[str, str], body: dict[str, Any], timeout: float = 60
+) -> dict[str, Any]:
+    """POST the job, then poll it until it ends; its final state."""
+    started = requests.post(api + start, json=body, headers=headers, timeout=10)
+    assert started.status_code == 202, started.text
     deadline = time.monotonic() + timeout
     while True:
-        job: dict[str, Any] = requests.get(api + path, headers=headers, timeout=10).json()
+        job: dict[str, Any] = requests.get(f"{api}{jobs}/{started.json()['id']}", headers=headers, timeout=10).json()
         if job["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
             return job
         time.sleep(0.3)
@@ -89,29 +94,20 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
             assert requests.post(f"{api}/v1/projects", json={"name": "x"}, headers=bad, timeout=10).status_code == 401
 
             project = requests.post(f"{api}/v1/projects", json={"name": "Birds"}, headers=auth, timeout=10).json()
-            crawl = requests.post(
-                f"{api}/v1/projects/{project['id']}/crawl-jobs",
-                json={"name": "c", "keywords": ["birds"], "max_images": 10, "providers": ["urls"], "urls": urls},
-                headers=auth,
-                timeout=10,
-            ).json()
-            crawl = wait_done(api, f"/v1/crawl-jobs/{crawl['id']}", auth)
+            crawl = run_job(
+                api, f"/v1/projects/{project['id']}/crawl-jobs", "/v1/crawl-jobs", auth,
+                {"name": "c", "keywords": ["birds"], "max_images": 10, "providers": ["urls"], "urls": urls},
+            )  # fmt: skip
             assert crawl["status"] == "completed" and crawl["downloaded_images"] == 6, crawl
-            validation = requests.post(
-                f"{api}/v1/crawl-jobs/{crawl['id']}/validation-jobs",
-                json={"name": "v", "rules": {}},
-                headers=auth,
-                timeout=10,
-            ).json()
-            validation = wait_done(api, f"/v1/validation-jobs/{validation['id']}", auth)
+            validation = run_job(
+                api, f"/v1/crawl-jobs/{crawl['id']}/validation-jobs", "/v1/validation-jobs", auth,
+                {"name": "v", "rules": {}},
+            )  # fmt: skip
             assert validation["status"] == "completed" and validation["invalid_images"] == 0, validation
-            export = requests.post(
-                f"{api}/v1/crawl-jobs/{crawl['id']}/export-jobs",
-                json={"name": "e", "format": "zip", "options": {}},
-                headers=auth,
-                timeout=10,
-            ).json()
-            export = wait_done(api, f"/v1/export-jobs/{export['id']}", auth)
+            export = run_job(
+                api, f"/v1/crawl-jobs/{crawl['id']}/export-jobs", "/v1/export-jobs", auth,
+                {"name": "e", "format": "zip", "options": {}},
+            )  # fmt: skip
             assert export["status"] == "completed", export
             link = export["download_url"]
             assert link.startswith(f"{api}/v1/downloads/")
