@@ -89,6 +89,7 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
             api = stack["api_url"]
             assert requests.get(f"{api}/v1/health", timeout=10).status_code == 200
             assert requests.get(f"{api}/v1/openapi.json", timeout=10).json()["paths"]
+            assert "swagger" in requests.get(f"{api}/v1/docs", timeout=10).text.lower()
             assert requests.post(f"{api}/v1/projects", json={"name": "x"}, timeout=10).status_code == 401
             bad = {"Authorization": "Bearer " + token.stdout.strip()[:-4] + "AAAA"}
             assert requests.post(f"{api}/v1/projects", json={"name": "x"}, headers=bad, timeout=10).status_code == 401

@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     from pixcrawler.local.functions import RepositoryNotFound
     from pixcrawler.local.pipeline import StageFailed
     from pixcrawler.local.ports import PortInUse
+    from pixcrawler.local.stack import DataDirBusy
 
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir
@@ -256,6 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
-    except (PortInUse, RepositoryNotFound, StageFailed, ApiError, TimeoutError, FileNotFoundError) as error:
+    except (
+        PortInUse,
+        DataDirBusy,
+        RepositoryNotFound,
+        StageFailed,
+        ApiError,
+        TimeoutError,
+        FileNotFoundError,
+    ) as error:
         print(f"pixcrawler {args.command}: {error}", file=sys.stderr)
         return 1

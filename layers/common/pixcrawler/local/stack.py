@@ -8,6 +8,7 @@ and the secrets that sign tokens and download links.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pixcrawler.local import database, objectstore
 from pixcrawler.local.functions import Function, repository_root
@@ -55,6 +56,25 @@ class StackOptions:
     stop_timeout: float = 60.0
     allow_loopback: bool = False
     environment: dict[str, str] = field(default_factory=dict)
+
+
+class DataDirBusy(RuntimeError):
+    """Two stacks on one data dir would run two emulators writing one object copy."""
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the data dir for this process (released when the returned file closes, or the process ends)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirBusy(
+            f"{data_dir} is in use by another pixcrawler process (serve, crawl or demo); stop it or choose "
+            "another --data-dir."
+        ) from None
+    return handle
 
 
 def load_secrets(data_dir: Path) -> dict[str, str]:
@@ -114,6 +134,7 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         try:
+            self._exit.enter_context(lock_data_dir(self.data_dir))
             self._start()
         except BaseException:
             self._exit.close()
@@ -276,4 +297,4 @@ class LocalStack:
         return tokens.mint(self.secrets["token_secret"], email)
 
 
-__all__ = ["LocalStack", "PortInUse", "StackOptions"]
+__all__ = ["DataDirBusy", "LocalStack", "PortInUse", "StackOptions"]
