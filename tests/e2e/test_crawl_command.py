@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 from pixcrawler.local import samples
@@ -33,6 +35,27 @@ def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict
         for member in images:
             file = archive.extractfile(member)
             assert file is not None and file.read(3) == b"\xff\xd8\xff"
+
+
+def test_crawl_searches_a_provider_and_exports_by_keyword(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """Openverse's recorded answer, served from loopback, with its image URLs pointing at a loopback host."""
+    page = json.loads((Path(__file__).parents[1] / "fixtures" / "providers" / "openverse_page.json").read_text())
+    with HttpHost() as api, HttpHost() as images:
+        for seed, result in enumerate(page["results"]):
+            images.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+            result["url"] = images.url(f"/{seed}.jpg")
+        api.routes["/v1/images/"] = Response(json.dumps(page).encode(), headers={"Content-Type": "application/json"})
+        result = pixcrawler(
+            "crawl", "cats", "--provider", "openverse", "--max-images", "4", "--output", "cats.zip",
+            "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
+            env={**clean_env, "OPENVERSE_URL": api.base_url}, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with zipfile.ZipFile(tmp_path / "cats.zip") as archive:
+        names = archive.namelist()
+        assert sum(name.startswith("cats/") and name.endswith(".jpg") for name in names) == 4, names
+        attribution = next(name for name in names if "attribution" in name.lower())
+        assert "admiller" in archive.read(attribution).decode()
 
 
 def test_ctrl_c_cancels_and_stops_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:

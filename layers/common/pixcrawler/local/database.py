@@ -3,6 +3,7 @@ migrated with the same Alembic scripts `sam deploy` runs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,20 +22,13 @@ def start_embedded(directory: Path) -> tuple[PostgresServer, str]:
 
 
 def migrate(repo: Path, url: str) -> str:
-    """Upgrade the database at `url` to the newest revision; returns that revision."""
-    from alembic import command
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    """Upgrade the database at `url` with the migration hook's own code; the revision it is now at."""
+    from pixcrawler.migrations import upgrade_to_head
+    from pixcrawler.settings import get_settings
 
-    from pixcrawler import db
-
-    config = Config(str(repo / "alembic.ini"))
-    config.attributes["configure_logging"] = False
-    engine = db.build_engine(url, pool_size=1)
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    finally:
-        engine.dispose()
-    return str(ScriptDirectory.from_config(config).get_current_head())
+    os.environ["DATABASE_URL"] = url  # upgrade_to_head reads the URL from settings, like every function
+    get_settings.cache_clear()
+    outcome = upgrade_to_head(repo / "alembic.ini")
+    if outcome.ahead:
+        return f"{outcome.revision} (newer than this code's migrations: left as it is)"
+    return outcome.revision
