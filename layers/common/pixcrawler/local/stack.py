@@ -148,7 +148,7 @@ class LocalStack:
         options = self.options
         # One API environment: the resolver is a module-level object in the layer, shared by every copy of
         # the function module in this process, and it keeps the current event on itself.
-        api_function = Function.from_repository(self.repo, "api", concurrency=1)
+        self.api_function = api_function = Function.from_repository(self.repo, "api", concurrency=1)
         http = serve(Gateway(api_function.invoke, self.secrets["token_secret"]), options.host, options.port)
         self._exit.callback(http.server_close)
         self.api_url = f"http://{options.host}:{http.server_port}"
