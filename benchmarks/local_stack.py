@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import statistics
 import sys
@@ -102,6 +103,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--messages", type=int, default=400)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every request
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-bench-"))
     try:
         for label in ("fresh data dir", "restart"):
