@@ -28,17 +28,19 @@ def _logging(verbose: bool, server: bool) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if verbose or server else "ERROR")
 
 
-def _raise_on_sigterm() -> None:
-    """`kill` stops the stack as cleanly as Ctrl-C does: objects saved, database stopped."""
+def _stop_on_signals() -> None:
+    """`kill` and Ctrl-C stop the stack cleanly (objects saved, database stopped), even when started with `&`
+    from a script, which leaves SIGINT ignored."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> Any:
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir
     _logging(args.verbose, server=args.command == "serve")
-    _raise_on_sigterm()
+    _stop_on_signals()
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
