@@ -133,7 +133,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
     output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
     throwaway = fresh and not args.keep
-    options = _options(args, data_dir, args.port, allow_loopback=True, persist_objects=not throwaway)
+    options = _options(args, data_dir, args.port, allow_loopback=True, keep_state=not throwaway)
     sample_urls: list[str] = []
 
     def build(resources: ExitStack) -> Any:

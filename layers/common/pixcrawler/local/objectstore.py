@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 from pixcrawler.local.ports import check_port
 
@@ -155,3 +156,48 @@ class BucketMirror:
         partial = self._index_path.with_suffix(".part")
         partial.write_text(json.dumps(self._index))
         os.replace(partial, self._index_path)
+
+
+class QueueSnapshot:
+    """Messages waiting in the work queues and their dead-letter queues, saved at shutdown and sent again at
+    start, since moto keeps them in memory only. A restarted stack picks its queued work up where it was;
+    receive counts start again from zero."""
+
+    def __init__(self, sqs: SQSClient, queues: dict[str, dict[str, str]], path: Path) -> None:
+        self._sqs, self._queues, self._path = sqs, queues, path
+
+    def _drain(self, url: str) -> list[str]:
+        bodies: list[str] = []
+        while batch := self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            bodies += [message["Body"] for message in batch]
+            self._sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+            )
+        return bodies
+
+    def save(self) -> int:
+        """Main queues first: a message redriven while they drain lands in its DLQ, drained after."""
+        saved = {name: {"queue": self._drain(urls["url"])} for name, urls in self._queues.items()}
+        for name, urls in self._queues.items():
+            saved[name]["dlq"] = self._drain(urls["dlq_url"])
+        partial = self._path.with_suffix(".part")
+        partial.write_text(json.dumps(saved))
+        os.replace(partial, self._path)
+        return sum(len(bodies) for queues in saved.values() for bodies in queues.values())
+
+    def restore(self) -> int:
+        if not self._path.is_file():
+            return 0
+        saved: dict[str, dict[str, list[str]]] = json.loads(self._path.read_text())
+        restored = 0
+        for name, queues in saved.items():
+            for kind, url_key in (("queue", "url"), ("dlq", "dlq_url")):
+                bodies = queues.get(kind, [])
+                for start in range(0, len(bodies), 10):
+                    entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                        {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start : start + 10])
+                    ]
+                    self._sqs.send_message_batch(QueueUrl=self._queues[name][url_key], Entries=entries)
+                restored += len(bodies)
+        self._path.unlink()
+        return restored

@@ -93,6 +93,8 @@ class Poller:
             for n in range(source.concurrency)
         ]
         self.invocations = 0
+        self._failed: dict[str, str] = {}  # message id -> receipt handle, while it waits out its timeout
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         for thread in self._threads:
@@ -104,6 +106,18 @@ class Poller:
     def join(self, timeout: float | None = None) -> None:
         for thread in self._threads:
             thread.join(timeout)
+
+    def release_failed(self) -> None:
+        """Make the messages that failed here visible again now (at shutdown), so they can be saved."""
+        with self._lock:
+            handles, self._failed = list(self._failed.values()), {}
+        for handle in handles:
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._source.queue_url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
+            except Exception:
+                log.debug("a failed message was already received again or moved", exc_info=True)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -133,8 +147,14 @@ class Poller:
             result = source.invoke(event)
         except Exception:
             log.exception("%s raised on a batch of %d; it returns after the visibility timeout", self.name, len(ids))
-            return len(messages)
+            result = {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in ids]}
         done = set(succeeded(ids, result))
+        with self._lock:
+            for message in messages:
+                if message["MessageId"] in done:
+                    self._failed.pop(message["MessageId"], None)
+                else:
+                    self._failed[message["MessageId"]] = message["ReceiptHandle"]
         log.info(
             "%s: batch of %d in %.0f ms, %d failed",
             self.name,

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pixcrawler.local import database, objectstore
 from pixcrawler.local.functions import Function, repository_root
 from pixcrawler.local.gateway import Gateway, serve
-from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror
+from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror, QueueSnapshot
 from pixcrawler.local.pollers import EventSource, Poller
 from pixcrawler.local.ports import PortInUse
 
@@ -52,7 +52,7 @@ class StackOptions:
     concurrency: int = 1
     sweep_interval: float = 300.0  # template.yaml: rate(5 minutes)
     sync_interval: float = 10.0
-    persist_objects: bool = True
+    keep_state: bool = True  # objects and queued messages saved in the data dir for the next start
     stop_timeout: float = 60.0
     allow_loopback: bool = False
     environment: dict[str, str] = field(default_factory=dict)
@@ -183,7 +183,7 @@ class LocalStack:
             os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
 
-        if options.persist_objects:
+        if options.keep_state:
             self._mirror = BucketMirror(aws.s3(), BUCKET, self.data_dir / "objects")
             restored = self._mirror.restore()
             if restored:
@@ -191,6 +191,11 @@ class LocalStack:
             self._exit.callback(self._mirror.sync)
             self._background(self._keep_mirror, "mirror")
 
+        if options.keep_state:
+            snapshot = QueueSnapshot(aws.sqs(), self.queues, self.data_dir / "queues.json")
+            if requeued := snapshot.restore():
+                log.info("re-queued %d messages saved at the last shutdown", requeued)
+            self._exit.callback(snapshot.save)
         for queue, function in workers.items():
             source = EventSource(
                 queue_url=self.queues[queue.name]["url"],
@@ -225,6 +230,7 @@ class LocalStack:
             poller.request_stop()
         for poller in self.pollers.values():
             poller.join(self.options.stop_timeout)
+            poller.release_failed()
 
     def _configure(self) -> None:
         """The environment the deployed template gives every function, pointed at the local services."""
