@@ -67,6 +67,13 @@ def run_job(
         time.sleep(0.3)
 
 
+def sqs_client(stack: dict[str, Any]) -> Any:
+    return boto3.client(
+        "sqs", endpoint_url=stack["aws_endpoint_url"], region_name=stack["region"],
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )  # fmt: skip
+
+
 def queue_depth(sqs: Any, url: str) -> int:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
@@ -117,13 +124,7 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
             with zipfile.ZipFile(io.BytesIO(first.content)) as bundle:
                 assert sum(name.endswith(".jpg") for name in bundle.namelist()) == 6
 
-            sqs = boto3.client(
-                "sqs",
-                endpoint_url=stack["aws_endpoint_url"],
-                region_name=stack["region"],
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-            )
+            sqs = sqs_client(stack)
             queue = stack["queues"]["validation"]
             sqs.send_message(QueueUrl=queue["url"], MessageBody='{"not": "a validation message"}')
             deadline = time.monotonic() + 30
@@ -138,6 +139,7 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
             assert again.status_code == 200 and again.json()["name"] == "Birds"
             relinked = link.replace(link.split("/v1/")[0], api)  # the port may differ after a restart
             assert requests.get(relinked, timeout=30).content == first.content
+            assert queue_depth(sqs_client(stack), stack["queues"]["validation"]["dlq_url"]) == 1  # kept too
 
 
 def test_a_busy_port_gets_a_sentence_not_a_traceback(tmp_path: Path, clean_env: dict[str, str]) -> None:
