@@ -13,7 +13,13 @@ import threading
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pixcrawler.local.pipeline import DatasetRequest, Outcome
+    from pixcrawler.local.stack import StackOptions
 
 DEFAULT_DATA_DIR = ".pixcrawler"
 
@@ -43,7 +49,7 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> Any:
+def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> StackOptions:
     from pixcrawler.local.stack import StackOptions
 
     return StackOptions(
@@ -104,7 +110,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_pipeline(args: argparse.Namespace, options: Any, build: Any) -> Any:
+def _run_pipeline(
+    args: argparse.Namespace, options: StackOptions, build: Callable[[ExitStack], DatasetRequest]
+) -> Outcome:
     """Start the stack, run one dataset through it (with Ctrl-C cancelling the crawl), return the outcome."""
     from pixcrawler.local.client import Client
     from pixcrawler.local.pipeline import Pipeline
@@ -136,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     options = _options(args, data_dir, args.port, allow_loopback=True, keep_state=not throwaway)
     sample_urls: list[str] = []
 
-    def build(resources: ExitStack) -> Any:
+    def build(resources: ExitStack) -> DatasetRequest:
         sample_set = demo.start_host(resources)
         sample_urls.extend(sample_set.urls)
         return demo.request(sample_set, output.resolve())
@@ -204,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
     demo.add_argument("--output", help="where to save the exported zip (default: in the demo's data dir)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's database and objects")
-    demo.set_defaults(run=cmd_demo)
+    demo.set_defaults(run=cmd_demo, timeout=180.0)  # offline and small: a stage that long has failed
 
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))

@@ -17,7 +17,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -55,7 +55,6 @@ class StackOptions:
     keep_state: bool = True  # objects and queued messages saved in the data dir for the next start
     stop_timeout: float = 60.0
     allow_loopback: bool = False
-    environment: dict[str, str] = field(default_factory=dict)
 
 
 class DataDirBusy(RuntimeError):
@@ -254,7 +253,6 @@ class LocalStack:
                 # the workers fail a job readably on the last delivery, so they must know the queues' limit
                 "MAX_RECEIVE_COUNT": str(options.max_receive_count),
                 "VALIDATION_MAX_RECEIVES": str(options.max_receive_count),
-                **options.environment,
             }
         )
         for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
