@@ -30,6 +30,9 @@ class Settings:
     public_api_url: str
     download_link_secret: str
     download_link_secret_arn: str
+    export_part_size_mb: int
+    export_reserve_seconds: int
+    export_fetch_concurrency: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +50,9 @@ class Settings:
             public_api_url=_env("PUBLIC_API_URL", "http://127.0.0.1:3000"),
             download_link_secret=_env("DOWNLOAD_LINK_SECRET"),
             download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
+            export_part_size_mb=int(_env("EXPORT_PART_SIZE_MB", "8")),
+            export_reserve_seconds=int(_env("EXPORT_RESERVE_SECONDS", "60")),
+            export_fetch_concurrency=int(_env("EXPORT_FETCH_CONCURRENCY", "16")),
         )
 
 
