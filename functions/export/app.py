@@ -1,7 +1,5 @@
 """Export worker: SQS-triggered, one ExportMessage per export job (or per continuation of a long one)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from aws_lambda_powertools import Logger
