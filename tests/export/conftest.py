@@ -10,7 +10,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixcrawler import links
@@ -82,11 +81,10 @@ def drain(app: ModuleType, queue_url: str, sqs: Any, context: Any = None, limit:
 
 
 def reload(session: Session, export: ExportJob) -> ExportJob:
-    session.expire_all()
-    row = session.scalar(select(ExportJob).where(ExportJob.id == export.id))
-    assert row is not None
+    """The row as the worker left it; the transaction ends at once so the worker's pooled connection is free."""
+    session.refresh(export)
     session.commit()
-    return row
+    return export
 
 
 def fetch(aws: dict[str, Any], key: str) -> bytes:

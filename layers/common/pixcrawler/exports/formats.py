@@ -47,6 +47,9 @@ class Archive(Protocol):
         ...
 
     def close(self) -> None: ...
+    def abandon(self) -> None:
+        """Stop writing for good; garbage collection must not append end records to the stream."""
+        ...
 
 
 class ZipArchive:
@@ -79,10 +82,14 @@ class ZipArchive:
 
     def suspend(self) -> dict[str, Any]:
         entries = [[getattr(info, name) for name in _ZIP_FIELDS] for info in self._zip.filelist]
+        self.abandon()
         return {"entries": entries}
 
     def close(self) -> None:
         self._zip.close()
+
+    def abandon(self) -> None:
+        self._zip.fp = None
 
 
 class TarArchive:
@@ -114,6 +121,10 @@ class TarArchive:
         self._tar.close()
         if self._gzip is not None:
             self._gzip.close()
+
+    def abandon(self) -> None:
+        if self._gzip is not None:
+            self._gzip.fileobj = None  # type: ignore[assignment]
 
 
 def open_archive(fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None) -> Archive:
@@ -172,3 +183,6 @@ class Document:
 
     def close(self) -> None:
         self._rows.end()
+
+    def abandon(self) -> None:
+        pass

@@ -66,6 +66,8 @@ class MultipartWriter(io.RawIOBase):
         return self.state.size
 
     def write(self, data: ReadableBuffer) -> int:
+        if self.closed:
+            raise ValueError("the export stream was suspended or finished; nothing more may be written")
         view = memoryview(data).cast("B")
         self._buffer += view
         self.state.size += len(view)

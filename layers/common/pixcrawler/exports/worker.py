@@ -155,6 +155,9 @@ def _claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
     with session_scope() as session:
         row = session.get(ExportJob, export_job_id, with_for_update=True)
         if row is None or row.status.finished:
+            if row is not None and row.status is JobStatus.CANCELLED and row.checkpoint:
+                _discard(Checkpoint.model_validate(row.checkpoint))
+                row.checkpoint = None
             return None
         job = Job(
             row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
@@ -249,31 +252,41 @@ def _path(job: Job, checkpoint: Checkpoint, image: Image) -> str:
 
 def _write(job: Job, checkpoint: Checkpoint, clock: Clock) -> bool:
     """Stream the remaining images; False when suspended for the next invocation."""
-    settings = get_settings()
-    s3 = aws.s3()
-    fresh = checkpoint.output is None
     previous_tail = checkpoint.upload.tail_key
-    writer = MultipartWriter(s3, settings.data_bucket, checkpoint.key, checkpoint.upload)
-    archive: Archive | None = None
-    document: Document | None = None
+    writer = MultipartWriter(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
+    output: Archive | Document
     if job.format in ARCHIVES:
-        archive = open_archive(job.format, writer, checkpoint.output)
+        output = open_archive(job.format, writer, checkpoint.output)
     else:
-        document = Document(job.format, writer, checkpoint.output)
-        if fresh:
-            document.begin()
-    output = archive or document
-    assert output is not None
+        output = Document(job.format, writer, checkpoint.output)
+        if checkpoint.output is None:
+            output.begin()
+    try:
+        return _stream(job, checkpoint, clock, writer, output, previous_tail)
+    except BaseException:
+        output.abandon()
+        raise
+    finally:
+        writer.close()
+
+
+def _stream(
+    job: Job,
+    checkpoint: Checkpoint,
+    clock: Clock,
+    writer: MultipartWriter,
+    output: Archive | Document,
+    previous_tail: str | None,
+) -> bool:
     done = 0
     images = _images(job, checkpoint, checkpoint.position)
     with ExitStack() as stack:
-        items = _with_bytes(images, stack) if archive else ((image, b"") for image in images)
+        items = ((image, b"") for image in images) if isinstance(output, Document) else _with_bytes(images, stack)
         for image, data in items:
-            if archive is not None:
-                archive.add(_path(job, checkpoint, image), data, image.created_at)
+            if isinstance(output, Document):
+                output.add(_link_row(job, checkpoint, image))
             else:
-                assert document is not None
-                document.add(_link_row(job, checkpoint, image))
+                output.add(_path(job, checkpoint, image), data, image.created_at)
             checkpoint.position, checkpoint.exported, done = image.id, checkpoint.exported + 1, done + 1
             if clock.low():
                 _suspend(job, checkpoint, clock, writer, output.suspend(), previous_tail)
@@ -283,8 +296,8 @@ def _write(job: Job, checkpoint: Checkpoint, clock: Clock) -> bool:
     if done and clock.low():
         _suspend(job, checkpoint, clock, writer, output.suspend(), previous_tail)
         return False
-    if archive is not None:
-        _write_extras(job, checkpoint, archive)
+    if not isinstance(output, Document):
+        _write_extras(job, checkpoint, output)
     output.close()
     checkpoint.upload = writer.finish()
     checkpoint.phase = "assembling"
