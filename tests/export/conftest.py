@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,12 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from pixcrawler import links
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob
 from pixcrawler.schemas.export import ExportOptions
-from pixcrawler.settings import get_settings
 from tests.events import lambda_context, sqs_event, sqs_record
+from tests.test_shared import link_secret as link_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,18 +30,7 @@ def export_app() -> ModuleType:
 
 
 @pytest.fixture
-def link_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DOWNLOAD_LINK_SECRET", "export-secret")
-    monkeypatch.setenv("PUBLIC_API_URL", "https://api.example.com")
-    get_settings.cache_clear()
-    links._secret.cache_clear()
-    yield
-    get_settings.cache_clear()
-    links._secret.cache_clear()
-
-
-@pytest.fixture
-def env(engine: Any, aws: dict[str, Any], link_env: None) -> dict[str, Any]:
+def env(engine: Any, aws: dict[str, Any], link_secret: None) -> dict[str, Any]:
     """Database, moto and a link secret: everything an export needs."""
     return aws
 

@@ -36,6 +36,14 @@ def images(session: Session, aws: dict[str, Any], count: int, data: list[bytes] 
     return job, rows
 
 
+def suspended(session: Session, aws: dict[str, Any], app: ModuleType, fmt: str, count: int = 3) -> Any:
+    """An export of `count` images stopped after its first image by a nearly spent invocation."""
+    job, rows = images(session, aws, count)
+    export = export_job(session, job, fmt)
+    deliver(app, export.id, lambda_context("export", SHORT))
+    return export, rows
+
+
 def objects(aws: dict[str, Any], prefix: str = "exports/") -> list[str]:
     listing = aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=prefix)
     return [entry["Key"] for entry in listing.get("Contents", [])]
@@ -116,24 +124,19 @@ def test_part_sizes_grow_so_ten_thousand_parts_hold_the_largest_object() -> None
 def test_a_redelivered_message_never_makes_a_second_object(
     session: Session, env: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job, _ = images(session, env, 3)
-    export = export_job(session, job, "zip")
-    deliver(export_app, export.id, lambda_context("export", SHORT))
+    export, _ = suspended(session, env, export_app, "zip")
     continuation = env["sqs"].receive_message(QueueUrl=env["queues"]["export"])["Messages"][0]
     env["sqs"].delete_message(QueueUrl=env["queues"]["export"], ReceiptHandle=continuation["ReceiptHandle"])
 
     for _ in range(2):  # the continuation, then a duplicate of it
         deliver(export_app, export.id)
     first = reload(session, export)
+    facts = (first.completed_at, first.storage_key, first.file_size, first.download_url)
     deliver(export_app, export.id)  # and one more after completion
 
     again = reload(session, export)
     assert again.status is JobStatus.COMPLETED
-    assert (again.completed_at, again.storage_key, again.file_size) == (
-        first.completed_at,
-        first.storage_key,
-        first.file_size,
-    )
+    assert (again.completed_at, again.storage_key, again.file_size, again.download_url) == facts
     assert objects(env) == [again.storage_key] and uploads(env) == []
     assert len([name for name in members(fetch(env, again.storage_key or ""), "zip") if name.endswith(".jpg")]) == 3
 
@@ -141,21 +144,23 @@ def test_a_redelivered_message_never_makes_a_second_object(
 def test_a_duplicate_arriving_while_another_invocation_works_is_dropped(
     session: Session, env: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job, _ = images(session, env, 3)
-    export = export_job(session, job, "tar")
-    deliver(export_app, export.id, lambda_context("export", SHORT))
-    row = reload(session, export)
-    leased = {**(row.checkpoint or {}), "lease_owner": "other-invocation"}
+    export, _ = suspended(session, env, export_app, "tar")
+    checkpoint = reload(session, export).checkpoint or {}
 
-    leased["lease_until"] = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
-    session.execute(update(ExportJob).where(ExportJob.id == export.id).values(checkpoint=leased))
-    session.commit()
+    def lease(until: timedelta) -> None:
+        leased = {
+            **checkpoint,
+            "lease_owner": "other-invocation",
+            "lease_until": (datetime.now(UTC) + until).isoformat(),
+        }
+        session.execute(update(ExportJob).where(ExportJob.id == export.id).values(checkpoint=leased))
+        session.commit()
+
+    lease(timedelta(minutes=5))
     deliver(export_app, export.id)
     assert reload(session, export).exported_images == 1  # untouched: the holder owns it
 
-    leased["lease_until"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()  # the holder died
-    session.execute(update(ExportJob).where(ExportJob.id == export.id).values(checkpoint=leased))
-    session.commit()
+    lease(timedelta(seconds=-1))  # the holder died
     deliver(export_app, export.id)
     done = reload(session, export)
     assert done.status is JobStatus.COMPLETED and done.exported_images == 3
@@ -164,9 +169,7 @@ def test_a_duplicate_arriving_while_another_invocation_works_is_dropped(
 def test_a_failure_mid_export_aborts_the_upload_and_explains(
     session: Session, env: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job, rows = images(session, env, 4)
-    export = export_job(session, job, "zip")
-    deliver(export_app, export.id, lambda_context("export", SHORT))
+    export, rows = suspended(session, env, export_app, "zip", count=4)
     assert len(uploads(env)) == 1
     env["s3"].delete_object(Bucket=env["bucket"], Key=rows[2].storage_url)
 
@@ -181,9 +184,7 @@ def test_a_failure_mid_export_aborts_the_upload_and_explains(
 def test_cancelling_a_suspended_export_drops_its_upload(
     session: Session, env: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job, _ = images(session, env, 3)
-    export = export_job(session, job, "tar.gz")
-    deliver(export_app, export.id, lambda_context("export", SHORT))
+    export, _ = suspended(session, env, export_app, "tar.gz")
     session.execute(update(ExportJob).where(ExportJob.id == export.id).values(status=JobStatus.CANCELLED))
     session.commit()
 

@@ -28,7 +28,7 @@ from tests.export.conftest import deliver, export_job, reload
 
 
 @pytest.fixture
-def s3_server(engine: Engine, link_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def s3_server(engine: Engine, link_secret: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto as a real HTTP endpoint on a free port; the layer's clients reach it through AWS_ENDPOINT_URL."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -54,17 +54,20 @@ def s3_server(engine: Engine, link_env: None, monkeypatch: pytest.MonkeyPatch) -
         get_settings.cache_clear()
 
 
+def exported(session: Session, served: dict[str, Any], app: ModuleType, fmt: str, count: int, hours: int) -> Any:
+    job = factories.crawl_job(session)
+    images = [factories.stored_image(session, served["s3"], served["bucket"], job, seed=n) for n in range(count)]
+    session.commit()
+    export = export_job(session, job, fmt, link_lifetime_hours=hours)
+    deliver(app, export.id)
+    return reload(session, export), images
+
+
 def test_the_link_lives_its_lifetime_and_redirects_to_the_exact_archive(
     session: Session, s3_server: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job = factories.crawl_job(session)
-    images = [factories.stored_image(session, s3_server["s3"], s3_server["bucket"], job, seed=n) for n in range(3)]
-    session.commit()
-    export = export_job(session, job, "zip", link_lifetime_hours=72)
+    export, images = exported(session, s3_server, export_app, "zip", 3, hours=72)
 
-    deliver(export_app, export.id)
-
-    export = reload(session, export)
     assert export.status is JobStatus.COMPLETED, export.error_message
     assert export.download_url is not None and export.expires_at is not None and export.completed_at is not None
     assert export.download_url.startswith("https://api.example.com/v1/downloads/")
@@ -94,14 +97,9 @@ def test_the_link_lives_its_lifetime_and_redirects_to_the_exact_archive(
 def test_manifest_links_fetch_each_image_over_http(
     session: Session, s3_server: dict[str, Any], export_app: ModuleType
 ) -> None:
-    job = factories.crawl_job(session)
-    images = [factories.stored_image(session, s3_server["s3"], s3_server["bucket"], job, seed=n) for n in range(2)]
-    session.commit()
-    export = export_job(session, job, "csv", link_lifetime_hours=1)
+    export, images = exported(session, s3_server, export_app, "csv", 2, hours=1)
 
-    deliver(export_app, export.id)
-
-    key = reload(session, export).storage_key
+    key = export.storage_key
     text = s3_server["s3"].get_object(Bucket=s3_server["bucket"], Key=key)["Body"].read().decode()
     rows = list(csv.DictReader(io.StringIO(text)))
     for row, image in zip(rows, images, strict=True):

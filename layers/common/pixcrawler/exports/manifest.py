@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from pixcrawler.models import Image
 
@@ -65,7 +64,6 @@ class RowWriter(Protocol):
 
 class CsvRows:
     def __init__(self, sink: TextSink, columns: tuple[str, ...], written: int = 0) -> None:
-        self._columns = columns
         self._csv = csv.DictWriter(sink, fieldnames=columns, extrasaction="raise", lineterminator="\n")
 
     def begin(self) -> None:
@@ -128,16 +126,3 @@ def attribution_entry(image: Image, path: str) -> str:
         f"  Source: {image.source_url or image.original_url}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_all(writer: RowWriter, rows: Iterable[dict[str, Any]]) -> None:
-    writer.begin()
-    for values in rows:
-        writer.write(values)
-    writer.end()
-
-
-def lines(stream: IO[bytes]) -> Iterator[str]:
-    """Decoded lines of a spooled text file (tests and tools read manifests back this way)."""
-    for raw in stream:
-        yield raw.decode()
