@@ -23,6 +23,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-data"
@@ -44,6 +45,32 @@ def child(export_job_id: int) -> None:
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"outcome": outcome.value, "seconds": seconds, "baseline_kb": baseline, "peak_kb": peak}))
+
+
+def fetch_only(crawl_job_id: int) -> None:
+    """The peer: fetch the same objects with the same concurrency and discard them, writing no archive.
+    Its rate is the ceiling the S3 stand-in allows on this machine."""
+    from sqlalchemy import select
+
+    from pixcrawler import aws, db
+    from pixcrawler.models import Image
+    from pixcrawler.settings import get_settings
+
+    with db.session_scope() as session:
+        keys = list(session.scalars(select(Image.storage_url).where(Image.crawl_job_id == crawl_job_id)))
+    settings = get_settings()
+    s3 = aws.s3()
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with ThreadPoolExecutor(settings.export_fetch_concurrency) as pool:
+        total = sum(pool.map(lambda key: len(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), keys))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {"outcome": "completed", "seconds": seconds, "bytes": total, "baseline_kb": baseline, "peak_kb": peak}
+        )
+    )
 
 
 def start_moto() -> tuple[subprocess.Popen[str], str]:
@@ -136,14 +163,25 @@ def export_row(crawl_job_id: int, fmt: str) -> int:
         return row.id
 
 
+def run_child(flag: str, value: int) -> dict[str, Any]:
+    """One measurement in a fresh interpreter, so its peak resident set is its own."""
+    result = subprocess.run([sys.executable, __file__, flag, str(value)], capture_output=True, text=True, check=True)
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--formats", nargs="+", default=["tar", "zip"])
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fetch-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.fetch_only:
+        fetch_only(args.fetch_only)
         return
 
     import pgserver
@@ -176,21 +214,22 @@ def main() -> None:
         command.upgrade(config, "head")
         aws.s3().create_bucket(Bucket=BUCKET)
         header = ("images", "format", "MB", "s", "MB/s", "img/s", "base MiB", "peak MiB")
-        print(" ".join(f"{name:>9}" for name in header))
+        print(" ".join(f"{name:>10}" if name == "format" else f"{name:>9}" for name in header))
         for size in args.sizes:
             crawl_job_id = seed(size, ["cat", "dog", "bird", "fish"])
-            for fmt in args.formats:
-                export_id = export_row(crawl_job_id, fmt)
-                result = subprocess.run(
-                    [sys.executable, __file__, "--child", str(export_id)], capture_output=True, text=True, check=True
-                )
-                report = json.loads(result.stdout.strip().splitlines()[-1])
-                with db.session_scope() as session:
-                    export = session.get(ExportJob, export_id)
-                    assert export is not None and report["outcome"] == "completed", export and export.error_message
-                    megabytes = (export.file_size or 0) / 1e6
+            for fmt in ["fetch-only", *args.formats]:
+                if fmt == "fetch-only":
+                    report = run_child("--fetch-only", crawl_job_id)
+                    megabytes = report["bytes"] / 1e6
+                else:
+                    export_id = export_row(crawl_job_id, fmt)
+                    report = run_child("--child", export_id)
+                    with db.session_scope() as session:
+                        export = session.get(ExportJob, export_id)
+                        assert export is not None and report["outcome"] == "completed", export and export.error_message
+                        megabytes = (export.file_size or 0) / 1e6
                 print(
-                    f"{size:>9} {fmt:>9} {megabytes:>9.1f} {report['seconds']:>9.1f} "
+                    f"{size:>9} {fmt:>10} {megabytes:>9.1f} {report['seconds']:>9.1f} "
                     f"{megabytes / report['seconds']:>9.1f} {size / report['seconds']:>9.0f} "
                     f"{report['baseline_kb'] / 1024:>9.1f} {report['peak_kb'] / 1024:>9.1f}",
                     flush=True,
