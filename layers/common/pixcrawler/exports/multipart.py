@@ -57,7 +57,6 @@ class MultipartWriter(io.RawIOBase):
         self._buffer = bytearray()
         if state.tail_key:
             self._buffer += s3.get_object(Bucket=bucket, Key=state.tail_key)["Body"].read()
-        self._uploaded = state.size - len(self._buffer)
 
     def writable(self) -> bool:
         return True
@@ -72,8 +71,10 @@ class MultipartWriter(io.RawIOBase):
         self._buffer += view
         self.state.size += len(view)
         while len(self._buffer) >= (size := part_size(len(self.state.parts) + 1, self.state.base_part_size)):
-            self._upload(bytes(self._buffer[:size]))
+            with memoryview(self._buffer) as whole:
+                body = bytes(whole[:size])  # one copy; slicing the bytearray first would make two
             del self._buffer[:size]
+            self._upload(body)
         return len(view)
 
     def _upload(self, body: bytes) -> None:
@@ -84,12 +85,6 @@ class MultipartWriter(io.RawIOBase):
             Bucket=self._bucket, Key=self._key, UploadId=self.state.upload_id, PartNumber=number, Body=body
         )
         self.state.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        self._uploaded += len(body)
-
-    @property
-    def uploaded(self) -> int:
-        """Bytes already sent to S3 as parts."""
-        return self._uploaded
 
     def suspend(self, tail_key: str) -> UploadState:
         """Store the unfinished part as `tail_key` and return the state to resume from."""
