@@ -85,8 +85,12 @@ def fetch_only(crawl_job_id: int) -> None:
     s3 = aws.s3()
     baseline = reset_peak()
     started = time.perf_counter()
+    window = 2 * settings.export_fetch_concurrency  # as many in flight as the export keeps
+    total = 0
     with ThreadPoolExecutor(settings.export_fetch_concurrency) as pool:
-        total = sum(pool.map(lambda key: len(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), keys))
+        for start in range(0, len(keys), window):
+            batch = keys[start : start + window]
+            total += sum(pool.map(lambda key: len(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), batch))
     seconds = time.perf_counter() - started
     report = {"outcome": "completed", "seconds": seconds, "bytes": total, "baseline_kb": baseline, "peak_kb": peak()}
     print(json.dumps(report))

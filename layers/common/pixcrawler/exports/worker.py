@@ -46,7 +46,7 @@ from pixcrawler.settings import get_settings
 logger = Logger(service="export")
 
 PAGE_SIZE = 500
-SPOOL_IN_MEMORY = 8 * MiB
+SPOOL_IN_MEMORY = MiB
 LEASE_MARGIN = timedelta(seconds=60)
 MANIFEST_FILE = "manifest.csv"
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
@@ -348,7 +348,7 @@ def _link_row(job: Job, checkpoint: Checkpoint, image: Image) -> dict[str, Any]:
 
 def _write_extras(job: Job, checkpoint: Checkpoint, archive: Archive) -> None:
     """The manifest, Hugging Face metadata and attribution file, written after the images from a second
-    read of the same rows (spooled to memory, then /tmp past 8 MiB: tar needs each size up front)."""
+    read of the same rows (spooled to memory, then /tmp past 1 MiB each: tar needs each size up front)."""
     now = datetime.now(UTC)
     with ExitStack() as stack:
         files: dict[str, IO[bytes]] = {}
