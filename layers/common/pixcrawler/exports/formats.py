@@ -107,10 +107,12 @@ class TarArchive:
         return info
 
     def add(self, path: str, data: bytes, mtime: datetime) -> None:
-        self._tar.addfile(self._info(path, len(data), mtime), io.BytesIO(data))
+        self.add_stream(path, io.BytesIO(data), len(data), mtime)
 
     def add_stream(self, path: str, stream: IO[bytes], size: int, mtime: datetime) -> None:
         self._tar.addfile(self._info(path, size, mtime), stream)
+        # tarfile remembers every member it wrote (not in typeshed); a stream has no use for them
+        self._tar.members.clear()  # type: ignore[attr-defined]
 
     def suspend(self) -> dict[str, Any]:
         if self._gzip is not None:
