@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -262,6 +263,7 @@ def main() -> None:
         db.reset()
         moto.terminate()
         server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
