@@ -71,25 +71,14 @@ def test_openverse_uses_client_credentials_when_configured(api: HttpHost, monkey
     monkeypatch.setenv("OPENVERSE_CLIENT_ID", "id")
     monkeypatch.setenv("OPENVERSE_CLIENT_SECRET", "secret")
     get_settings.cache_clear()
-    seen: list[str] = []
-
-    def images(path: str) -> Response:
-        return as_json(fixture_json("openverse_empty.json"))
-
-    api.routes["/v1/images/"] = images
+    api.routes["/v1/images/"] = as_json(fixture_json("openverse_empty.json"))
     api.routes["/v1/auth_tokens/token/"] = as_json({"access_token": "tok", "expires_in": 3600})
-    # HttpHost serves GET only; the token call is a POST, so add a POST handler on the same server.
-    handler = api._server.RequestHandlerClass
-
-    def do_post(self: Any) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        seen.append(body)
-        self.do_GET()
-
-    handler.do_POST = do_post  # type: ignore[attr-defined]
     get_provider("openverse").candidates(WORK)
     get_provider("openverse").candidates(WORK)
-    assert len(seen) == 1 and "grant_type=client_credentials" in seen[0] and "client_id=id" in seen[0]
+    posts = [request.body.decode() for request in api.received if request.method == "POST"]
+    assert len(posts) == 1 and "grant_type=client_credentials" in posts[0] and "client_id=id" in posts[0]
+    searches = [request for request in api.received if request.path.startswith("/v1/images/")]
+    assert [request.headers.get("Authorization") for request in searches] == ["Bearer tok", "Bearer tok"]
 
 
 def test_wikimedia_page_is_parsed_in_search_order(api: HttpHost) -> None:

@@ -49,6 +49,9 @@ class Settings:
     download_total_timeout: float
     download_max_redirects: int
     download_concurrency: int
+    export_part_size_mb: int
+    export_reserve_seconds: int
+    export_fetch_concurrency: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -87,6 +90,9 @@ class Settings:
             download_total_timeout=float(_env("DOWNLOAD_TOTAL_TIMEOUT", "60")),
             download_max_redirects=int(_env("DOWNLOAD_MAX_REDIRECTS", "5")),
             download_concurrency=int(_env("DOWNLOAD_CONCURRENCY", "16")),
+            export_part_size_mb=int(_env("EXPORT_PART_SIZE_MB", "8")),
+            export_reserve_seconds=int(_env("EXPORT_RESERVE_SECONDS", "60")),
+            export_fetch_concurrency=int(_env("EXPORT_FETCH_CONCURRENCY", "16")),
         )
 
 

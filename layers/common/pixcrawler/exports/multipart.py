@@ -1,0 +1,130 @@
+"""A write-only, non-seekable file object that streams into an S3 multipart upload.
+
+boto3's `upload_fileobj` pulls from a readable source; archive writers (zipfile, tarfile, gzip) push into a
+writable one. This writer sits between them: it buffers bytes until the next part is full and uploads it, so
+memory stays around three parts (buffer, the part's body, the SDK's checksum pass) whatever the archive size.
+
+Suspending (for a long export that continues in the next Lambda invocation) cannot upload the unfinished
+buffer as a part (S3 refuses parts under 5 MiB except the last), so it is stored as a small "tail" object and
+read back on resume: the byte stream continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
+MAX_PARTS = 10_000
+PARTS_PER_STEP = 1_000
+
+
+def part_size(part_number: int, base: int) -> int:
+    """The size of part `part_number` (1-based): `base`, doubled every 1,000 parts, capped at S3's 5 GiB.
+
+    With an 8 MiB base the 10,000 parts hold about 8 TB, beyond S3's 5 TiB object limit, while a small export
+    still uploads small parts (its first part lands early and memory stays low).
+    """
+    return min(max(base, MIN_PART_SIZE) << ((part_number - 1) // PARTS_PER_STEP), MAX_PART_SIZE)
+
+
+class UploadState(BaseModel):
+    """What a suspended upload needs to continue; stored in `export_jobs.checkpoint`."""
+
+    upload_id: str
+    base_part_size: int
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+    size: int = 0
+    tail_key: str | None = None
+
+
+class MultipartWriter(io.RawIOBase):
+    """Append-only stream into one multipart upload; `tell()` is the absolute offset in the final object."""
+
+    def __init__(self, s3: S3Client, bucket: str, key: str, state: UploadState) -> None:
+        super().__init__()
+        self._s3, self._bucket, self._key = s3, bucket, key
+        self.state = state
+        self._buffer = bytearray()
+        if state.tail_key:
+            self._buffer += s3.get_object(Bucket=bucket, Key=state.tail_key)["Body"].read()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.state.size
+
+    def write(self, data: ReadableBuffer) -> int:
+        if self.closed:
+            raise ValueError("the export stream was suspended or finished; nothing more may be written")
+        view = memoryview(data).cast("B")
+        self._buffer += view
+        self.state.size += len(view)
+        while len(self._buffer) >= (size := part_size(len(self.state.parts) + 1, self.state.base_part_size)):
+            with memoryview(self._buffer) as whole:
+                body = bytes(whole[:size])  # one copy; slicing the bytearray first would make two
+            del self._buffer[:size]
+            self._upload(body)
+        return len(view)
+
+    def _upload(self, body: bytes) -> None:
+        number = len(self.state.parts) + 1
+        if number > MAX_PARTS:
+            raise OverflowError("the export exceeds S3's 10,000-part limit")
+        response = self._s3.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self.state.upload_id, PartNumber=number, Body=body
+        )
+        self.state.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def suspend(self, tail_key: str) -> UploadState:
+        """Store the unfinished part as `tail_key` and return the state to resume from."""
+        self._s3.put_object(Bucket=self._bucket, Key=tail_key, Body=bytes(self._buffer))
+        self.state.tail_key = tail_key
+        return self.state
+
+    def finish(self) -> UploadState:
+        """Upload the last part (the only one allowed under 5 MiB); the state then lists every part."""
+        if self._buffer or not self.state.parts:
+            self._upload(bytes(self._buffer))
+            self._buffer.clear()
+        self.state.tail_key = None
+        return self.state
+
+
+def assemble(s3: S3Client, bucket: str, key: str, state: UploadState) -> None:
+    """Join the parts into the object. Safe to repeat: an upload already assembled into an object of the
+    expected size counts as done, so a redelivered message after a lost database commit finishes cleanly."""
+    from botocore.exceptions import ClientError
+
+    try:
+        parts = cast("list[CompletedPartTypeDef]", state.parts)
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=state.upload_id, MultipartUpload={"Parts": parts})
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise
+        try:
+            size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except ClientError:
+            raise error from None
+        if size != state.size:
+            raise
+
+
+def start(s3: S3Client, bucket: str, key: str, base_part_size: int, content_type: str) -> UploadState:
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
+    return UploadState(upload_id=upload_id, base_part_size=base_part_size)
+
+
+def abort(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:
+    """Drop an unfinished upload and its stored parts (S3 bills them until aborted)."""
+    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

@@ -1,0 +1,219 @@
+"""Long exports continue across invocations; redelivery, duplicates, failures and cancellation stay clean."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from pixcrawler.exports import multipart
+from pixcrawler.messages import ExportMessage
+from pixcrawler.models import ExportJob, JobStatus
+from pixcrawler.settings import get_settings
+from tests import factories
+from tests.events import lambda_context, sqs_event, sqs_record
+from tests.export.archive import members
+from tests.export.conftest import deliver, drain, export_job, fetch, reload
+
+pytestmark = pytest.mark.usefixtures("env")
+
+SHORT = 1_000  # ms left: below the 60 s reserve, so every invocation stops after one image
+
+
+def images(session: Session, aws: dict[str, Any], count: int, data: list[bytes] | None = None) -> Any:
+    job = factories.crawl_job(session, keywords=["cat", "dog"])
+    blobs = data or [None] * count
+    rows = [
+        factories.stored_image(session, aws["s3"], aws["bucket"], job, blobs[n], seed=n, keyword=("cat", "dog")[n % 2])
+        for n in range(count)
+    ]
+    session.commit()
+    return job, rows
+
+
+def suspended(session: Session, aws: dict[str, Any], app: ModuleType, fmt: str, count: int = 3) -> Any:
+    """An export of `count` images stopped after its first image by a nearly spent invocation."""
+    job, rows = images(session, aws, count)
+    export = export_job(session, job, fmt)
+    deliver(app, export.id, lambda_context("export", SHORT))
+    return export, rows
+
+
+def objects(aws: dict[str, Any], prefix: str = "exports/") -> list[str]:
+    listing = aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=prefix)
+    return [entry["Key"] for entry in listing.get("Contents", [])]
+
+
+def uploads(aws: dict[str, Any]) -> list[Any]:
+    return aws["s3"].list_multipart_uploads(Bucket=aws["bucket"]).get("Uploads", [])
+
+
+def image_files(data: bytes, fmt: str) -> dict[str, bytes]:
+    if fmt in ("zip", "tar", "tar.gz"):
+        return {name: body for name, body in members(data, fmt).items() if name.endswith(".jpg")}
+    return {"document": data.replace(b"\r\n", b"\n")}
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz", "csv", "json", "jsonl"])
+def test_an_export_continues_across_invocations_into_the_same_bytes(
+    fmt: str, session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    job, rows = images(session, env, 5)
+    whole = export_job(session, job, fmt, name="whole")
+    deliver(export_app, whole.id)
+    pieces = export_job(session, job, fmt, name="pieces")
+
+    deliver(export_app, pieces.id, lambda_context("export", SHORT))
+
+    state = reload(session, pieces)
+    assert state.status is JobStatus.RUNNING and state.exported_images == 1 and state.progress == 20
+    assert state.checkpoint is not None and state.checkpoint["position"] == rows[0].id
+    assert state.checkpoint["lease_owner"] is None
+    assert [upload["UploadId"] for upload in uploads(env)] == [state.checkpoint["upload"]["upload_id"]]
+    assert objects(env, state.checkpoint["key"]) == [state.checkpoint["upload"]["tail_key"]]
+
+    assert drain(export_app, env["queues"]["export"], env["sqs"], lambda_context("export", SHORT)) == 5
+
+    done = reload(session, pieces)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert (done.exported_images, done.total_images, done.progress) == (5, 5, 100)
+    assert uploads(env) == []
+    assert objects(env, f"exports/{job.project_id}/{pieces.id}-") == [done.storage_key]
+    expected = image_files(fetch(env, reload(session, whole).storage_key or ""), fmt)
+    produced = image_files(fetch(env, done.storage_key or ""), fmt)
+    if fmt in ("csv", "json", "jsonl"):  # links carry signing times; compare everything else
+        strip = __import__("re").compile(rb"https?://[^\",\s]+")
+        expected = {key: strip.sub(b"", value) for key, value in expected.items()}
+        produced = {key: strip.sub(b"", value) for key, value in produced.items()}
+    assert produced == expected
+
+
+def test_parts_are_uploaded_across_invocations_and_joined_in_order(
+    session: Session, env: dict[str, Any], export_app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPORT_PART_SIZE_MB", "5")
+    get_settings.cache_clear()
+    blobs = [os.urandom(1_500_000) for _ in range(8)]
+    job, rows = images(session, env, 8, data=blobs)
+    export = export_job(session, job, "tar")
+
+    deliver(export_app, export.id, lambda_context("export", SHORT))
+    drain(export_app, env["queues"]["export"], env["sqs"], lambda_context("export", SHORT))
+
+    done = reload(session, export)
+    head = env["s3"].head_object(Bucket=env["bucket"], Key=done.storage_key)
+    assert head["ETag"].strip('"').endswith("-3")  # 5 MiB + 5 MiB + the rest
+    files = members(fetch(env, done.storage_key or ""), "tar")
+    assert [files[f"{row.id}_{row.filename}"] for row in rows] == blobs
+
+
+def test_part_sizes_grow_so_ten_thousand_parts_hold_the_largest_object() -> None:
+    base = 8 * multipart.MiB
+    sizes = [multipart.part_size(number, base) for number in range(1, multipart.MAX_PARTS + 1)]
+    assert sizes[0] == sizes[999] == base and sizes[1000] == 2 * base
+    assert all(multipart.MIN_PART_SIZE <= size <= multipart.MAX_PART_SIZE for size in sizes)
+    assert sum(sizes) >= 5 * 1024**4  # S3's largest object
+    assert multipart.part_size(1, 1) == multipart.MIN_PART_SIZE
+
+
+def test_a_redelivered_message_never_makes_a_second_object(
+    session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    export, _ = suspended(session, env, export_app, "zip")
+    continuation = env["sqs"].receive_message(QueueUrl=env["queues"]["export"])["Messages"][0]
+    env["sqs"].delete_message(QueueUrl=env["queues"]["export"], ReceiptHandle=continuation["ReceiptHandle"])
+
+    for _ in range(2):  # the continuation, then a duplicate of it
+        deliver(export_app, export.id)
+    first = reload(session, export)
+    facts = (first.completed_at, first.storage_key, first.file_size, first.download_url)
+    deliver(export_app, export.id)  # and one more after completion
+
+    again = reload(session, export)
+    assert again.status is JobStatus.COMPLETED
+    assert (again.completed_at, again.storage_key, again.file_size, again.download_url) == facts
+    assert objects(env) == [again.storage_key] and uploads(env) == []
+    assert len([name for name in members(fetch(env, again.storage_key or ""), "zip") if name.endswith(".jpg")]) == 3
+
+
+def test_a_duplicate_arriving_while_another_invocation_works_is_dropped(
+    session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    export, _ = suspended(session, env, export_app, "tar")
+    checkpoint = reload(session, export).checkpoint or {}
+
+    def lease(until: timedelta) -> None:
+        leased = {
+            **checkpoint,
+            "lease_owner": "other-invocation",
+            "lease_until": (datetime.now(UTC) + until).isoformat(),
+        }
+        session.execute(update(ExportJob).where(ExportJob.id == export.id).values(checkpoint=leased))
+        session.commit()
+
+    lease(timedelta(minutes=5))
+    deliver(export_app, export.id)
+    assert reload(session, export).exported_images == 1  # untouched: the holder owns it
+
+    lease(timedelta(seconds=-1))  # the holder died
+    deliver(export_app, export.id)
+    done = reload(session, export)
+    assert done.status is JobStatus.COMPLETED and done.exported_images == 3
+
+
+def test_a_failure_mid_export_aborts_the_upload_and_explains(
+    session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    export, rows = suspended(session, env, export_app, "zip", count=4)
+    assert len(uploads(env)) == 1
+    env["s3"].delete_object(Bucket=env["bucket"], Key=rows[2].storage_url)
+
+    drain(export_app, env["queues"]["export"], env["sqs"])
+
+    failed = reload(session, export)
+    assert failed.status is JobStatus.FAILED and failed.checkpoint is None
+    assert failed.error_message == f"Image {rows[2].id} is missing from storage ({rows[2].storage_url})."
+    assert uploads(env) == [] and objects(env) == []
+
+
+def test_cancelling_a_suspended_export_drops_its_upload(
+    session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    export, _ = suspended(session, env, export_app, "tar.gz")
+    session.execute(update(ExportJob).where(ExportJob.id == export.id).values(status=JobStatus.CANCELLED))
+    session.commit()
+
+    drain(export_app, env["queues"]["export"], env["sqs"])
+
+    cancelled = reload(session, export)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.checkpoint is None
+    assert uploads(env) == [] and objects(env) == []
+
+
+def test_joining_parts_again_after_a_lost_commit_is_harmless(env: dict[str, Any]) -> None:
+    state = multipart.start(env["s3"], env["bucket"], "exports/1/x/a.tar", 5 * multipart.MiB, "application/x-tar")
+    writer = multipart.MultipartWriter(env["s3"], env["bucket"], "exports/1/x/a.tar", state)
+    writer.write(b"archive bytes")
+    state = writer.finish()
+
+    multipart.assemble(env["s3"], env["bucket"], "exports/1/x/a.tar", state)
+    multipart.assemble(env["s3"], env["bucket"], "exports/1/x/a.tar", state)
+
+    assert fetch(env, "exports/1/x/a.tar") == b"archive bytes"
+
+
+def test_a_malformed_message_fails_alone(session: Session, env: dict[str, Any], export_app: ModuleType) -> None:
+    job, _ = images(session, env, 1)
+    export = export_job(session, job, "zip")
+    bad = sqs_record('{"export_job_id": "not a number"}')
+    event = sqs_event(sqs_record(ExportMessage(export_job_id=export.id)), bad)
+
+    result = export_app.lambda_handler(event, lambda_context("export"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert reload(session, export).status is JobStatus.COMPLETED
