@@ -20,33 +20,17 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
+from benchmarks.api import percentiles, timed  # noqa: E402  (the same latency figures as the API's benchmark)
 from pixcrawler import aws  # noqa: E402
 from pixcrawler.local.gateway import to_event  # noqa: E402
 from pixcrawler.local.objectstore import create_queues  # noqa: E402
 from pixcrawler.local.pollers import EventSource, Poller  # noqa: E402
 from pixcrawler.local.stack import LocalStack, StackOptions  # noqa: E402
-
-
-def percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[int(len(ordered) * 0.95) - 1]
-    return f"p50 {statistics.median(ordered) * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms"
-
-
-def timed(call: Callable[[], Any], count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def gateway(stack: LocalStack, requests: int) -> None:
@@ -62,8 +46,6 @@ def gateway(stack: LocalStack, requests: int) -> None:
     def direct() -> None:
         api.invoke(to_event(EnvironBuilder(path="/v1/health").get_request(), None))
 
-    for call in (over_http, direct):
-        timed(call, 20)  # warm both paths
     http, plain = timed(over_http, requests), timed(direct, requests)
     print(f"GET /v1/health  via local gateway   {percentiles(http)}")
     print(f"                handler called      {percentiles(plain)}")
