@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _check(archive: Path, stdout: str) -> None:
                 picture.load()
                 assert picture.format == "JPEG" and picture.size == (320, 240)
     assert f"exported  {DISTINCT_IMAGES} images" in stdout
-    assert not (archive.parent / "postgres").exists()  # the throwaway database is removed, the archive kept
+    assert [path.name for path in archive.parent.iterdir()] == [archive.name]  # only the archive is kept
 
 
 def test_the_demo_refuses_a_port_in_use_with_a_sentence(tmp_path: Path, clean_env: dict[str, str]) -> None:
@@ -56,7 +57,9 @@ def test_the_demo_refuses_a_port_in_use_with_a_sentence(tmp_path: Path, clean_en
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        before = set(Path(tempfile.gettempdir()).glob("pixcrawler-demo-*"))
         result = pixcrawler("demo", "--port", str(port), env=clean_env, cwd=tmp_path, timeout=60)
     assert result.returncode == 1
+    assert set(Path(tempfile.gettempdir()).glob("pixcrawler-demo-*")) == before  # nothing left behind
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert "Traceback" not in result.stderr

@@ -154,7 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if throwaway:  # the archive stays; the database and the secrets that made it go
             shutil.rmtree(data_dir / "postgres", ignore_errors=True)
-            (data_dir / "secrets.json").unlink(missing_ok=True)
+            for leftover in ("secrets.json", ".lock"):
+                (data_dir / leftover).unlink(missing_ok=True)
             if not any(data_dir.iterdir()):
                 data_dir.rmdir()
     print(demo.summary(outcome, len(sample_urls)))
