@@ -32,7 +32,6 @@ class Settings:
     download_link_secret_arn: str
     validation_batch_size: int
     validation_max_pixels: int
-    validation_max_receives: int
     openverse_url: str
     openverse_client_id: str
     openverse_client_secret: str
@@ -41,7 +40,7 @@ class Settings:
     crawl_allow_loopback: bool
     crawl_page_size: int
     crawl_urls_per_chunk: int
-    crawl_max_receive_count: int
+    max_receive_count: int
     crawl_stuck_after_seconds: int
     download_max_bytes: int
     download_connect_timeout: float
@@ -71,7 +70,6 @@ class Settings:
             download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
             validation_batch_size=int(_env("VALIDATION_BATCH_SIZE", "200")),
             validation_max_pixels=int(_env("VALIDATION_MAX_PIXELS", "50000000")),
-            validation_max_receives=int(_env("VALIDATION_MAX_RECEIVES", "3")),
             openverse_url=_env("OPENVERSE_URL", "https://api.openverse.org").rstrip("/"),
             openverse_client_id=_env("OPENVERSE_CLIENT_ID"),
             openverse_client_secret=_env("OPENVERSE_CLIENT_SECRET"),
@@ -82,7 +80,7 @@ class Settings:
             crawl_allow_loopback=_env("CRAWL_ALLOW_LOOPBACK").lower() in ("1", "true", "yes"),
             crawl_page_size=int(_env("CRAWL_PAGE_SIZE", "20")),
             crawl_urls_per_chunk=int(_env("CRAWL_URLS_PER_CHUNK", "100")),
-            crawl_max_receive_count=int(_env("MAX_RECEIVE_COUNT", "3")),
+            max_receive_count=int(_env("MAX_RECEIVE_COUNT", "3")),
             crawl_stuck_after_seconds=int(_env("CRAWL_STUCK_AFTER_SECONDS", "1800")),
             download_max_bytes=int(_env("DOWNLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
             download_connect_timeout=float(_env("DOWNLOAD_CONNECT_TIMEOUT", "5")),

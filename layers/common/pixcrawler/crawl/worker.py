@@ -56,7 +56,7 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
     claim = _claim(message)
     if claim is None:
         return
-    last_attempt = receive_count >= get_settings().crawl_max_receive_count
+    last_attempt = receive_count >= get_settings().max_receive_count
     uploaded: list[str] = []
     try:
         result, uploaded = _gather(claim)

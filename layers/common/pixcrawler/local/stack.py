@@ -252,7 +252,6 @@ class LocalStack:
                 "CRAWL_ALLOW_LOOPBACK": "true" if options.allow_loopback else "false",
                 # the workers fail a job readably on the last delivery, so they must know the queues' limit
                 "MAX_RECEIVE_COUNT": str(options.max_receive_count),
-                "VALIDATION_MAX_RECEIVES": str(options.max_receive_count),
             }
         )
         for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):

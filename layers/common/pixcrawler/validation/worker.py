@@ -49,7 +49,7 @@ def handle(message: ValidationMessage, receive_count: int = 1) -> None:
         else:
             run_batch(message.validation_job_id, message.batch)
     except Exception as error:
-        if receive_count >= get_settings().validation_max_receives:
+        if receive_count >= get_settings().max_receive_count:
             step = "planning" if message.batch is None else f"batch {message.batch}"
             fail(message.validation_job_id, f"{step} failed after {receive_count} attempts: {error}")
         raise
