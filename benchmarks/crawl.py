@@ -43,9 +43,6 @@ def _host(count: int, ready: Any, stop: Any) -> None:
     from pixcrawler.local.httphost import HttpHost, Response
 
     with HttpHost() as host:
-        # Like any production web server, answer without Nagle's delay: http.server writes the headers and
-        # the body separately, and on a keep-alive connection the body then waits ~40 ms for a delayed ACK.
-        host._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         for seed in range(count):
             host.routes[f"/img/{seed}.jpg"] = Response(samples.jpeg(seed), headers={"Content-Type": "image/jpeg"})
         ready.send(host.base_url)
