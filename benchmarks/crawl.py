@@ -111,9 +111,11 @@ def run_ours(urls: list[str], moto_endpoint: str | None) -> tuple[float, int]:
             session.add(job)
             session.flush()
             job_id = job.id
-        from tests.crawl.conftest import load_function
+        from pixcrawler.local.functions import load_module
 
-        dispatch_app, crawl_app = load_function("dispatch"), load_function("crawl")
+        dispatch_app, crawl_app = (
+            load_module(ROOT / "functions" / name / "app.py", name) for name in ("dispatch", "crawl")
+        )
         context = _Context()
         started = time.perf_counter()
         record = _record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")

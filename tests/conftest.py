@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -19,12 +20,18 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler import db
+from pixcrawler import db, links
+from pixcrawler.local.functions import load_module
 from pixcrawler.models import Base
 from pixcrawler.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("dispatch", "crawl", "validation", "export")
+
+
+def load_function(name: str) -> ModuleType:
+    """`functions/<name>/app.py` as Lambda loads it; each call is a fresh module, like a new environment."""
+    return load_module(ROOT / "functions" / name / "app.py", name)
 
 
 def alembic_config() -> Config:
@@ -100,3 +107,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"s3": s3, "sqs": sqs, "bucket": bucket, "queues": urls}
     pixcrawler_aws.reset()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def link_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Download links signed with a known secret, pointing at a known API base URL."""
+    monkeypatch.setenv("DOWNLOAD_LINK_SECRET", "s3cret")
+    monkeypatch.setenv("PUBLIC_API_URL", "https://api.example.com/")
+    get_settings.cache_clear()
+    links._secret.cache_clear()
+    yield
+    get_settings.cache_clear()
+    links._secret.cache_clear()

@@ -13,18 +13,6 @@ import requests
 from pixcrawler import links, queues, storage
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage
-from pixcrawler.settings import get_settings
-
-
-@pytest.fixture
-def link_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOWNLOAD_LINK_SECRET", "s3cret")
-    monkeypatch.setenv("PUBLIC_API_URL", "https://api.example.com/")
-    get_settings.cache_clear()
-    links._secret.cache_clear()
-    yield
-    get_settings.cache_clear()
-    links._secret.cache_clear()
 
 
 def test_a_link_lives_exactly_its_lifetime(link_secret: None) -> None:

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from tests import events
-from tests.test_shared import link_secret  # noqa: F401 (a fixture shared with the link tests)
+from tests.conftest import load_function
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("api_function", ROOT / "functions" / "api" / "app.py")
-assert _spec and _spec.loader
-api_function = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(api_function)
+api_function = load_function("api")
 
 
 @dataclass

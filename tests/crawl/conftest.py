@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -17,19 +15,10 @@ from pixcrawler.local import samples
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.providers import base as provider_base
 from pixcrawler.settings import get_settings
+from tests.conftest import ROOT, load_function
 from tests.events import lambda_context
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
-
-
-def load_function(name: str) -> ModuleType:
-    """A fresh module per call: two loads behave like two Lambda environments (own batch processor state)."""
-    spec = importlib.util.spec_from_file_location(f"function_{name}_app", ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fixture_json(name: str) -> Any:

@@ -4,7 +4,6 @@ and custom-resource events shaped as CloudFormation sends them."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import shutil
@@ -22,19 +21,9 @@ from sqlalchemy import create_engine, make_url, text
 from pixcrawler import db
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.settings import get_settings
-from tests.conftest import ROOT, alembic_config
+from tests.conftest import ROOT, alembic_config, load_function
 
 REPLY_PATH = "/cloudformation-reply"
-
-
-def load_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py from the source tree under a unique module name."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"function_{name}_app", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @functools.cache

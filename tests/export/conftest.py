@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,19 +12,13 @@ from sqlalchemy.orm import Session
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob
 from pixcrawler.schemas.export import ExportOptions
+from tests.conftest import load_function
 from tests.events import lambda_context, sqs_event, sqs_record
-from tests.test_shared import link_secret as link_secret
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def export_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("function_export_app", ROOT / "functions" / "export" / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function("export")
 
 
 @pytest.fixture
