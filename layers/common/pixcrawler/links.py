@@ -95,15 +95,18 @@ def issue(export_job_id: int, lifetime: timedelta, now: datetime | None = None) 
     return Link(url=f"{base}{DOWNLOAD_PATH}{sign(export_job_id, expires_at)}", expires_at=expires_at)
 
 
+def presigned_get(key: str, lifetime: timedelta, attachment: str | None = None) -> str:
+    """A presigned GET of an object in the data bucket; with `attachment`, served as a download of that name.
+
+    Being a raw S3 URL it also stops working when the signing credentials expire, whatever `lifetime` says.
+    """
+    params = {"Bucket": get_settings().data_bucket, "Key": key}
+    if attachment is not None:
+        safe_name = os.path.basename(attachment).replace('"', "")
+        params["ResponseContentDisposition"] = f'attachment; filename="{safe_name}"'
+    return aws.s3().generate_presigned_url("get_object", Params=params, ExpiresIn=int(lifetime.total_seconds()))
+
+
 def presigned_download(key: str, filename: str, lifetime: timedelta = REDIRECT_LIFETIME) -> str:
     """A short-lived S3 URL for the object, served with a `Content-Disposition` attachment name."""
-    safe_name = os.path.basename(filename).replace('"', "")
-    return aws.s3().generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": get_settings().data_bucket,
-            "Key": key,
-            "ResponseContentDisposition": f'attachment; filename="{safe_name}"',
-        },
-        ExpiresIn=int(lifetime.total_seconds()),
-    )
+    return presigned_get(key, lifetime, attachment=filename)

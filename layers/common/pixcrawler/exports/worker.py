@@ -337,11 +337,7 @@ def _with_bytes(images: Iterator[Image], stack: ExitStack) -> Iterator[tuple[Ima
 def _link_row(job: Job, checkpoint: Checkpoint, image: Image) -> dict[str, Any]:
     """A manifest row for csv/json/jsonl exports. Its presigned link is signed for the export's link
     lifetime, but being a raw S3 URL it also ends when the signing role's credentials do (see README)."""
-    url = aws.s3().generate_presigned_url(
-        "get_object",
-        Params={"Bucket": get_settings().data_bucket, "Key": image.storage_url},
-        ExpiresIn=job.options.link_lifetime_hours * 3600,
-    )
+    url = links.presigned_get(image.storage_url, timedelta(hours=job.options.link_lifetime_hours))
     row = manifest.row(image, _path(job, checkpoint, image))
     return {"image_id": image.id, **row, "storage_key": image.storage_url, "url": url}
 

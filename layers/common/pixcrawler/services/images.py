@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws
+from pixcrawler import aws, links
 from pixcrawler.models import CrawlJob, Image, Project
 from pixcrawler.services import activity, crawl_jobs
 from pixcrawler.services.errors import found
@@ -49,11 +49,7 @@ def get(session: Session, user_id: uuid.UUID, image_id: int) -> Image:
 
 def view_url(image: Image) -> str:
     """A presigned GET shown inline in a browser; short-lived because it is re-issued on every read."""
-    return aws.s3().generate_presigned_url(
-        "get_object",
-        Params={"Bucket": get_settings().data_bucket, "Key": image.storage_url},
-        ExpiresIn=int(VIEW_LINK_LIFETIME.total_seconds()),
-    )
+    return links.presigned_get(image.storage_url, VIEW_LINK_LIFETIME)
 
 
 def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
