@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from pixcrawler.crawl import download
 from pixcrawler.crawl.download import Downloader, DownloadRejected, opted_out
-from pixcrawler.crawl.net import refusal
+from pixcrawler.crawl.net import refusal, resolve_public
 from pixcrawler.local import samples
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.settings import Settings, get_settings
@@ -152,6 +153,25 @@ def test_loopback_is_refused_unless_explicitly_allowed(host: HttpHost) -> None:
 def test_a_hostname_resolving_to_loopback_is_refused() -> None:
     with pytest.raises(DownloadRejected, match="'localhost' resolves to loopback"):
         Downloader(Settings.from_env()).fetch("http://localhost:9/a.jpg")
+
+
+def test_each_host_is_resolved_once_per_downloader_and_refusals_stick(
+    downloader: Downloader, host: HttpHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
+    lookups: list[str] = []
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> str:
+        lookups.append(name)
+        return resolve_public(name, *args, **kwargs)
+
+    monkeypatch.setattr(download, "resolve_public", counting)
+    for _ in range(3):
+        downloader.fetch(host.url("/a.jpg"))
+    for _ in range(2):
+        assert "10.0.0.8" in rejection(downloader, "http://10.0.0.8/a.jpg")
+    assert lookups == ["127.0.0.1", "10.0.0.8"]
+    assert host.requests == ["/a.jpg"] * 3
 
 
 def test_x_robots_tag_opt_out_is_honoured(downloader: Downloader, host: HttpHost) -> None:

@@ -100,6 +100,7 @@ class Downloader:
         self.settings = settings
         self._timeout = urllib3.Timeout(connect=settings.download_connect_timeout, read=settings.download_read_timeout)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+        self._addresses: dict[tuple[str, int], str | AddressRefused] = {}
         self._lock = threading.Lock()
 
     def _pool(self, scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
@@ -142,10 +143,7 @@ class Downloader:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DownloadRejected(f"unsupported URL {url[:200]!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            address = resolve_public(parts.hostname, port, allow_loopback=self.settings.crawl_allow_loopback)
-        except AddressRefused as error:
-            raise DownloadRejected(str(error)) from error
+        address = self._address(parts.hostname, port)
         host_header = parts.netloc.rsplit("@", 1)[-1]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
@@ -161,6 +159,20 @@ class Downloader:
             )
         except (Urllib3Error, OSError) as error:
             raise DownloadRejected(f"request failed: {type(error).__name__}: {error}") from error
+
+    def _address(self, host: str, port: int) -> str:
+        """Resolve and check each host once per chunk (its URLs share a few hosts); the verdict is reused,
+        and connections still go to the checked address."""
+        verdict = self._addresses.get((host, port))
+        if verdict is None:
+            try:
+                verdict = resolve_public(host, port, allow_loopback=self.settings.crawl_allow_loopback)
+            except AddressRefused as error:
+                verdict = error
+            self._addresses[(host, port)] = verdict
+        if isinstance(verdict, AddressRefused):
+            raise DownloadRejected(str(verdict)) from verdict
+        return verdict
 
     def _accept(self, url: str, final_url: str, response: urllib3.BaseHTTPResponse, deadline: float) -> Fetched:
         if response.status != 200:
