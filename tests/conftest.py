@@ -16,6 +16,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -107,6 +108,25 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"s3": s3, "sqs": sqs, "bucket": bucket, "queues": urls}
     pixcrawler_aws.reset()
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto over real HTTP, for the S3 client botocore does not carry (the crawl's CRT uploads). It serves the
+    same in-memory backends `mock_aws` resets, so both see the one bucket of the `aws` fixture."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_over_http(aws: dict[str, Any], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The `aws` fixture with S3 reached over HTTP, as the CRT uploads must be."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    pixcrawler_aws.reset()
+    return aws
 
 
 @pytest.fixture

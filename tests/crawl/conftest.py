@@ -36,7 +36,9 @@ def apps() -> Apps:
 
 
 @pytest.fixture
-def crawl_env(engine: Engine, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def crawl_env(
+    engine: Engine, aws_over_http: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """Loopback allowed (explicitly), short timeouts, a small size limit, and a pool for concurrent workers."""
     for name, value in {
         "CRAWL_ALLOW_LOOPBACK": "1",
@@ -52,7 +54,7 @@ def crawl_env(engine: Engine, aws: dict[str, Any], monkeypatch: pytest.MonkeyPat
     get_settings.cache_clear()
     provider_base.reset()
     db.reset()
-    yield aws
+    yield aws_over_http
     provider_base.reset()
     monkeypatch.delenv("DB_POOL_SIZE", raising=False)  # later tests expect the Lambda-sized engine again
     get_settings.cache_clear()

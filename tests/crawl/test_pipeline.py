@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from types import ModuleType
@@ -95,6 +96,7 @@ def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, ho
     assert row.storage_url == f"projects/{job.project_id}/crawl-jobs/{job.id}/red-cats/{row.sha256}.jpg"
     stored = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=row.storage_url)
     assert stored["ContentType"] == "image/jpeg" and stored["ContentLength"] == row.file_size
+    assert hashlib.sha256(stored["Body"].read()).hexdigest() == row.sha256
     assert bucket_keys(crawl_env) == sorted(r.storage_url for r in rows)
     assert chunks(session, job.id)[2].failed == 1
     log = session.scalars(select(ActivityLog)).one()
@@ -171,7 +173,7 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
     real_complete = worker.complete_chunk
     crashes = []
 
-    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> int:
+    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> set[str]:
         if chunk_id not in crashes:
             crashes.append(chunk_id)
             raise ConnectionResetError("worker killed after uploading")
@@ -438,7 +440,7 @@ def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(
     job = new_job(session, urls=serve_jpegs(host, 3))
     dispatch(apps.dispatch, job.id)
 
-    def broken(*args: Any) -> int:
+    def broken(*args: Any) -> set[str]:
         raise ConnectionResetError("database went away")
 
     monkeypatch.setattr(worker, "complete_chunk", broken)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def _region() -> str:
+def region() -> str:
     """Lambda sets AWS_REGION; local runs may set only AWS_DEFAULT_REGION. Endpoints (`AWS_ENDPOINT_URL`,
     used by the local stack to reach moto's server) are read by boto3 itself."""
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -26,14 +26,14 @@ def s3() -> S3Client:
     from botocore.config import Config
 
     config = Config(signature_version="s3v4", max_pool_connections=32)
-    return boto3.client("s3", config=config, region_name=_region())
+    return boto3.client("s3", config=config, region_name=region())
 
 
 @cache
 def sqs() -> SQSClient:
     import boto3
 
-    return boto3.client("sqs", region_name=_region())
+    return boto3.client("sqs", region_name=region())
 
 
 def reset() -> None:

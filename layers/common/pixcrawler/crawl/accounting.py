@@ -59,11 +59,11 @@ def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, Crawl
     return job, chunk
 
 
-def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> int:
-    """Insert the chunk's new images (up to the job's remaining room) and count; returns rows inserted."""
+def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> set[str]:
+    """Insert the chunk's new images (up to the job's remaining room) and count; returns the inserted keys."""
     locked = _lock(session, job_id, chunk_id)
     if locked is None:
-        return 0
+        return set()
     job, chunk = locked
     unique = list({image.sha256: image for image in reversed(result.stored)}.values())[::-1]
     shas = [image.sha256 for image in unique]
@@ -74,19 +74,21 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
     )
     room = max(0, job.max_images - job.downloaded_images)
     accepted = [image for image in unique if image.sha256 not in existing][:room]
-    inserted = 0
+    inserted: set[str] = set()
     if accepted:
         statement = (
-            insert(Image).on_conflict_do_nothing(index_elements=[Image.crawl_job_id, Image.sha256]).returning(Image.id)
+            insert(Image)
+            .on_conflict_do_nothing(index_elements=[Image.crawl_job_id, Image.sha256])
+            .returning(Image.storage_url)
         )
         rows = [{**image.row, "crawl_job_id": job_id} for image in accepted]
         # executemany + RETURNING: SQLAlchemy's insertmanyvalues sends multi-row VALUES statements with a
         # cached compilation (one round trip per 1000 rows) instead of compiling a fresh statement per chunk.
-        inserted = len(session.connection().execute(statement, rows).all())
+        inserted = set(session.connection().execute(statement, rows).scalars())
     chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
-    chunk.found, chunk.downloaded = result.found, inserted
-    chunk.skipped, chunk.failed = result.found - result.rejected - inserted, result.rejected
-    _count(session, job, downloaded=inserted, found=result.found, completed=1)
+    chunk.found, chunk.downloaded = result.found, len(inserted)
+    chunk.skipped, chunk.failed = result.found - result.rejected - len(inserted), result.rejected
+    _count(session, job, downloaded=len(inserted), found=result.found, completed=1)
     return inserted
 
 

@@ -23,6 +23,7 @@ from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
 from pixcrawler.settings import get_settings
+from pixcrawler.uploads import Uploader
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,11 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
         return
     last_attempt = receive_count >= get_settings().max_receive_count
     uploaded: list[str] = []
+    inserted: set[str] = set()
     try:
         result, uploaded = _gather(claim)
         with session_scope() as session:
-            complete_chunk(session, claim.job_id, claim.chunk_id, result)
+            inserted = complete_chunk(session, claim.job_id, claim.chunk_id, result)
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"
         if not last_attempt:
@@ -72,7 +74,7 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
         logger.error("chunk %s failed on its last attempt: %s", claim.chunk_id, reason)
         with session_scope() as session:
             fail_chunk(session, claim.job_id, claim.chunk_id, reason)
-    _delete_unreferenced(claim.job_id, uploaded)
+    _delete_unreferenced(claim.job_id, [key for key in uploaded if key not in inserted])
 
 
 def _claim(message: ChunkMessage) -> Claim | None:
@@ -112,10 +114,14 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     candidates = get_provider(claim.provider).candidates(claim.work)
     settings = get_settings()
     downloader = Downloader(settings)
+    uploader = Uploader(settings.data_bucket, in_flight=settings.download_concurrency)
     budget = _Budget(claim.room)
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(settings.download_concurrency, len(candidates)))) as pool:
-            outcomes = list(pool.map(lambda candidate: _store(claim, downloader, budget, candidate), candidates))
+            outcomes = list(
+                pool.map(lambda candidate: _store(claim, downloader, uploader, budget, candidate), candidates)
+            )
+        uploader.wait()
     finally:
         downloader.close()
     stored = [outcome for outcome in outcomes if isinstance(outcome, StoredImage)]
@@ -138,8 +144,10 @@ class _Budget:
             return True
 
 
-def _store(claim: Claim, downloader: Downloader, budget: _Budget, candidate: Candidate) -> StoredImage | bool | None:
-    """Download and upload one candidate: a StoredImage, None when rejected, False when over the budget."""
+def _store(
+    claim: Claim, downloader: Downloader, uploader: Uploader, budget: _Budget, candidate: Candidate
+) -> StoredImage | bool | None:
+    """Download one candidate and start its upload: a StoredImage, None when rejected, False over the budget."""
     try:
         fetched = downloader.fetch(candidate.url)
     except DownloadRejected as error:
@@ -149,7 +157,7 @@ def _store(claim: Claim, downloader: Downloader, budget: _Budget, candidate: Can
         return False
     extension = fetched.format.extension
     key = storage.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
-    aws.s3().put_object(Bucket=get_settings().data_bucket, Key=key, Body=fetched.data, ContentType=fetched.content_type)
+    uploader.put(key, fetched.data, fetched.content_type)
     row = {
         "original_url": candidate.url,
         "filename": f"{fetched.sha256[:16]}.{extension}",
@@ -171,7 +179,8 @@ def _store(claim: Claim, downloader: Downloader, budget: _Budget, candidate: Can
 
 
 def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
-    """Remove uploads that got no row (over the cap, job cancelled); a key some row uses is kept."""
+    """Remove uploads that got no row of this chunk (over the cap, job cancelled, a failed commit), unless
+    another row of the job uses the same key."""
     if not keys:
         return
     with session_scope() as session:

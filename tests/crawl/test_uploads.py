@@ -1,0 +1,61 @@
+"""The CRT uploader against moto over real HTTP: bytes, types and keys land as boto3 would put them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from pixcrawler import aws as pixcrawler_aws
+from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler.uploads import Uploader, UploadFailed
+
+
+def test_uploads_store_the_bytes_and_content_type_under_the_exact_key(aws_over_http: dict[str, Any]) -> None:
+    bodies = {f"projects/1/crawl-jobs/2/red cats/ü-{n}.png": os.urandom(1000 + n) for n in range(7)}
+    uploader = Uploader(aws_over_http["bucket"], in_flight=2)
+    for key, body in bodies.items():
+        uploader.put(key, body, "image/png")
+    uploader.wait()
+
+    s3 = aws_over_http["s3"]
+    listing = s3.list_objects_v2(Bucket=aws_over_http["bucket"])
+    assert sorted(item["Key"] for item in listing["Contents"]) == sorted(bodies)
+    for key, body in bodies.items():
+        stored = s3.get_object(Bucket=aws_over_http["bucket"], Key=key)
+        assert stored["ContentType"] == "image/png"
+        assert hashlib.sha256(stored["Body"].read()).digest() == hashlib.sha256(body).digest()
+
+
+def test_a_failed_upload_names_its_key_and_the_reason(aws_over_http: dict[str, Any]) -> None:
+    uploader = Uploader("no-such-bucket-here", in_flight=4)
+    uploader.put("a/key.jpg", b"\xff\xd8\xff", "image/jpeg")
+
+    with pytest.raises(
+        UploadFailed,
+        match=r"1 of 1 uploads failed; a/key.jpg: HTTP 404 NoSuchBucket: The specified bucket does not exist",
+    ):
+        uploader.wait()
+
+
+def test_each_endpoint_gets_its_own_connections_even_on_one_host(
+    aws_over_http: dict[str, Any], host: HttpHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRT pools connections by host name alone: a second port on 127.0.0.1 must still be reached."""
+    bucket = aws_over_http["bucket"]
+    via_moto = Uploader(bucket, in_flight=1)
+    via_moto.put("via-moto.jpg", b"1", "image/jpeg")
+    via_moto.wait()
+
+    host.routes[f"/{bucket}/via-host.jpg"] = Response()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", host.base_url)
+    pixcrawler_aws.reset()
+    via_host = Uploader(bucket, in_flight=1)
+    via_host.put("via-host.jpg", b"2", "image/jpeg")
+    via_host.wait()
+
+    assert [(received.method, received.path) for received in host.received] == [("PUT", f"/{bucket}/via-host.jpg")]
+    listing = aws_over_http["s3"].list_objects_v2(Bucket=bucket)
+    assert [item["Key"] for item in listing["Contents"]] == ["via-moto.jpg"]
