@@ -9,9 +9,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from pixcrawler import db
 from pixcrawler.crawl import worker
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
@@ -102,6 +103,27 @@ def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, ho
     log = session.scalars(select(ActivityLog)).one()
     assert (log.action, log.resource_id, log.user_id) == ("crawl_job.completed", str(job.id), job.project.user_id)
     assert queued(crawl_env) == 0
+
+
+def test_chunks_never_read_the_jobs_url_list(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    """A 100,000-URL job would otherwise ship its whole list to every chunk, several times."""
+    job = new_job(session, urls=serve_jpegs(host, 6))
+    dispatch(apps.dispatch, job.id)
+    statements: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.get_engine(), "before_cursor_execute", record)
+    try:
+        drain(crawl_env, apps.crawl)
+    finally:
+        event.remove(db.get_engine(), "before_cursor_execute", record)
+    assert fresh(session, job.id).downloaded_images == 6
+    assert any("crawl_jobs" in statement for statement in statements)
+    assert not [statement for statement in statements if "crawl_jobs.urls" in statement]
 
 
 def test_dispatch_is_idempotent(crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps) -> None:

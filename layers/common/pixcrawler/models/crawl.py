@@ -39,7 +39,11 @@ class CrawlJob(Base):
     name: Mapped[str] = mapped_column(String(200))
     keywords: Mapped[list[str]]
     providers: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
-    urls: Mapped[list[str] | None] = mapped_column(doc="Explicit image URLs for the URL-list provider")
+    urls: Mapped[list[str] | None] = mapped_column(
+        deferred=True,
+        doc="Explicit image URLs for the URL-list provider (up to 100,000). Deferred: only planning reads "
+        "them, and every chunk locks and refreshes the job row, which would otherwise carry the whole list.",
+    )
     max_images: Mapped[int]
     status: Mapped[JobStatus] = mapped_column(
         enum_column(JobStatus, "crawl_job_status"),
