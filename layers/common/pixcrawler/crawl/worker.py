@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import select
 
@@ -117,16 +119,24 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     uploader = Uploader(settings.data_bucket, in_flight=settings.download_concurrency)
     budget = _Budget(claim.room)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(settings.download_concurrency, len(candidates)))) as pool:
-            outcomes = list(
-                pool.map(lambda candidate: _store(claim, downloader, uploader, budget, candidate), candidates)
-            )
+        tasks = [
+            _threads(settings.download_concurrency).submit(_store, claim, downloader, uploader, budget, candidate)
+            for candidate in candidates
+        ]
+        futures.wait(tasks)
+        outcomes = [task.result() for task in tasks]
         uploader.wait()
     finally:
         downloader.close()
     stored = [outcome for outcome in outcomes if isinstance(outcome, StoredImage)]
     rejected = sum(1 for outcome in outcomes if outcome is None)
     return ChunkResult(found=len(candidates), stored=stored, rejected=rejected), [image.key for image in stored]
+
+
+@cache
+def _threads(size: int) -> ThreadPoolExecutor:
+    """Download threads outlive a chunk: warm invocations reuse them instead of starting new ones."""
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="download")
 
 
 class _Budget:
