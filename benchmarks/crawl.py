@@ -2,23 +2,31 @@
 
     NO_ALBUMENTATIONS_UPDATE=1 python benchmarks/crawl.py [--images 2000] [--concurrency 16]
 
-Serves N generated JPEGs from a loopback `HttpHost`, runs a URL-list crawl job through the real handlers
-(moto in-process for S3/SQS, an embedded PostgreSQL unless DATABASE_URL is set) in ONE process, as one
-Lambda environment would, then downloads the same URLs with img2dataset (one process, the same number of
-threads, `output_format=files`, `resize_mode=no`). Our figure includes the S3 upload and the Postgres rows;
-img2dataset's includes writing files. Needs `pip install img2dataset` (a benchmark-only tool, not a dependency).
+Serves N generated JPEGs from a loopback `HttpHost` in its own process, runs a URL-list crawl job through the
+real handlers in ONE process, as one Lambda environment would (SQS on a moto server process, an embedded
+PostgreSQL unless DATABASE_URL is set), then downloads the same URLs with img2dataset (one process, the same
+number of threads, `output_format=files`, `resize_mode=no`). Needs `pip install img2dataset` (a
+benchmark-only tool, not a dependency).
+
+Our crawl runs twice, with two S3 stand-ins in their own process: moto's server, which checks the result
+(one object per image row) but takes only ~120 PUTs/s here, far below real S3; and a sink that accepts PUTs
+as fast as it can and keeps only their keys, so the figure is the crawl's own rate, as against real S3.
+img2dataset's figure includes writing the files.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import collections
 import json
 import multiprocessing
 import os
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,86 +68,114 @@ def _moto(ready: Any, stop: Any) -> None:
     server.stop()
 
 
-def in_child(target: Any, *args: Any) -> tuple[Any, Any]:
-    """Run `target(*args, ready, stop)` in its own process; return what it sends when ready, and its stop event."""
+def _sink(ready: Any, stop: Any) -> None:
+    """An S3 stand-in that answers every PUT at once and remembers only the keys; on stop, sends each bucket's
+    object count."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    keys: set[str] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.count("/") > 1:  # /bucket/key; a bare /bucket creates the bucket
+                keys.add(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ready.send(f"http://127.0.0.1:{server.server_port}")
+    stop.wait()
+    ready.send(collections.Counter(key.split("/")[1] for key in keys))
+
+
+def in_child(target: Any, *args: Any) -> tuple[Any, Any, Any]:
+    """Run `target(*args, ready, stop)` in its own process; return what it sends when ready, its stop event,
+    and the pipe for anything it sends later."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     stop = multiprocessing.Event()
     multiprocessing.Process(target=target, args=(*args, sender, stop), daemon=True).start()
-    return receiver.recv(), stop
+    return receiver.recv(), stop, receiver
 
 
 def serve(count: int) -> tuple[str, list[str], Any]:
     """The image host runs in its own process, so neither contender shares its interpreter with the server."""
-    base_url, stop = in_child(_host, count)
+    base_url, stop, _ = in_child(_host, count)
     return base_url, [f"{base_url}/img/{seed}.jpg" for seed in range(count)], stop
 
 
-def run_ours(urls: list[str], moto_endpoint: str | None) -> tuple[float, int]:
-    """With `moto_endpoint`, S3 and SQS are a moto server in another process (as real S3 is elsewhere);
-    without, moto runs in this process and its request parsing competes with the crawl for the GIL."""
+def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> tuple[float, int, float]:
+    """Wall seconds, images stored (rows), and the CPU seconds of this process (all its threads)."""
+    import uuid
+
     import boto3
-    from moto import mock_aws
 
     from pixcrawler import aws as pixcrawler_aws
     from pixcrawler.db import session_scope
+    from pixcrawler.local.functions import load_module
     from pixcrawler.messages import DispatchMessage
     from pixcrawler.models import CrawlJob, JobStatus, Profile, Project
     from pixcrawler.settings import get_settings
 
-    if moto_endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
-    with contextlib.nullcontext() if moto_endpoint else mock_aws():
-        pixcrawler_aws.reset()
-        s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        s3.create_bucket(Bucket="bench-data")
-        os.environ["DATA_BUCKET"] = "bench-data"
-        for name in ("dispatch", "crawl"):
-            os.environ[f"{name.upper()}_QUEUE_URL"] = sqs.create_queue(QueueName=name)["QueueUrl"]
-        get_settings.cache_clear()
-        import uuid
-
-        with session_scope() as session:
-            owner = Profile(id=uuid.uuid4(), email=f"bench-{uuid.uuid4().hex[:8]}@example.com")
-            job = CrawlJob(
-                project=Project(user=owner, name="bench"),
-                name="bench",
-                keywords=["bench"],
-                providers=["urls"],
-                urls=urls,
-                max_images=len(urls),
-            )
-            session.add(job)
-            session.flush()
-            job_id = job.id
-        from pixcrawler.local.functions import load_module
-
-        dispatch_app, crawl_app = (
-            load_module(ROOT / "functions" / name / "app.py", name) for name in ("dispatch", "crawl")
+    os.environ.update({"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint})
+    os.environ["DATA_BUCKET"] = f"bench-{uuid.uuid4().hex[:12]}"
+    pixcrawler_aws.reset()
+    get_settings.cache_clear()
+    sqs = boto3.client("sqs")
+    boto3.client("s3").create_bucket(Bucket=os.environ["DATA_BUCKET"])
+    for name in ("dispatch", "crawl"):
+        os.environ[f"{name.upper()}_QUEUE_URL"] = sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")[
+            "QueueUrl"
+        ]
+    get_settings.cache_clear()
+    with session_scope() as session:
+        owner = Profile(id=uuid.uuid4(), email=f"bench-{uuid.uuid4().hex[:8]}@example.com")
+        job = CrawlJob(
+            project=Project(user=owner, name="bench"),
+            name="bench",
+            keywords=["bench"],
+            providers=["urls"],
+            urls=urls,
+            max_images=len(urls),
         )
-        context = _Context()
-        started = time.perf_counter()
-        record = _record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")
-        dispatch_app.lambda_handler({"Records": [record]}, context)
-        queue = os.environ["CRAWL_QUEUE_URL"]
-        while True:
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not messages:
-                break
-            records = [_record(m["Body"], m["Attributes"]["ApproximateReceiveCount"], m) for m in messages]
-            crawl_app.lambda_handler({"Records": records}, context)
-            for message in messages:
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        elapsed = time.perf_counter() - started
-        with session_scope() as session:
-            done = session.get_one(CrawlJob, job_id)
-            assert done.status is JobStatus.COMPLETED, (done.status, done.error_message)
-            stored = done.downloaded_images
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket="bench-data")
-        objects = sum(page.get("KeyCount", 0) for page in pages)
-        assert objects == stored, (objects, stored)
-    return elapsed, stored
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    dispatch_app, crawl_app = (
+        load_module(ROOT / "functions" / name / "app.py", name) for name in ("dispatch", "crawl")
+    )
+    context = _Context()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    record = _record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")
+    dispatch_app.lambda_handler({"Records": [record]}, context)
+    queue = os.environ["CRAWL_QUEUE_URL"]
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+        "Messages", []
+    ):
+        records = [_record(m["Body"], m["Attributes"]["ApproximateReceiveCount"], m) for m in messages]
+        crawl_app.lambda_handler({"Records": records}, context)
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    with session_scope() as session:
+        done = session.get_one(CrawlJob, job_id)
+        assert done.status is JobStatus.COMPLETED, (done.status, done.error_message)
+        return elapsed, done.downloaded_images, cpu
+
+
+def count_objects(bucket: str) -> int:
+    import boto3
+
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sum(page.get("KeyCount", 0) for page in pages)
 
 
 def _record(body: str, receive_count: str, message: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -181,30 +217,30 @@ def run_downloader(urls: list[str], threads: int) -> tuple[float, int]:
     return elapsed, len(fetched)
 
 
-def run_moto_puts(moto_endpoint: str | None, count: int, threads: int) -> tuple[float, int]:
+def run_moto_puts(moto_endpoint: str, count: int, threads: int) -> tuple[float, int]:
     """moto's own S3 PUT ceiling on this machine: the same threads putting 10 KB objects, nothing else."""
     import boto3
     from botocore.config import Config
-    from moto import mock_aws
 
-    with contextlib.nullcontext() if moto_endpoint else mock_aws():
-        s3 = boto3.client("s3", endpoint_url=moto_endpoint, config=Config(max_pool_connections=threads))
-        s3.create_bucket(Bucket="bench-ceiling")
-        body = os.urandom(10_000)
-        started = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda i: s3.put_object(Bucket="bench-ceiling", Key=f"k{i}", Body=body), range(count)))
-        return time.perf_counter() - started, count
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, config=Config(max_pool_connections=threads))
+    s3.create_bucket(Bucket="bench-ceiling")
+    body = os.urandom(10_000)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda i: s3.put_object(Bucket="bench-ceiling", Key=f"k{i}", Body=body), range(count)))
+    return time.perf_counter() - started, count
 
 
-def run_img2dataset(urls: list[str], workdir: str, threads: int) -> tuple[float, int, float]:
-    """Wall time (its process start-up and sharding included) and its own shard download time."""
+def run_img2dataset(urls: list[str], workdir: Path, threads: int) -> tuple[float, int, float, float]:
+    """Wall time (its process start-up and sharding included), its own shard download time, and the CPU
+    seconds of the worker process it spawns (start-up included)."""
     from img2dataset import download
 
-    url_list = Path(workdir) / "urls.txt"
+    workdir.mkdir()
+    url_list = workdir / "urls.txt"
     url_list.write_text("\n".join(urls))
-    output = Path(workdir) / "i2d"
-    started = time.perf_counter()
+    output = workdir / "i2d"
+    started, children_started = time.perf_counter(), _children_cpu()
     download(
         url_list=str(url_list),
         input_format="txt",
@@ -218,9 +254,23 @@ def run_img2dataset(urls: list[str], workdir: str, threads: int) -> tuple[float,
         number_sample_per_shard=len(urls),
         disallowed_header_directives=[],
     )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _children_cpu() - children_started
     shard_seconds = sum(json.loads(stats.read_text())["duration"] for stats in output.glob("*_stats.json"))
-    return elapsed, len(list(output.rglob("*.jpg"))), shard_seconds
+    return elapsed, len(list(output.rglob("*.jpg"))), shard_seconds, cpu
+
+
+def _children_cpu() -> float:
+    """CPU seconds of ended child processes (img2dataset's worker; the servers run until the end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+STARTUP_SAMPLE = 20
+
+
+def _median(runs: list[Any]) -> Any:
+    """The run with the median wall time."""
+    return sorted(runs, key=lambda run: run[0])[len(runs) // 2]
 
 
 def main() -> None:
@@ -228,9 +278,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--urls-per-chunk", type=int, default=100)
-    parser.add_argument(
-        "--moto", choices=("server", "in-process"), default="server", help="where moto's S3/SQS run (default: server)"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender; medians shown")
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.update(
@@ -260,24 +308,51 @@ def main() -> None:
         command.upgrade(config, "head")
         base_url, urls, stop = serve(args.images)
         print(f"{args.images} JPEGs served from {base_url}; concurrency {args.concurrency} in one process")
-        moto_endpoint, moto_stop = in_child(_moto) if args.moto == "server" else (None, None)
-        ours_seconds, ours_count = run_ours(urls, moto_endpoint)
+        moto_endpoint, moto_stop, _ = in_child(_moto)
+        sink_endpoint, sink_stop, sink_report = in_child(_sink)
+        ours: list[tuple[float, int, float, str]] = []
+        theirs: list[tuple[float, int, float, float]] = []
+        start_up = run_img2dataset(urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency)[3]
+        for round_number in range(args.rounds):
+            ours.append((*run_ours(urls, moto_endpoint, sink_endpoint), os.environ["DATA_BUCKET"]))
+            theirs.append(run_img2dataset(urls, Path(workdir) / f"i2d-{round_number}", args.concurrency))
+            (seconds, rows, _, _), (wall, _, shard, _) = ours[-1], theirs[-1]
+            print(
+                f"round {round_number + 1}: pixcrawler {rows / seconds:.0f} images/s; "
+                f"img2dataset {len(urls) / wall:.0f} (wall clock), {len(urls) / shard:.0f} (shard) images/s"
+            )
+        sink_stop.set()
+        stored = sink_report.recv()
+        assert all(stored[bucket] == rows for _, rows, _, bucket in ours), "one object per image row"
+        moto_seconds, moto_rows, _ = run_ours(urls, moto_endpoint, moto_endpoint)
+        assert count_objects(os.environ["DATA_BUCKET"]) == moto_rows, "one object per image row"
         puts_seconds, puts = run_moto_puts(moto_endpoint, min(len(urls), 500), args.concurrency)
-        if moto_stop:
-            moto_stop.set()
+        moto_stop.set()
         fetch_seconds, fetched = run_downloader(urls, args.concurrency)
-        theirs_seconds, theirs_count, shard_seconds = run_img2dataset(urls, workdir, args.concurrency)
+        sink_seconds, sink_rows, sink_cpu, _ = _median(ours)
         rows = [
-            (f"pixcrawler  crawl, S3 (moto {args.moto}) + PG", ours_count, ours_seconds),
-            ("img2dataset wall clock (start-up included)", theirs_count, theirs_seconds),
-            ("img2dataset its shard's own duration", theirs_count, shard_seconds),
+            ("pixcrawler  crawl, S3 sink + PG", sink_rows, sink_seconds),
+            ("img2dataset wall clock (start-up included)", len(urls), _median(theirs)[0]),
+            ("img2dataset its shard's own duration", len(urls), statistics.median(t[2] for t in theirs)),
+            ("pixcrawler  crawl, S3 on moto server + PG", moto_rows, moto_seconds),
             ("  diagnostic: our downloader alone", fetched, fetch_seconds),
-            (f"  diagnostic: moto {args.moto} S3 PUTs alone", puts, puts_seconds),
+            ("  diagnostic: moto server S3 PUTs alone", puts, puts_seconds),
         ]
+        print(f"median of {args.rounds} alternating rounds for the first three lines:")
         for label, count, seconds in rows:
             print(f"{label:44}: {count} images, {seconds:6.2f} s, {count / seconds:5.0f} images/s")
-        ours, theirs, theirs_shard = (count / seconds for _, count, seconds in rows[:3])
-        print(f"ratio pixcrawler/img2dataset: {ours / theirs:.2f} (wall clock), {ours / theirs_shard:.2f} (shard time)")
+        assert all(run[1] == len(urls) for run in theirs), "img2dataset must fetch every image"
+        our_rate, their_rate, their_shard_rate = (count / seconds for _, count, seconds in rows[:3])
+        print(
+            f"ratio pixcrawler/img2dataset: {our_rate / their_rate:.2f} (wall clock), "
+            f"{our_rate / their_shard_rate:.2f} (shard time)"
+        )
+        their_cpu = (statistics.median(run[3] for run in theirs) - start_up) / (len(urls) - STARTUP_SAMPLE)
+        print(
+            f"CPU per image: pixcrawler {sink_cpu / sink_rows * 1000:.2f} ms in its one process (sink run); "
+            f"img2dataset {their_cpu * 1000:.2f} ms in its worker process (its start-up, measured on "
+            f"{STARTUP_SAMPLE} URLs, taken off)"
+        )
         stop.set()
     finally:
         if server is not None:
