@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import db
 from pixcrawler.crawl import worker
+from pixcrawler.crawl.accounting import ChunkEnd
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
@@ -195,7 +196,7 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
     real_complete = worker.complete_chunk
     crashes = []
 
-    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> set[str]:
+    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> ChunkEnd:
         if chunk_id not in crashes:
             crashes.append(chunk_id)
             raise ConnectionResetError("worker killed after uploading")
@@ -217,6 +218,30 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
         expected["chunks"],
     )
     assert [c.attempts for c in chunks(session, crashed.id)] == [2, 2]
+
+
+def test_uploads_of_a_crashed_attempt_that_its_retry_did_not_fetch_are_deleted_when_the_job_ends(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = serve_jpegs(host, 3)
+    job = new_job(session, urls=urls)
+    dispatch(apps.dispatch, job.id)
+    real_complete = worker.complete_chunk
+    crashed: list[int] = []
+
+    def crash_once_then_lose_an_image(session_: Session, job_id: int, chunk_id: int, result: Any) -> ChunkEnd:
+        if not crashed:
+            crashed.append(chunk_id)
+            host.routes.pop(urls[0].removeprefix(host.base_url))  # gone before the redelivery
+            raise ConnectionResetError("worker killed after uploading")
+        return real_complete(session_, job_id, chunk_id, result)
+
+    monkeypatch.setattr(worker, "complete_chunk", crash_once_then_lose_an_image)
+    drain(crawl_env, apps.crawl)
+
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, crashed) == (JobStatus.COMPLETED, 2, [chunks(session, job.id)[0].id])
+    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in images(session, job.id))
 
 
 def test_two_workers_on_two_chunks_respect_the_cap(
@@ -462,7 +487,7 @@ def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(
     job = new_job(session, urls=serve_jpegs(host, 3))
     dispatch(apps.dispatch, job.id)
 
-    def broken(*args: Any) -> set[str]:
+    def broken(*args: Any) -> ChunkEnd:
         raise ConnectionResetError("database went away")
 
     monkeypatch.setattr(worker, "complete_chunk", broken)

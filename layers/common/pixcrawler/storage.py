@@ -23,8 +23,12 @@ def project_prefixes(project_id: int) -> tuple[str, ...]:
     return (f"projects/{project_id}/", f"exports/{project_id}/")
 
 
+def crawl_job_prefix(project_id: int, crawl_job_id: int) -> str:
+    return f"projects/{project_id}/crawl-jobs/{crawl_job_id}/"
+
+
 def image_key(project_id: int, crawl_job_id: int, keyword: str, sha256: str, extension: str) -> str:
-    return f"projects/{project_id}/crawl-jobs/{crawl_job_id}/{slug(keyword)}/{sha256}.{extension}"
+    return f"{crawl_job_prefix(project_id, crawl_job_id)}{slug(keyword)}/{sha256}.{extension}"
 
 
 def export_key(project_id: int, export_job_id: int, filename: str) -> str:

@@ -33,6 +33,14 @@ class StoredImage:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkEnd:
+    """What a chunk's commit did: the keys it gave rows to, and whether it was the job's last chunk."""
+
+    inserted: set[str]
+    job_ended: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkResult:
     """`found` candidates, of which `stored` were uploaded and `rejected` refused; the rest are skipped."""
 
@@ -59,11 +67,11 @@ def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, Crawl
     return job, chunk
 
 
-def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> set[str]:
-    """Insert the chunk's new images (up to the job's remaining room) and count; returns the inserted keys."""
+def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> ChunkEnd:
+    """Insert the chunk's new images (up to the job's remaining room) and count them."""
     locked = _lock(session, job_id, chunk_id)
     if locked is None:
-        return set()
+        return ChunkEnd(inserted=set(), job_ended=False)
     job, chunk = locked
     unique = list({image.sha256: image for image in reversed(result.stored)}.values())[::-1]
     shas = [image.sha256 for image in unique]
@@ -78,8 +86,8 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
     chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
     chunk.found, chunk.downloaded = result.found, len(inserted)
     chunk.skipped, chunk.failed = result.found - result.rejected - len(inserted), result.rejected
-    _count(session, job, downloaded=len(inserted), found=result.found, completed=1)
-    return inserted
+    job_ended = _count(session, job, downloaded=len(inserted), found=result.found, completed=1)
+    return ChunkEnd(inserted, job_ended)
 
 
 def _insert_images(session: Session, rows: list[dict[str, object]]) -> set[str]:
@@ -106,18 +114,20 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> set[str]:
     return set(session.connection().execute(statement, {"rows": rows}).scalars())
 
 
-def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> None:
+def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> bool:
+    """Mark the chunk failed and count it; True when it was the job's last chunk."""
     locked = _lock(session, job_id, chunk_id)
     if locked is None:
-        return
+        return False
     job, chunk = locked
     chunk.status, chunk.completed_at, chunk.last_error = JobStatus.FAILED, now(), error[:2000]
-    _count(session, job, failed=1)
+    return _count(session, job, failed=1)
 
 
 def _count(
     session: Session, job: CrawlJob, *, downloaded: int = 0, found: int = 0, completed: int = 0, failed: int = 0
-) -> None:
+) -> bool:
+    """Move the job's counters; end the job (returning True) when this was its last active chunk."""
     ended = completed + failed
     total = func.greatest(CrawlJob.total_chunks, 1)
     session.execute(
@@ -136,6 +146,8 @@ def _count(
     session.refresh(job)
     if job.active_chunks == 0 and job.status is JobStatus.RUNNING:
         _finish_job(session, job)
+        return True
+    return False
 
 
 def _finish_job(session: Session, job: CrawlJob) -> None:

@@ -18,7 +18,7 @@ from functools import cache
 from sqlalchemy import select
 
 from pixcrawler import aws, storage
-from pixcrawler.crawl.accounting import ChunkResult, StoredImage, complete_chunk, fail_chunk, now
+from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
 from pixcrawler.crawl.download import Downloader, DownloadRejected
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ChunkMessage
@@ -61,11 +61,11 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
         return
     last_attempt = receive_count >= get_settings().max_receive_count
     uploaded: list[str] = []
-    inserted: set[str] = set()
+    end = ChunkEnd(inserted=set(), job_ended=False)
     try:
         result, uploaded = _gather(claim)
         with session_scope() as session:
-            inserted = complete_chunk(session, claim.job_id, claim.chunk_id, result)
+            end = complete_chunk(session, claim.job_id, claim.chunk_id, result)
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"
         if not last_attempt:
@@ -75,8 +75,8 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
             raise
         logger.error("chunk %s failed on its last attempt: %s", claim.chunk_id, reason)
         with session_scope() as session:
-            fail_chunk(session, claim.job_id, claim.chunk_id, reason)
-    _delete_unreferenced(claim.job_id, [key for key in uploaded if key not in inserted])
+            end = ChunkEnd(inserted=set(), job_ended=fail_chunk(session, claim.job_id, claim.chunk_id, reason))
+    _clean_up(claim, end, uploaded)
 
 
 def _claim(message: ChunkMessage) -> Claim | None:
@@ -188,21 +188,52 @@ def _store(
     return StoredImage(key=key, sha256=fetched.sha256, row=row)
 
 
+def _clean_up(claim: Claim, end: ChunkEnd, uploaded: list[str]) -> None:
+    """Delete objects no row uses. Best effort: the chunk is already committed, and a redelivery would find
+    it ended and do nothing, so a failure here is logged rather than raised."""
+    try:
+        if end.job_ended:
+            _delete_job_orphans(claim)
+        else:
+            _delete_unreferenced(claim.job_id, [key for key in uploaded if key not in end.inserted])
+    except Exception as error:
+        logger.warning("could not delete unreferenced objects of job %s: %s", claim.job_id, error)
+
+
 def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
     """Remove uploads that got no row of this chunk (over the cap, job cancelled, a failed commit), unless
     another row of the job uses the same key."""
-    if not keys:
-        return
+    if keys:
+        _delete(sorted(set(keys) - _referenced(job_id, keys)))
+
+
+def _delete_job_orphans(claim: Claim) -> None:
+    """When the job ends, its prefix keeps exactly its rows' objects: this also removes what failed or
+    crashed attempts uploaded and their successful redelivery did not fetch again."""
+    pages = aws.s3().get_paginator("list_objects_v2").paginate(
+        Bucket=get_settings().data_bucket, Prefix=storage.crawl_job_prefix(claim.project_id, claim.job_id)
+    )
+    stored = [item["Key"] for page in pages for item in page.get("Contents", [])]
     with session_scope() as session:
-        kept = set(
+        referenced = set(session.scalars(select(Image.storage_url).where(Image.crawl_job_id == claim.job_id)))
+    _delete(sorted(set(stored) - referenced))
+
+
+def _referenced(job_id: int, keys: list[str]) -> set[str]:
+    with session_scope() as session:
+        return set(
             session.scalars(select(Image.storage_url).where(Image.crawl_job_id == job_id, Image.storage_url.in_(keys)))
         )
-    orphans = sorted(set(keys) - kept)
-    for start in range(0, len(orphans), 1000):
+
+
+def _delete(keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):
         aws.s3().delete_objects(
             Bucket=get_settings().data_bucket,
-            Delete={"Objects": [{"Key": key} for key in orphans[start : start + 1000]], "Quiet": True},
+            Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True},
         )
+    if keys:
+        logger.info("deleted %d object(s) without an image row", len(keys))
 
 
 def defer(receipt_handle: str, seconds: float | None) -> None:
