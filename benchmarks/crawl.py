@@ -28,9 +28,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "common"))
@@ -86,6 +87,14 @@ def _sink(ready: Any, stop: Any) -> None:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+        def do_GET(self) -> None:
+            """A bucket listing (the crawl lists a job's prefix when the job ends): empty, as nothing is kept."""
+            body = b"<ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -112,8 +121,18 @@ def serve(count: int) -> tuple[str, list[str], Any]:
     return base_url, [f"{base_url}/img/{seed}.jpg" for seed in range(count)], stop
 
 
-def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> tuple[float, int, float]:
-    """Wall seconds, images stored (rows), and the CPU seconds of this process (all its threads)."""
+class OurRun(NamedTuple):
+    wall: float
+    """Dispatch to the last chunk, including this harness's SQS receives and deletes (Lambda's poller's work)."""
+    handlers: float
+    """The time spent inside our handlers (dispatch and every crawl invocation): our process's own work."""
+    rows: int
+    cpu: float
+    """CPU seconds of this process, all threads, over `wall`."""
+    bucket: str
+
+
+def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> OurRun:
     import uuid
 
     import boto3
@@ -153,22 +172,28 @@ def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> tuple[flo
         load_module(ROOT / "functions" / name / "app.py", name) for name in ("dispatch", "crawl")
     )
     context = _Context()
+    in_handlers = 0.0
+
+    def invoke(app: Any, records: list[dict[str, Any]]) -> None:
+        nonlocal in_handlers
+        entered = time.perf_counter()
+        app.lambda_handler({"Records": records}, context)
+        in_handlers += time.perf_counter() - entered
+
     started, cpu_started = time.perf_counter(), time.process_time()
-    record = _record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")
-    dispatch_app.lambda_handler({"Records": [record]}, context)
+    invoke(dispatch_app, [_record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")])
     queue = os.environ["CRAWL_QUEUE_URL"]
     while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
         "Messages", []
     ):
-        records = [_record(m["Body"], m["Attributes"]["ApproximateReceiveCount"], m) for m in messages]
-        crawl_app.lambda_handler({"Records": records}, context)
+        invoke(crawl_app, [_record(m["Body"], m["Attributes"]["ApproximateReceiveCount"], m) for m in messages])
         for message in messages:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     with session_scope() as session:
         done = session.get_one(CrawlJob, job_id)
         assert done.status is JobStatus.COMPLETED, (done.status, done.error_message)
-        return elapsed, done.downloaded_images, cpu
+        return OurRun(elapsed, in_handlers, done.downloaded_images, cpu, os.environ["DATA_BUCKET"])
 
 
 def count_objects(bucket: str) -> int:
@@ -178,7 +203,7 @@ def count_objects(bucket: str) -> int:
     return sum(page.get("KeyCount", 0) for page in pages)
 
 
-def _record(body: str, receive_count: str, message: dict[str, Any] | None = None) -> dict[str, Any]:
+def _record(body: str, receive_count: str, message: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {
         "messageId": (message or {}).get("MessageId", "m"),
         "receiptHandle": (message or {}).get("ReceiptHandle", "h"),
@@ -268,9 +293,9 @@ def _children_cpu() -> float:
 STARTUP_SAMPLE = 20
 
 
-def _median(runs: list[Any]) -> Any:
+def _median(runs: list[OurRun]) -> OurRun:
     """The run with the median wall time."""
-    return sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+    return sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
 
 
 def main() -> None:
@@ -310,46 +335,49 @@ def main() -> None:
         print(f"{args.images} JPEGs served from {base_url}; concurrency {args.concurrency} in one process")
         moto_endpoint, moto_stop, _ = in_child(_moto)
         sink_endpoint, sink_stop, sink_report = in_child(_sink)
-        ours: list[tuple[float, int, float, str]] = []
+        ours: list[OurRun] = []
         theirs: list[tuple[float, int, float, float]] = []
         start_up = run_img2dataset(urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency)[3]
         for round_number in range(args.rounds):
-            ours.append((*run_ours(urls, moto_endpoint, sink_endpoint), os.environ["DATA_BUCKET"]))
+            ours.append(run_ours(urls, moto_endpoint, sink_endpoint))
             theirs.append(run_img2dataset(urls, Path(workdir) / f"i2d-{round_number}", args.concurrency))
-            (seconds, rows, _, _), (wall, _, shard, _) = ours[-1], theirs[-1]
+            run, (wall, _, shard, _) = ours[-1], theirs[-1]
             print(
-                f"round {round_number + 1}: pixcrawler {rows / seconds:.0f} images/s; "
-                f"img2dataset {len(urls) / wall:.0f} (wall clock), {len(urls) / shard:.0f} (shard) images/s"
+                f"round {round_number + 1}: pixcrawler {run.rows / run.handlers:.0f} (handlers), "
+                f"{run.rows / run.wall:.0f} (wall clock); img2dataset {len(urls) / shard:.0f} (shard), "
+                f"{len(urls) / wall:.0f} (wall clock) images/s"
             )
         sink_stop.set()
         stored = sink_report.recv()
-        assert all(stored[bucket] == rows for _, rows, _, bucket in ours), "one object per image row"
-        moto_seconds, moto_rows, _ = run_ours(urls, moto_endpoint, moto_endpoint)
-        assert count_objects(os.environ["DATA_BUCKET"]) == moto_rows, "one object per image row"
+        assert all(stored[run.bucket] == run.rows for run in ours), "one object per image row"
+        on_moto = run_ours(urls, moto_endpoint, moto_endpoint)
+        assert count_objects(on_moto.bucket) == on_moto.rows, "one object per image row"
         puts_seconds, puts = run_moto_puts(moto_endpoint, min(len(urls), 500), args.concurrency)
         moto_stop.set()
         fetch_seconds, fetched = run_downloader(urls, args.concurrency)
-        sink_seconds, sink_rows, sink_cpu, _ = _median(ours)
+        median = statistics.median
+        sink = _median(ours)
         rows = [
-            ("pixcrawler  crawl, S3 sink + PG", sink_rows, sink_seconds),
-            ("img2dataset wall clock (start-up included)", len(urls), _median(theirs)[0]),
-            ("img2dataset its shard's own duration", len(urls), statistics.median(t[2] for t in theirs)),
-            ("pixcrawler  crawl, S3 on moto server + PG", moto_rows, moto_seconds),
+            ("pixcrawler  in its handlers, S3 sink + PG", sink.rows, median(run.handlers for run in ours)),
+            ("img2dataset its shard's own duration", len(urls), median(t[2] for t in theirs)),
+            ("pixcrawler  wall clock (harness's SQS polls too)", sink.rows, median(run.wall for run in ours)),
+            ("img2dataset wall clock (start-up included)", len(urls), median(t[0] for t in theirs)),
+            ("pixcrawler  wall clock, S3 on moto server + PG", on_moto.rows, on_moto.wall),
             ("  diagnostic: our downloader alone", fetched, fetch_seconds),
             ("  diagnostic: moto server S3 PUTs alone", puts, puts_seconds),
         ]
-        print(f"median of {args.rounds} alternating rounds for the first three lines:")
+        print(f"median of {args.rounds} alternating rounds for the first four lines:")
         for label, count, seconds in rows:
-            print(f"{label:44}: {count} images, {seconds:6.2f} s, {count / seconds:5.0f} images/s")
+            print(f"{label:50}: {count} images, {seconds:6.2f} s, {count / seconds:5.0f} images/s")
         assert all(run[1] == len(urls) for run in theirs), "img2dataset must fetch every image"
-        our_rate, their_rate, their_shard_rate = (count / seconds for _, count, seconds in rows[:3])
+        ours_own, theirs_own, ours_wall, theirs_wall = (count / seconds for _, count, seconds in rows[:4])
         print(
-            f"ratio pixcrawler/img2dataset: {our_rate / their_rate:.2f} (wall clock), "
-            f"{our_rate / their_shard_rate:.2f} (shard time)"
+            f"ratio pixcrawler/img2dataset: {ours_own / theirs_own:.2f} (own work: handlers vs shard), "
+            f"{ours_wall / theirs_wall:.2f} (wall clock)"
         )
-        their_cpu = (statistics.median(run[3] for run in theirs) - start_up) / (len(urls) - STARTUP_SAMPLE)
+        their_cpu = (median(run[3] for run in theirs) - start_up) / (len(urls) - STARTUP_SAMPLE)
         print(
-            f"CPU per image: pixcrawler {sink_cpu / sink_rows * 1000:.2f} ms in its one process (sink run); "
+            f"CPU per image: pixcrawler {sink.cpu / sink.rows * 1000:.2f} ms in its one process (sink run); "
             f"img2dataset {their_cpu * 1000:.2f} ms in its worker process (its start-up, measured on "
             f"{STARTUP_SAMPLE} URLs, taken off)"
         )
