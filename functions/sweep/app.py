@@ -1,4 +1,5 @@
-"""Scheduled: re-queue crawl chunks left pending or running past `CRAWL_STUCK_AFTER_SECONDS`."""
+"""Scheduled: re-send what a lost message or a killed process left behind past `CRAWL_STUCK_AFTER_SECONDS`:
+the dispatch of jobs still pending, and the chunks of running jobs still pending or running."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pixcrawler.crawl.planning import requeue_stuck
+from pixcrawler.crawl.planning import redispatch_stalled, requeue_stuck
 
 logger = Logger(service="sweep")
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    return {"requeued": requeue_stuck()}
+    return {"redispatched": redispatch_stalled(), "requeued": requeue_stuck()}

@@ -476,9 +476,27 @@ def test_sweep_requeues_stuck_chunks(
     assert requeue_stuck(timedelta(hours=1)) == 0
     monkeypatch.setenv("CRAWL_STUCK_AFTER_SECONDS", "-1")
     get_settings.cache_clear()
-    assert load_function("sweep").lambda_handler({}, lambda_context("sweep")) == {"requeued": 2}
+    assert load_function("sweep").lambda_handler({}, lambda_context("sweep")) == {"redispatched": 0, "requeued": 2}
     drain(crawl_env, apps.crawl)
     assert fresh(session, job.id).status is JobStatus.COMPLETED
+
+
+def test_sweep_redispatches_a_job_whose_dispatch_message_was_lost(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost = new_job(session, urls=serve_jpegs(host, 3))
+    sweep = load_function("sweep")
+    assert sweep.lambda_handler({}, lambda_context("sweep")) == {"redispatched": 0, "requeued": 0}
+    monkeypatch.setenv("CRAWL_STUCK_AFTER_SECONDS", "-1")
+    get_settings.cache_clear()
+
+    assert sweep.lambda_handler({}, lambda_context("sweep")) == {"redispatched": 1, "requeued": 0}
+    assert queued(crawl_env, "dispatch") == 1
+    drain(crawl_env, apps.dispatch, queue="dispatch")
+    drain(crawl_env, apps.crawl)
+    done = fresh(session, lost.id)
+    assert (done.status, done.downloaded_images, done.total_chunks) == (JobStatus.COMPLETED, 3, 1)
+    assert sweep.lambda_handler({}, lambda_context("sweep")) == {"redispatched": 0, "requeued": 0}
 
 
 def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(

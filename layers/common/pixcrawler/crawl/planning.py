@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -156,12 +156,34 @@ def _send(job_id: int, chunk_ids: list[int]) -> list[str]:
     return message_ids
 
 
+def _cutoff(older_than: timedelta | None) -> datetime:
+    return now() - (older_than or timedelta(seconds=get_settings().crawl_stuck_after_seconds))
+
+
+def redispatch_stalled(older_than: timedelta | None = None) -> int:
+    """Re-send the dispatch message of jobs still `pending` too long: the API committed the job and then
+    died before its message was sent. Dispatch is idempotent, so a message that was merely slow plans
+    nothing twice; `updated_at` moves so the next sweep waits again."""
+    with session_scope() as session:
+        stalled = session.scalars(
+            update(CrawlJob)
+            .where(CrawlJob.status == JobStatus.PENDING, CrawlJob.updated_at < _cutoff(older_than))
+            .values(updated_at=now())
+            .returning(CrawlJob.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    if stalled:
+        queues.send_batch(get_settings().dispatch_queue_url, [DispatchMessage(crawl_job_id=job) for job in stalled])
+    logger.info("re-sent the dispatch of %d stalled job(s)", len(stalled))
+    return len(stalled)
+
+
 def requeue_stuck(older_than: timedelta | None = None) -> int:
     """Re-send chunks of running jobs left `pending` or `running` too long (a lost message, a killed worker).
 
     The chunk's row keeps the re-run idempotent, so a chunk that is merely slow loses nothing.
     """
-    cutoff = now() - (older_than or timedelta(seconds=get_settings().crawl_stuck_after_seconds))
+    cutoff = _cutoff(older_than)
     with session_scope() as session:
         stuck = session.execute(
             update(CrawlChunk)

@@ -210,8 +210,10 @@ def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
 def _delete_job_orphans(claim: Claim) -> None:
     """When the job ends, its prefix keeps exactly its rows' objects: this also removes what failed or
     crashed attempts uploaded and their successful redelivery did not fetch again."""
-    pages = aws.s3().get_paginator("list_objects_v2").paginate(
-        Bucket=get_settings().data_bucket, Prefix=storage.crawl_job_prefix(claim.project_id, claim.job_id)
+    pages = (
+        aws.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=get_settings().data_bucket, Prefix=storage.crawl_job_prefix(claim.project_id, claim.job_id))
     )
     stored = [item["Key"] for page in pages for item in page.get("Contents", [])]
     with session_scope() as session:
