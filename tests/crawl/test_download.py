@@ -161,7 +161,7 @@ def test_each_host_is_resolved_once_per_downloader_and_refusals_stick(
     host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
     lookups: list[str] = []
 
-    def counting(name: str, *args: Any, **kwargs: Any) -> str:
+    def counting(name: str, *args: Any, **kwargs: Any) -> tuple[str, ...]:
         lookups.append(name)
         return resolve_public(name, *args, **kwargs)
 
@@ -172,6 +172,27 @@ def test_each_host_is_resolved_once_per_downloader_and_refusals_stick(
         assert "10.0.0.8" in rejection(downloader, "http://10.0.0.8/a.jpg")
     assert lookups == ["127.0.0.1", "10.0.0.8"]
     assert host.requests == ["/a.jpg"] * 3
+
+
+def test_an_unreachable_address_falls_back_to_the_hosts_next_address(
+    downloader: Downloader, host: HttpHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`two.test` resolves to 127.0.0.2 (nothing listens there) and then to the host's 127.0.0.1."""
+    host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
+    port = int(host.base_url.rsplit(":", 1)[1])
+    real_getaddrinfo = socket.getaddrinfo
+
+    def two_records(name: str, port_: int, *args: Any, **kwargs: Any) -> Any:
+        if name != "two.test":
+            return real_getaddrinfo(name, port_, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port_)) for ip in ("127.0.0.2", "127.0.0.1")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_records)
+    fetched = downloader.fetch(f"http://two.test:{port}/a.jpg")
+    assert fetched.data == samples.jpeg(1)
+    assert [(received.path, received.headers["Host"]) for received in host.received] == [("/a.jpg", f"two.test:{port}")]
+    reason = rejection(downloader, "http://two.test:1/a.jpg")  # nothing listens on port 1 at either address
+    assert reason.startswith("cannot connect to two.test: 127.0.0.2: NewConnectionError; 127.0.0.1: ")
 
 
 def test_x_robots_tag_opt_out_is_honoured(downloader: Downloader, host: HttpHost) -> None:

@@ -1,9 +1,10 @@
 """The safe image downloader.
 
-Every hop is resolved and checked (`net.resolve_public`) and the connection goes to the checked address;
-redirects are bounded and re-checked; the size limit is enforced while streaming; the declared
-`Content-Type` and the file's magic bytes must name the same format; `X-Robots-Tag: noai`/`noimageai`
-opt-outs are honoured; width, height and format come from the header, without decoding the pixels.
+Every hop is resolved and checked (`net.resolve_public`) and the connection goes to a checked address (the
+host's next one when a connection cannot be made); redirects are bounded and re-checked; the size limit is
+enforced while streaming; the declared `Content-Type` and the file's magic bytes must name the same format;
+`X-Robots-Tag: noai`/`noimageai` opt-outs are honoured; width, height and format come from the header,
+without decoding the pixels.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from PIL import Image as PILImage
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from pixcrawler.crawl.net import AddressRefused, resolve_public
@@ -100,7 +102,7 @@ class Downloader:
         self.settings = settings
         self._timeout = urllib3.Timeout(connect=settings.download_connect_timeout, read=settings.download_read_timeout)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
-        self._addresses: dict[tuple[str, int], str | AddressRefused] = {}
+        self._addresses: dict[tuple[str, int], tuple[str, ...] | AddressRefused] = {}
         self._lock = threading.Lock()
 
     def _pool(self, scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
@@ -143,24 +145,28 @@ class Downloader:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DownloadRejected(f"unsupported URL {url[:200]!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = self._address(parts.hostname, port)
         host_header = parts.netloc.rsplit("@", 1)[-1]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            return self._pool(parts.scheme, address, port, parts.hostname).urlopen(
-                "GET",
-                path,
-                headers={"Host": host_header, "User-Agent": self.settings.crawl_user_agent, "Accept": "image/*"},
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                timeout=self._timeout,
-                assert_same_host=False,
-            )
-        except (Urllib3Error, OSError) as error:
-            raise DownloadRejected(f"request failed: {type(error).__name__}: {error}") from error
+        unreachable: list[str] = []
+        for address in self._addresses_of(parts.hostname, port):
+            try:
+                return self._pool(parts.scheme, address, port, parts.hostname).urlopen(
+                    "GET",
+                    path,
+                    headers={"Host": host_header, "User-Agent": self.settings.crawl_user_agent, "Accept": "image/*"},
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=self._timeout,
+                    assert_same_host=False,
+                )
+            except ConnectTimeoutError as error:  # no connection was made: the host's next address may answer
+                unreachable.append(f"{address}: {type(error).__name__}")
+            except (Urllib3Error, OSError) as error:
+                raise DownloadRejected(f"request failed: {type(error).__name__}: {error}") from error
+        raise DownloadRejected(f"cannot connect to {parts.hostname}: {'; '.join(unreachable)}")
 
-    def _address(self, host: str, port: int) -> str:
+    def _addresses_of(self, host: str, port: int) -> tuple[str, ...]:
         """Resolve and check each host once per chunk (its URLs share a few hosts); the verdict is reused,
         and connections still go to the checked address."""
         verdict = self._addresses.get((host, port))

@@ -33,8 +33,8 @@ def refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
     return next((name for name, failed in checks if failed), None)
 
 
-def resolve_public(host: str, port: int, *, allow_loopback: bool) -> str:
-    """Resolve `host` and return one address to connect to; refuse if ANY of its addresses is internal.
+def resolve_public(host: str, port: int, *, allow_loopback: bool) -> tuple[str, ...]:
+    """Resolve `host` and return its addresses, in the resolver's order; refuse if ANY of them is internal.
 
     Refusing on any (not all) internal answer stops a host that mixes a public and a private record.
     """
@@ -49,4 +49,4 @@ def resolve_public(host: str, port: int, *, allow_loopback: bool) -> str:
         reason = refusal(address, allow_loopback=allow_loopback)
         if reason:
             raise AddressRefused(f"{host!r} resolves to {reason} address {address}")
-    return str(addresses[0])
+    return tuple(dict.fromkeys(str(address) for address in addresses))
