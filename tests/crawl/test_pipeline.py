@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -182,6 +184,23 @@ def test_redelivered_chunk_message_changes_nothing(
     assert once["counters"] == (JobStatus.COMPLETED, 4, 4, 1, 0)
 
 
+def crash_each_chunks_first_commit(monkeypatch: pytest.MonkeyPatch, then: Callable[[], object] = list) -> list[int]:
+    """Each chunk's first commit dies as a killed worker would, after its uploads (calling `then` first);
+    returns the ids of the chunks that crashed."""
+    real_complete = worker.complete_chunk
+    crashes: list[int] = []
+
+    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> ChunkEnd:
+        if chunk_id not in crashes:
+            crashes.append(chunk_id)
+            then()
+            raise ConnectionResetError("worker killed after uploading")
+        return real_complete(session_, job_id, chunk_id, result)
+
+    monkeypatch.setattr(worker, "complete_chunk", crash_once)
+    return crashes
+
+
 def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -193,16 +212,7 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
 
     crashed = new_job(session, urls=urls, parent=clean.project)
     dispatch(apps.dispatch, crashed.id)
-    real_complete = worker.complete_chunk
-    crashes = []
-
-    def crash_once(session_: Session, job_id: int, chunk_id: int, result: Any) -> ChunkEnd:
-        if chunk_id not in crashes:
-            crashes.append(chunk_id)
-            raise ConnectionResetError("worker killed after uploading")
-        return real_complete(session_, job_id, chunk_id, result)
-
-    monkeypatch.setattr(worker, "complete_chunk", crash_once)
+    crashes = crash_each_chunks_first_commit(monkeypatch)
     responses = drain(crawl_env, apps.crawl)
     assert len(responses[0]["batchItemFailures"]) == 2 and len(crashes) == 2
 
@@ -226,17 +236,8 @@ def test_uploads_of_a_crashed_attempt_that_its_retry_did_not_fetch_are_deleted_w
     urls = serve_jpegs(host, 3)
     job = new_job(session, urls=urls)
     dispatch(apps.dispatch, job.id)
-    real_complete = worker.complete_chunk
-    crashed: list[int] = []
-
-    def crash_once_then_lose_an_image(session_: Session, job_id: int, chunk_id: int, result: Any) -> ChunkEnd:
-        if not crashed:
-            crashed.append(chunk_id)
-            host.routes.pop(urls[0].removeprefix(host.base_url))  # gone before the redelivery
-            raise ConnectionResetError("worker killed after uploading")
-        return real_complete(session_, job_id, chunk_id, result)
-
-    monkeypatch.setattr(worker, "complete_chunk", crash_once_then_lose_an_image)
+    lose_an_image = partial(host.routes.pop, urls[0].removeprefix(host.base_url))  # gone before the redelivery
+    crashed = crash_each_chunks_first_commit(monkeypatch, then=lose_an_image)
     drain(crawl_env, apps.crawl)
 
     done = fresh(session, job.id)
