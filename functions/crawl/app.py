@@ -22,10 +22,14 @@ gc.freeze()
 every chunk (about a tenth of a chunk's CPU in benchmarks/crawl.py)."""
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = ChunkMessage.model_validate_json(record.body)
     try:
-        run_chunk(message, receive_count=int(record.attributes.approximate_receive_count))
+        run_chunk(
+            message,
+            receive_count=int(record.attributes.approximate_receive_count),
+            seconds_left=lambda_context.get_remaining_time_in_millis() / 1000,
+        )
     except ChunkDeferred as deferred:
         defer(record.receipt_handle, deferred.retry_after)
         raise

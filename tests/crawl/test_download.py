@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import threading
 import time
@@ -35,9 +36,9 @@ def downloader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downloader]:
     get_settings.cache_clear()
 
 
-def rejection(downloader: Downloader, url: str) -> str:
+def rejection(downloader: Downloader, url: str, stop_by: float = math.inf) -> str:
     with pytest.raises(DownloadRejected) as caught:
-        downloader.fetch(url)
+        downloader.fetch(url, stop_by)
     return str(caught.value)
 
 
@@ -193,6 +194,13 @@ def test_an_unreachable_address_falls_back_to_the_hosts_next_address(
     assert [(received.path, received.headers["Host"]) for received in host.received] == [("/a.jpg", f"two.test:{port}")]
     reason = rejection(downloader, "http://two.test:1/a.jpg")  # nothing listens on port 1 at either address
     assert reason.startswith("cannot connect to two.test: 127.0.0.2: NewConnectionError; 127.0.0.1: ")
+
+
+def test_a_download_does_not_start_after_the_chunks_stop_time(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
+    assert "ran out of time" in rejection(downloader, host.url("/a.jpg"), stop_by=time.monotonic())
+    assert host.requests == []
+    assert downloader.fetch(host.url("/a.jpg"), stop_by=time.monotonic() + 10).data == samples.jpeg(1)
 
 
 def test_x_robots_tag_opt_out_is_honoured(downloader: Downloader, host: HttpHost) -> None:

@@ -464,6 +464,26 @@ def test_one_bad_message_does_not_fail_its_batch(
     assert fresh(session, job.id).status is JobStatus.COMPLETED
 
 
+def test_a_chunk_out_of_time_ends_with_its_candidates_refused_instead_of_being_killed(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    """One second left, less than a blocked connect and read plus the commit reserve: nothing may start."""
+    job = new_job(session, urls=serve_jpegs(host, 3))
+    dispatch(apps.dispatch, job.id)
+    [message] = crawl_env["sqs"].receive_message(QueueUrl=crawl_env["queues"]["crawl"], AttributeNames=["All"])[
+        "Messages"
+    ]
+
+    response = apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context("crawl", 1000))
+
+    assert response == {"batchItemFailures": []}
+    assert host.requests == [] and bucket_keys(crawl_env) == []
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.found, chunk.failed, chunk.downloaded) == (JobStatus.COMPLETED, 3, 3, 0)
+    done = fresh(session, job.id)
+    assert (done.status, done.error_message) == (JobStatus.FAILED, "no image could be downloaded from 3 candidate(s)")
+
+
 def test_sweep_requeues_stuck_chunks(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ class Settings:
     crawl_urls_per_chunk: int
     max_receive_count: int
     crawl_stuck_after_seconds: int
+    crawl_commit_reserve_seconds: float
     download_max_bytes: int
     download_connect_timeout: float
     download_read_timeout: float
@@ -82,6 +83,7 @@ class Settings:
             crawl_urls_per_chunk=int(_env("CRAWL_URLS_PER_CHUNK", "100")),
             max_receive_count=int(_env("MAX_RECEIVE_COUNT", "3")),
             crawl_stuck_after_seconds=int(_env("CRAWL_STUCK_AFTER_SECONDS", "1800")),
+            crawl_commit_reserve_seconds=float(_env("CRAWL_COMMIT_RESERVE_SECONDS", "15")),
             download_max_bytes=int(_env("DOWNLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
             download_connect_timeout=float(_env("DOWNLOAD_CONNECT_TIMEOUT", "5")),
             download_read_timeout=float(_env("DOWNLOAD_READ_TIMEOUT", "15")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -121,8 +122,11 @@ class Downloader:
                 self._pools[key] = pool
             return pool
 
-    def fetch(self, url: str) -> Fetched:
-        deadline = time.monotonic() + self.settings.download_total_timeout
+    def fetch(self, url: str, stop_by: float = math.inf) -> Fetched:
+        """Download `url`; `stop_by` (a `time.monotonic()` value) cuts the total timeout short."""
+        deadline = min(time.monotonic() + self.settings.download_total_timeout, stop_by)
+        if time.monotonic() >= deadline:
+            raise DownloadRejected("the chunk ran out of time before this download started")
         current = url
         for _ in range(self.settings.download_max_redirects + 1):
             response = self._request(current)

@@ -9,7 +9,9 @@ Objects whose rows were not inserted (over the cap, a cancelled job) are deleted
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from pixcrawler.db import session_scope
 from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
-from pixcrawler.settings import get_settings
+from pixcrawler.settings import Settings, get_settings
 from pixcrawler.uploads import Uploader
 
 logger = logging.getLogger(__name__)
@@ -47,16 +49,22 @@ class Claim:
     work: Work
     room: int
     """Images the job could still take when the chunk started; uploads stop there (the commit re-checks)."""
+    stop_by: float
+    """`time.monotonic()` by which downloads end, so the chunk commits inside its invocation's time."""
 
 
-def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
+def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float = math.inf) -> None:
     """Process one chunk message; raises to have it redelivered, returns to acknowledge it.
+
+    `seconds_left` is the invocation's remaining time. Downloads end early enough for the last blocked
+    read to time out and the chunk to commit (`CRAWL_COMMIT_RESERVE_SECONDS`): a chunk of slow hosts ends
+    with those candidates refused, instead of being killed by Lambda on every delivery, never ending.
 
     A chunk that fails on its last allowed receive (`MAX_RECEIVE_COUNT`, equal to the queue's
     maxReceiveCount) is marked failed and acknowledged, so the job's accounting ends; the dead-letter queue
     only receives messages that could not be handled at all (unparseable bodies, an unreachable database).
     """
-    claim = _claim(message)
+    claim = _claim(message, seconds_left)
     if claim is None:
         return
     last_attempt = receive_count >= get_settings().max_receive_count
@@ -79,7 +87,7 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1) -> None:
     _clean_up(claim, end, uploaded)
 
 
-def _claim(message: ChunkMessage) -> Claim | None:
+def _claim(message: ChunkMessage, seconds_left: float) -> Claim | None:
     """Mark the chunk running, or return None when there is nothing to do (ended, cancelled, unknown)."""
     with session_scope() as session:
         chunk = session.execute(
@@ -106,7 +114,13 @@ def _claim(message: ChunkMessage) -> Claim | None:
             provider=chunk.provider,
             work=Work(chunk.keyword, chunk.page, settings.crawl_page_size, tuple(chunk.urls or ())),
             room=max(0, job.max_images - job.downloaded_images),
+            stop_by=time.monotonic() + seconds_left - _reserve(settings),
         )
+
+
+def _reserve(settings: Settings) -> float:
+    """Time kept back from downloads: a blocked connect and read may still run out, then the commit."""
+    return settings.download_connect_timeout + settings.download_read_timeout + settings.crawl_commit_reserve_seconds
 
 
 def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
@@ -159,7 +173,7 @@ def _store(
 ) -> StoredImage | bool | None:
     """Download one candidate and start its upload: a StoredImage, None when rejected, False over the budget."""
     try:
-        fetched = downloader.fetch(candidate.url)
+        fetched = downloader.fetch(candidate.url, claim.stop_by)
     except DownloadRejected as error:
         logger.info("skipped %s: %s", candidate.url[:200], error)
         return None
