@@ -66,8 +66,8 @@ _CHECKSUM = s3.S3ChecksumConfig(algorithm=s3.S3ChecksumAlgorithm.CRC32, location
 class Uploader:
     """Starts PUTs without waiting for them; `wait()` returns once every one is stored, or raises.
 
-    At most `in_flight` uploads are unfinished at a time (`put` waits for the oldest beyond that), so the
-    bodies a chunk holds stay bounded however fast its downloads arrive.
+    Once more than `in_flight` uploads are unfinished, `put` waits for the oldest, so the bodies a chunk
+    holds stay bounded (by `in_flight` plus one per thread calling `put`) however fast downloads arrive.
     """
 
     def __init__(self, bucket: str, in_flight: int) -> None:
@@ -76,7 +76,7 @@ class Uploader:
         self._in_flight = in_flight
         self._lock = threading.Lock()
         self._unfinished: deque[tuple[str, Future[None]]] = deque()
-        self._finished: list[tuple[str, Future[None]]] = []
+        self._awaited: list[tuple[str, Future[None]]] = []
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         headers = http.HttpHeaders(
@@ -90,14 +90,14 @@ class Uploader:
             self._unfinished.append((key, started.finished_future))
             oldest = self._unfinished.popleft() if len(self._unfinished) > self._in_flight else None
             if oldest:
-                self._finished.append(oldest)
+                self._awaited.append(oldest)
         if oldest:
             oldest[1].exception()
 
     def wait(self) -> None:
         with self._lock:
-            uploads = [*self._finished, *self._unfinished]
-            self._finished, self._unfinished = [], deque()
+            uploads = [*self._awaited, *self._unfinished]
+            self._awaited, self._unfinished = [], deque()
         failures = [(key, error) for key, future in uploads if (error := future.exception()) is not None]
         if failures:
             key, error = failures[0]
