@@ -19,7 +19,7 @@ from functools import cache
 
 from sqlalchemy import select
 
-from pixcrawler import aws, storage
+from pixcrawler import aws, bucket, storage
 from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
 from pixcrawler.crawl.download import Downloader, DownloadRejected
 from pixcrawler.db import session_scope
@@ -224,15 +224,10 @@ def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
 def _delete_job_orphans(claim: Claim) -> None:
     """When the job ends, its prefix keeps exactly its rows' objects: this also removes what failed or
     crashed attempts uploaded and their successful redelivery did not fetch again."""
-    pages = (
-        aws.s3()
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=get_settings().data_bucket, Prefix=storage.crawl_job_prefix(claim.project_id, claim.job_id))
-    )
-    stored = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    stored = set(bucket.keys_under(storage.crawl_job_prefix(claim.project_id, claim.job_id)))
     with session_scope() as session:
         referenced = set(session.scalars(select(Image.storage_url).where(Image.crawl_job_id == claim.job_id)))
-    _delete(sorted(set(stored) - referenced))
+    _delete(sorted(stored - referenced))
 
 
 def _referenced(job_id: int, keys: list[str]) -> set[str]:
@@ -243,13 +238,8 @@ def _referenced(job_id: int, keys: list[str]) -> set[str]:
 
 
 def _delete(keys: list[str]) -> None:
-    for start in range(0, len(keys), 1000):
-        aws.s3().delete_objects(
-            Bucket=get_settings().data_bucket,
-            Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True},
-        )
-    if keys:
-        logger.info("deleted %d object(s) without an image row", len(keys))
+    if removed := bucket.delete(keys):
+        logger.info("deleted %d object(s) without an image row", removed)
 
 
 def defer(receipt_handle: str, seconds: float | None) -> None:

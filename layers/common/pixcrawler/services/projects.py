@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, storage
+from pixcrawler import bucket, storage
 from pixcrawler.models import Project, ProjectStatus
 from pixcrawler.schemas import ProjectCreate, ProjectUpdate
 from pixcrawler.services import activity
 from pixcrawler.services.errors import found
-from pixcrawler.settings import get_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
-
-S3_DELETE_LIMIT = 1000
 
 
 def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[Project]:
@@ -59,22 +52,6 @@ def delete(session: Session, user_id: uuid.UUID, project_id: int) -> int:
     name = project.name
     session.delete(project)
     session.flush()
-    removed = delete_objects(storage.project_prefixes(project_id))
+    removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in storage.project_prefixes(project_id))
     activity.record(session, user_id, "project.deleted", "project", project_id, name=name, objects_removed=removed)
-    return removed
-
-
-def delete_objects(prefixes: tuple[str, ...]) -> int:
-    bucket = get_settings().data_bucket
-    client = aws.s3()
-    removed = 0
-    for prefix in prefixes:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            for start in range(0, len(keys), S3_DELETE_LIMIT):
-                batch = keys[start : start + S3_DELETE_LIMIT]
-                response = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-                if errors := response.get("Errors"):
-                    raise RuntimeError(f"S3 refused to delete {len(errors)} object(s), e.g. {errors[0]}")
-                removed += len(batch)
     return removed

@@ -1,0 +1,36 @@
+"""Listing and deleting objects of the data bucket, for project deletion and crawl clean-up alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from pixcrawler import aws
+from pixcrawler.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+DELETE_LIMIT = 1000
+"""Keys per DeleteObjects request, S3's maximum."""
+
+
+def keys_under(prefix: str) -> Iterator[str]:
+    pages = aws.s3().get_paginator("list_objects_v2").paginate(Bucket=get_settings().data_bucket, Prefix=prefix)
+    for page in pages:
+        yield from (item["Key"] for item in page.get("Contents", []))
+
+
+def delete(keys: Iterable[str]) -> int:
+    """Delete `keys` in batches as they come; returns how many. Raises when S3 refuses any of them (the
+    request succeeds even then, naming the failed keys in `Errors`)."""
+    bucket, client, removed = get_settings().data_bucket, aws.s3(), 0
+    remaining = iter(keys)
+    while batch := list(islice(remaining, DELETE_LIMIT)):
+        objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in batch]
+        response = client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        if errors := response.get("Errors"):
+            raise RuntimeError(f"S3 refused to delete {len(errors)} object(s), e.g. {errors[0]}")
+        removed += len(batch)
+    return removed
