@@ -131,7 +131,7 @@ def test_hostile_file_names_are_sanitised_and_never_collide(
             f"cat/{images[2].id}_evil.jpg",
             f"cat/{images[3].id}_cat.jpg",
             f"cat/{images[4].id}_CAT.jpg",
-            f"cat/{images[5].id}_image.jpg",
+            f"cat/{images[5].id}__CON.jpg",
             f"cat/{images[6].id}_image.jpg",
         ]
     )

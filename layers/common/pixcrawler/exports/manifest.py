@@ -2,12 +2,17 @@
 
 One row shape serves every manifest: the archive manifest (`manifest.csv`), `metadata.jsonl` of the
 `hf_imagefolder` layout and the csv/json/jsonl exports, which add each image's storage key and a link.
+
+Titles and creators come verbatim from providers, so every writer assumes hostile text: CSV cells a
+spreadsheet would run as a formula are neutralised, JSON keeps every string exact but cannot be split by a
+line separator, and the attribution file keeps one field per line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from typing import Any, Protocol
 
 from pixcrawler.models import Image
@@ -29,6 +34,12 @@ COLUMNS = (
     "creator",
 )
 LINK_COLUMNS = ("image_id", *COLUMNS, "storage_key", "url")
+FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
+"""What makes Excel, LibreOffice or Google Sheets read a cell as a formula (full-width forms included)."""
+_CELL_TRAPS = ("\t", "\r", "\n", "\x00")
+_FORMULA_PREFIXES = tuple(FORMULA_START)
+_JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+_SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
 
 
 def row(image: Image, file_name: str) -> dict[str, Any]:
@@ -62,15 +73,45 @@ class RowWriter(Protocol):
     def end(self) -> None: ...
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text (OWASP CSV injection): a single quote goes before a cell that
+    starts with a control character or, after any leading space, with a formula character."""
+    if isinstance(value, str) and (value.startswith(_CELL_TRAPS) or value.lstrip().startswith(_FORMULA_PREFIXES)):
+        return f"'{value}"
+    return value
+
+
+def json_text(values: dict[str, Any]) -> str:
+    """One JSON document on one line. U+2028, U+2029 and U+0085 are escaped (JSON allows them raw, but
+    `str.splitlines()` and older JavaScript break lines there); the decoded strings stay exact."""
+    return json.dumps(values, ensure_ascii=False).translate(_JSON_LINE_BREAKS)
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: runs of control and separator characters become one space and invisible format
+    characters (bidirectional controls among them) go, so a field can neither start a line of its own nor
+    reorder what follows it. Printable text (the common case) takes the fast path: it holds none of these."""
+    if text.isprintable():
+        return " ".join(text.split())
+    kept = (
+        " " if category in _SEPARATING else char for char in text if (category := unicodedata.category(char)) != "Cf"
+    )
+    return " ".join("".join(kept).split())
+
+
 class CsvRows:
+    """Every cell quoted (a stray carriage return or separator stays inside its cell) and neutralised."""
+
     def __init__(self, sink: TextSink, columns: tuple[str, ...], written: int = 0) -> None:
-        self._csv = csv.DictWriter(sink, fieldnames=columns, extrasaction="raise", lineterminator="\n")
+        self._csv = csv.DictWriter(
+            sink, fieldnames=columns, extrasaction="raise", lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
 
     def begin(self) -> None:
         self._csv.writeheader()
 
     def write(self, values: dict[str, Any]) -> None:
-        self._csv.writerow(values)
+        self._csv.writerow({column: spreadsheet_safe(value) for column, value in values.items()})
 
     def end(self) -> None:
         pass
@@ -84,7 +125,7 @@ class JsonLines:
         pass
 
     def write(self, values: dict[str, Any]) -> None:
-        self._sink.write(json.dumps(values, ensure_ascii=False) + "\n")
+        self._sink.write(json_text(values) + "\n")
 
     def end(self) -> None:
         pass
@@ -101,7 +142,7 @@ class JsonArray:
         self._sink.write("[")
 
     def write(self, values: dict[str, Any]) -> None:
-        self._sink.write(("\n" if self._written == 0 else ",\n") + json.dumps(values, ensure_ascii=False))
+        self._sink.write(("\n" if self._written == 0 else ",\n") + json_text(values))
         self._written += 1
 
     def end(self) -> None:
@@ -110,19 +151,21 @@ class JsonArray:
 
 def attribution_header(title: str) -> str:
     return (
-        f"Attribution for {title}\n"
+        f"Attribution for {one_line(title)}\n"
         "Every image in this dataset is listed with its creator, licence and source. Keep this file with\n"
         "the images when you share them: most open licences require the credit.\n"
     )
 
 
 def attribution_entry(image: Image, path: str) -> str:
+    """An image's credit block; every field is put on one line, so a title cannot forge a credit line."""
+    licence = one_line(image.license or "unknown")
     lines = [
         "",
         path,
-        f"  Title: {image.title or '(untitled)'}",
-        f"  Creator: {image.creator or 'unknown'}",
-        f"  License: {image.license or 'unknown'}" + (f" ({image.license_url})" if image.license_url else ""),
-        f"  Source: {image.source_url or image.original_url}",
+        f"  Title: {one_line(image.title or '') or '(untitled)'}",
+        f"  Creator: {one_line(image.creator or '') or 'unknown'}",
+        f"  License: {licence} ({one_line(image.license_url)})" if image.license_url else f"  License: {licence}",
+        f"  Source: {one_line(image.source_url or image.original_url)}",
     ]
     return "\n".join(lines) + "\n"

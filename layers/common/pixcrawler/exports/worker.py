@@ -48,8 +48,6 @@ logger = Logger(service="export")
 PAGE_SIZE = 500
 SPOOL_IN_MEMORY = MiB
 LEASE_MARGIN = timedelta(seconds=60)
-MANIFEST_FILE = "manifest.csv"
-ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 
 
 class Outcome(StrEnum):
@@ -203,7 +201,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     keywords = session.scalars(select(chosen.c.keyword).distinct())
     project_id = session.scalar(select(CrawlJob.project_id).where(CrawlJob.id == job.crawl_job_id))
     assert project_id is not None
-    key = storage.export_key(project_id, job.id, f"{storage.slug(job.name)}.{job.format.value}")
+    key = storage.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
     settings = get_settings()
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
@@ -353,11 +351,11 @@ def _write_extras(job: Job, checkpoint: Checkpoint, archive: Archive) -> None:
             files[name] = stack.enter_context(tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY))
             return files[name]
 
-        attribution = Utf8Sink(spool(ATTRIBUTION_FILE))
+        attribution = Utf8Sink(spool(layout.ATTRIBUTION_FILE))
         attribution.write(manifest.attribution_header(job.name))
         tables = []
         if job.options.include_manifest:
-            tables.append(ROW_WRITERS[ExportFormat.CSV](Utf8Sink(spool(MANIFEST_FILE)), manifest.COLUMNS, 0))
+            tables.append(ROW_WRITERS[ExportFormat.CSV](Utf8Sink(spool(layout.MANIFEST_FILE)), manifest.COLUMNS, 0))
         if job.options.layout is ExportLayout.HF_IMAGEFOLDER:
             tables.append(ROW_WRITERS[ExportFormat.JSONL](Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS, 0))
         for table in tables:
