@@ -15,6 +15,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -218,7 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))
     serve.add_argument("--visibility-timeout", type=int, default=60, help="seconds before a failed message returns")
-    serve.add_argument("--max-receive-count", type=int, default=5, help="receives before a message goes to its DLQ")
+    serve.add_argument(
+        "--max-receive-count",
+        type=int,
+        default=DEFAULT_MAX_RECEIVE_COUNT,
+        help=f"receives before a message goes to its DLQ (default {DEFAULT_MAX_RECEIVE_COUNT}, as deployed)",
+    )
     serve.add_argument("--sweep-interval", type=float, default=300, help="seconds between stuck-chunk sweeps")
     serve.add_argument(
         "--concurrency",

@@ -28,6 +28,7 @@ from pixcrawler.local.gateway import Gateway, serve
 from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror, QueueSnapshot
 from pixcrawler.local.pollers import EventSource, Poller
 from pixcrawler.local.ports import PortInUse
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
 
 if TYPE_CHECKING:
     from pgserver import PostgresServer
@@ -48,7 +49,7 @@ class StackOptions:
     aws_port: int = 0
     database_url: str = ""
     visibility_timeout: int = 60
-    max_receive_count: int = 5  # template.yaml's MaxReceiveCount default
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     concurrency: int = 1
     sweep_interval: float = 300.0  # template.yaml: rate(5 minutes)
     sync_interval: float = 10.0
