@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import shutil
@@ -14,8 +15,9 @@ import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
     from pixcrawler.local.stack import StackOptions
 
 DEFAULT_DATA_DIR = ".pixcrawler"
+
+
+class UsageError(Exception):
+    """Input the command cannot use: one sentence on stderr and exit code 2, as argparse answers a bad option."""
 
 
 def _data_dir(value: str | None) -> Path:
@@ -164,13 +170,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_urls(path: str) -> list[str]:
+    """The URLs of a `--urls-file`, one a line; a file that cannot be read or holds none is refused by name."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--urls-file {path} does not exist.") from None
+    except OSError as error:
+        raise UsageError(f"cannot read --urls-file {path} ({error.strerror or error}).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--urls-file {path} is not a text file; put one image URL on each line.") from None
+    urls = [line.strip() for line in text.splitlines() if line.strip()]
+    if not urls:
+        raise UsageError(f"--urls-file {path} holds no URLs; put one image URL on each line.")
+    return urls
+
+
+def _on_loopback(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed URL is the crawler's to refuse
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
+    """The crawler refuses loopback hosts (SSRF protection); a user crawling their own machine hears why up front."""
+    local = [url for url in urls if _on_loopback(url)]
+    if local and not allowed:
+        print(
+            f"pixcrawler crawl: {len(local)} of the {len(urls)} URLs are on this machine "
+            f"({urlsplit(local[0]).netloc}), which the crawler refuses unless you pass --allow-loopback "
+            "(or set CRAWL_ALLOW_LOOPBACK=1).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.local.pipeline import DatasetRequest
 
     urls = list(args.url or [])
     if args.urls_file:
-        urls += [line.strip() for line in Path(args.urls_file).read_text().splitlines() if line.strip()]
+        urls += _read_urls(args.urls_file)
     providers = args.provider or (["urls"] if urls else ["openverse"])
+    if "urls" in providers and not urls:
+        raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
+    _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
     output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
     options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
     request = DatasetRequest(
@@ -233,7 +284,11 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="concurrent invocations per worker (threads share the layer's module state; Lambda would not)",
     )
-    serve.add_argument("--allow-loopback", action="store_true", help="let the crawler fetch from 127.0.0.1")
+    serve.add_argument(
+        "--allow-loopback",
+        action="store_true",
+        help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
+    )
     serve.set_defaults(run=cmd_serve)
 
     token = commands.add_parser("token", parents=[common], help="mint a token the local API accepts")
@@ -254,7 +309,11 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
     crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
-    crawl.add_argument("--allow-loopback", action="store_true", help=argparse.SUPPRESS)
+    crawl.add_argument(
+        "--allow-loopback",
+        action="store_true",
+        help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
+    )
     crawl.set_defaults(run=cmd_crawl)
     return parser
 
@@ -275,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
+    except UsageError as error:
+        print(f"pixcrawler {args.command}: {error}", file=sys.stderr)
+        return 2
     except (
         PortInUse,
         DataDirBusy,

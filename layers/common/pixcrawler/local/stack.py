@@ -250,11 +250,12 @@ class LocalStack:
                 "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerLocal",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "CRAWL_ALLOW_LOOPBACK": "true" if options.allow_loopback else "false",
                 # the workers fail a job readably on the last delivery, so they must know the queues' limit
                 "MAX_RECEIVE_COUNT": str(options.max_receive_count),
             }
         )
+        if options.allow_loopback:  # otherwise the user's own CRAWL_ALLOW_LOOPBACK decides
+            os.environ["CRAWL_ALLOW_LOOPBACK"] = "true"
         for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(variable, None)
         _reset_layer_caches()
