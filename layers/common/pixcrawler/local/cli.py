@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         concurrency=args.concurrency,
         allow_loopback=args.allow_loopback,
+        announce=True,
     )
     with LocalStack(options) as stack:
         print(f"PixCrawler API on {stack.api_url}  (docs: {stack.api_url}/v1/docs)", flush=True)
@@ -93,14 +94,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_data_dir(args: argparse.Namespace) -> Path:
+    """The data dir named (`--data-dir`, `PIXCRAWLER_DATA_DIR`), else the one `serve` running now; never a guess."""
+    from pixcrawler.local import registry
+
+    if args.data_dir or os.environ.get("PIXCRAWLER_DATA_DIR"):
+        return _data_dir(args.data_dir)
+    stacks = registry.running()
+    if not stacks:
+        raise UsageError(
+            "no `pixcrawler serve` is running; start one first, or pass --data-dir DIR of the stack the token is for."
+        )
+    if len(stacks) > 1:
+        running = ", ".join(f"{stack.data_dir} ({stack.api_url})" for stack in stacks)
+        raise UsageError(f"{len(stacks)} stacks are running ({running}); pass --data-dir to say which one.")
+    return stacks[0].data_dir
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from pixcrawler.local import tokens
-    from pixcrawler.local.stack import load_secrets
+    from pixcrawler.local.stack import read_secrets
 
-    secret = load_secrets(_data_dir(args.data_dir))["token_secret"]
-    print(tokens.mint(secret, args.email, timedelta(hours=args.hours)))
+    data_dir = _token_data_dir(args)
+    secrets = read_secrets(data_dir)
+    if secrets is None:
+        raise UsageError(
+            f"{data_dir} holds no secrets (no stack has run there), so no API would accept a token; start "
+            f"`pixcrawler serve --data-dir {data_dir}` first, or pass the --data-dir of a running stack."
+        )
+    print(tokens.mint(secrets["token_secret"], args.email, timedelta(hours=args.hours)))
     return 0
 
 
