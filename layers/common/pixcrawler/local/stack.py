@@ -90,7 +90,7 @@ def read_secrets(data_dir: Path) -> dict[str, str] | None:
 
 def load_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets made once per data dir, so tokens and download links stay valid across restarts."""
-    if stored := read_secrets(data_dir):
+    if (stored := read_secrets(data_dir)) is not None:
         return stored
     path = data_dir / "secrets.json"
     made = {"token_secret": secrets.token_urlsafe(32), "download_link_secret": secrets.token_urlsafe(32)}
