@@ -95,13 +95,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         bucket = "pixcrawler-test-data"
         s3.create_bucket(Bucket=bucket)
         monkeypatch.setenv("DATA_BUCKET", bucket)
+        redrive_after = "3"
+        monkeypatch.setenv("MAX_RECEIVE_COUNT", redrive_after)  # the workers must know the queues' limit
         urls = {}
         for name in QUEUES:
             dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
             dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             urls[name] = sqs.create_queue(
                 QueueName=name,
-                Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
+                Attributes={
+                    "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{redrive_after}"}}'
+                },
             )["QueueUrl"]
             monkeypatch.setenv(f"{name.upper()}_QUEUE_URL", urls[name])
         get_settings.cache_clear()

@@ -10,6 +10,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from pixcrawler.local import samples
 from pixcrawler.local.httphost import HttpHost, Response
 from tests.e2e.conftest import PIXCRAWLER, pixcrawler
@@ -77,3 +79,54 @@ def test_ctrl_c_cancels_and_stops_cleanly(tmp_path: Path, clean_env: dict[str, s
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not (state / "stack.json").exists()  # the stack shut down
     assert not (state / "postgres" / "postmaster.pid").exists()  # and stopped its database
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--urls-file", "missing.txt"], "missing.txt does not exist"),
+        (["--urls-file", "folder"], "cannot read --urls-file folder"),
+        (["--urls-file", "photo.bin"], "photo.bin is not a text file"),
+        (["--urls-file", "empty.txt"], "empty.txt holds no URLs"),
+        (["--provider", "urls", "--urls-file", "empty.txt"], "empty.txt holds no URLs"),
+        (["--provider", "urls"], "--url URL (repeatable) or --urls-file FILE"),
+    ],
+)
+def test_a_url_list_it_cannot_use_gets_one_sentence(
+    arguments: list[str], named: str, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "photo.bin").write_bytes(samples.jpeg(1))
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    result = pixcrawler("crawl", "birds", *arguments, "--quiet", env=clean_env, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("pixcrawler crawl: ") and result.stderr.count("\n") == 1, result.stderr
+    assert named in result.stderr
+    assert not (tmp_path / ".pixcrawler").exists()  # refused before any stack started
+
+
+def test_loopback_urls_are_named_with_the_option_that_allows_them(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """Said before the stack starts; here the API port is the image host's own, so it stops right after."""
+    with HttpHost() as host:
+        host.routes["/a.jpg"] = Response(samples.jpeg(1), headers=JPEG)
+        result = pixcrawler(
+            "crawl", "birds", "--url", host.url("/a.jpg"), "--url", "https://example.org/b.jpg", "--quiet",
+            "--data-dir", str(tmp_path / "state"), "--port", host.base_url.rsplit(":", 1)[1],
+            env=clean_env, cwd=tmp_path,
+        )  # fmt: skip
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("pixcrawler crawl: 1 of the 2 URLs are on this machine (127.0.0.1:"), result.stderr
+    assert "--allow-loopback" in first and "CRAWL_ALLOW_LOOPBACK=1" in first
+
+
+def test_crawl_allow_loopback_in_the_environment_is_honoured(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    with HttpHost() as host:
+        for seed in range(3):
+            host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+        result = pixcrawler(
+            "crawl", "birds", *[arg for seed in range(3) for arg in ("--url", host.url(f"/{seed}.jpg"))],
+            "--output", "birds.zip", "--data-dir", str(tmp_path / "state"), "--quiet",
+            env={**clean_env, "CRAWL_ALLOW_LOOPBACK": "1"}, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 crawled" in result.stdout and "allow-loopback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import time
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import requests
 
-from pixcrawler.local import samples
+from pixcrawler.local import registry, samples, tokens
 from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler.local.stack import load_secrets
 from tests.e2e.conftest import PIXCRAWLER, pixcrawler
 
 SERVE_OPTIONS = ("--port", "0", "--allow-loopback", "--visibility-timeout", "2", "--max-receive-count", "2")
@@ -82,9 +85,8 @@ def queue_depth(sqs: Any, url: str) -> int:
 
 def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, str]) -> None:
     data_dir = tmp_path / "state"
-    token = pixcrawler("token", "--data-dir", str(data_dir), "--email", "ada@example.com", env=clean_env, cwd=tmp_path)
-    assert token.returncode == 0, token.stderr
-    auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    elsewhere = tmp_path / "elsewhere"  # another terminal, in another directory, with no --data-dir
+    elsewhere.mkdir()
 
     with HttpHost() as images:
         jpeg = {"Content-Type": "image/jpeg"}
@@ -94,6 +96,10 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
 
         with serving(data_dir, clean_env, tmp_path) as stack:
             api = stack["api_url"]
+            token = pixcrawler("token", "--email", "ada@example.com", env=clean_env, cwd=elsewhere)
+            assert token.returncode == 0, token.stderr
+            assert list(elsewhere.iterdir()) == []  # no secret invented in ./.pixcrawler
+            auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
             assert requests.get(f"{api}/v1/health", timeout=10).status_code == 200
             assert requests.get(f"{api}/v1/openapi.json", timeout=10).json()["paths"]
             assert "swagger" in requests.get(f"{api}/v1/docs", timeout=10).text.lower()
@@ -143,9 +149,50 @@ def test_serve_runs_the_product_over_http(tmp_path: Path, clean_env: dict[str, s
 
 
 def test_a_busy_port_gets_a_sentence_not_a_traceback(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
     with HttpHost() as busy:
         port = busy.base_url.rsplit(":", 1)[1]
-        result = pixcrawler("serve", "--data-dir", str(tmp_path / "d"), "--port", port, env=clean_env, cwd=tmp_path)
-    assert result.returncode == 1
-    assert "is already in use" in result.stderr and "--port" in result.stderr
-    assert "Traceback" not in result.stderr
+        for data_dir in (tmp_path / "new", kept):
+            result = pixcrawler("serve", "--data-dir", str(data_dir), "--port", port, env=clean_env, cwd=tmp_path)
+            assert result.returncode == 1
+            assert "is already in use" in result.stderr and "--port" in result.stderr
+            assert "Traceback" not in result.stderr
+    assert not (tmp_path / "new").exists()  # a failed serve leaves no new data dir behind
+    assert [path.name for path in kept.iterdir()] == ["notes.txt"]  # and an existing one untouched
+
+
+def test_token_never_invents_a_secret(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    nowhere = pixcrawler("token", "--email", "ada@example.com", env=clean_env, cwd=tmp_path)
+    unserved = pixcrawler("token", "--data-dir", "d", "--email", "ada@example.com", env=clean_env, cwd=tmp_path)
+    for result in (nowhere, unserved):
+        assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+        assert result.stderr.startswith("pixcrawler token: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "--data-dir" in result.stderr
+    assert "no `pixcrawler serve` is running" in nowhere.stderr
+    assert "holds no secrets" in unserved.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "home"]  # neither ./.pixcrawler nor ./d was made
+
+
+def test_token_picks_the_one_running_stack_and_asks_among_several(
+    tmp_path: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two listed stacks, each a live process with a listening API port (this test's own, and a sleeper's)."""
+    env = {**clean_env, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    monkeypatch.setenv("XDG_RUNTIME_DIR", env["XDG_RUNTIME_DIR"])
+    secret = load_secrets(tmp_path / "first")["token_secret"]
+    with HttpHost() as first_api, HttpHost() as second_api, subprocess.Popen(["sleep", "60"]) as sleeper:
+        try:
+            registry.announce(registry.RunningStack(os.getpid(), tmp_path / "first", first_api.base_url))
+            one = pixcrawler("token", "--email", "ada@example.com", env=env, cwd=tmp_path)
+            assert one.returncode == 0, one.stderr
+            assert (tokens.verify(secret, one.stdout.strip()) or {}).get("email") == "ada@example.com"
+
+            registry.announce(registry.RunningStack(sleeper.pid, tmp_path / "second", second_api.base_url))
+            two = pixcrawler("token", "--email", "ada@example.com", env=env, cwd=tmp_path)
+        finally:
+            sleeper.kill()
+    assert two.returncode == 2 and two.stdout == "", two.stdout + two.stderr
+    assert two.stderr.startswith("pixcrawler token: 2 stacks are running") and "--data-dir" in two.stderr
+    assert str(tmp_path / "first") in two.stderr and str(tmp_path / "second") in two.stderr

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from pixcrawler.local.cli import _parser
 from pixcrawler.local.objectstore import WORK_QUEUES
 from pixcrawler.local.stack import StackOptions
+from pixcrawler.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
@@ -59,4 +62,13 @@ def test_the_sweep_schedule_and_the_receive_limit_match_the_template() -> None:
     sweep = _function(template, "sweep")
     schedules = [event["Properties"]["Schedule"] for event in sweep["Events"].values() if event["Type"] == "Schedule"]
     assert schedules == ["rate(5 minutes)"] and StackOptions.sweep_interval == 300
-    assert template["Parameters"]["MaxReceiveCount"]["Default"] == StackOptions.max_receive_count
+
+
+def test_one_receive_limit_default_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queues' redrive count and the count at which a worker fails its job readably must agree, deployed
+    or local, whether or not MAX_RECEIVE_COUNT is set."""
+    monkeypatch.delenv("MAX_RECEIVE_COUNT", raising=False)
+    deployed = _template()["Parameters"]["MaxReceiveCount"]["Default"]
+    serve = _parser().parse_args(["serve"])
+    assert deployed == Settings.from_env().max_receive_count == StackOptions.max_receive_count
+    assert serve.max_receive_count == deployed

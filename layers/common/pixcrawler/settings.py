@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+DEFAULT_MAX_RECEIVE_COUNT = 5
+"""Deliveries of one message before SQS moves it to its dead-letter queue: template.yaml's `MaxReceiveCount`
+default (a parity test keeps them equal), and what the workers assume when the variable is unset."""
+
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
@@ -81,7 +85,7 @@ class Settings:
             crawl_allow_loopback=_env("CRAWL_ALLOW_LOOPBACK").lower() in ("1", "true", "yes"),
             crawl_page_size=int(_env("CRAWL_PAGE_SIZE", "20")),
             crawl_urls_per_chunk=int(_env("CRAWL_URLS_PER_CHUNK", "100")),
-            max_receive_count=int(_env("MAX_RECEIVE_COUNT", "3")),
+            max_receive_count=int(_env("MAX_RECEIVE_COUNT", str(DEFAULT_MAX_RECEIVE_COUNT))),
             crawl_stuck_after_seconds=int(_env("CRAWL_STUCK_AFTER_SECONDS", "1800")),
             crawl_commit_reserve_seconds=float(_env("CRAWL_COMMIT_RESERVE_SECONDS", "15")),
             download_max_bytes=int(_env("DOWNLOAD_MAX_BYTES", str(20 * 1024 * 1024))),

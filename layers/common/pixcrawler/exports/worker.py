@@ -181,7 +181,9 @@ def _options(stored: dict[str, Any]) -> ExportOptions:
 
 
 def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
-    """Fix what the export contains (images up to the newest id now) and start its upload."""
+    """Fix what the export contains (images up to the newest id now) and start its upload.
+
+    A defaulted `only_valid` is stored resolved, so the job shows the user which images it was made from."""
     only_valid = job.options.only_valid
     if only_valid is None:
         only_valid = (
@@ -192,6 +194,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
             )
             != 0
         )
+        row.export_options = {**row.export_options, "only_valid": only_valid}
     chosen = _selection(job.crawl_job_id, only_valid).subquery()
     total, last_id = session.execute(select(func.count(), func.max(chosen.c.id))).one()
     if not total:

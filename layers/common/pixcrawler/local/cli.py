@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import shutil
@@ -14,6 +15,9 @@ import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,6 +26,10 @@ if TYPE_CHECKING:
     from pixcrawler.local.stack import StackOptions
 
 DEFAULT_DATA_DIR = ".pixcrawler"
+
+
+class UsageError(Exception):
+    """Input the command cannot use: one sentence on stderr and exit code 2, as argparse answers a bad option."""
 
 
 def _data_dir(value: str | None) -> Path:
@@ -75,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         concurrency=args.concurrency,
         allow_loopback=args.allow_loopback,
+        announce=True,
     )
     with LocalStack(options) as stack:
         print(f"PixCrawler API on {stack.api_url}  (docs: {stack.api_url}/v1/docs)", flush=True)
@@ -85,14 +94,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_data_dir(args: argparse.Namespace) -> Path:
+    """The data dir named (`--data-dir`, `PIXCRAWLER_DATA_DIR`), else the one `serve` running now; never a guess."""
+    from pixcrawler.local import registry
+
+    if args.data_dir or os.environ.get("PIXCRAWLER_DATA_DIR"):
+        return _data_dir(args.data_dir)
+    stacks = registry.running()
+    if not stacks:
+        raise UsageError(
+            "no `pixcrawler serve` is running; start one first, or pass --data-dir DIR of the stack the token is for."
+        )
+    if len(stacks) > 1:
+        running = ", ".join(f"{stack.data_dir} ({stack.api_url})" for stack in stacks)
+        raise UsageError(f"{len(stacks)} stacks are running ({running}); pass --data-dir to say which one.")
+    return stacks[0].data_dir
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from pixcrawler.local import tokens
-    from pixcrawler.local.stack import load_secrets
+    from pixcrawler.local.stack import read_secrets
 
-    secret = load_secrets(_data_dir(args.data_dir))["token_secret"]
-    print(tokens.mint(secret, args.email, timedelta(hours=args.hours)))
+    data_dir = _token_data_dir(args)
+    secrets = read_secrets(data_dir)
+    if secrets is None:
+        raise UsageError(
+            f"{data_dir} holds no secrets (no stack has run there), so no API would accept a token; start "
+            f"`pixcrawler serve --data-dir {data_dir}` first, or pass the --data-dir of a running stack."
+        )
+    print(tokens.mint(secrets["token_secret"], args.email, timedelta(hours=args.hours)))
     return 0
 
 
@@ -162,13 +194,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_urls(path: str) -> list[str]:
+    """The URLs of a `--urls-file`, one a line; a file that cannot be read or holds none is refused by name."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--urls-file {path} does not exist.") from None
+    except OSError as error:
+        raise UsageError(f"cannot read --urls-file {path} ({error.strerror or error}).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--urls-file {path} is not a text file; put one image URL on each line.") from None
+    urls = [line.strip() for line in text.splitlines() if line.strip()]
+    if not urls:
+        raise UsageError(f"--urls-file {path} holds no URLs; put one image URL on each line.")
+    return urls
+
+
+def _on_loopback(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed URL is the crawler's to refuse
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
+    """The crawler refuses loopback hosts (SSRF protection); a user crawling their own machine hears why up front."""
+    local = [url for url in urls if _on_loopback(url)]
+    if local and not allowed:
+        print(
+            f"pixcrawler crawl: {len(local)} of the {len(urls)} URLs are on this machine "
+            f"({urlsplit(local[0]).netloc}), which the crawler refuses unless you pass --allow-loopback "
+            "(or set CRAWL_ALLOW_LOOPBACK=1).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.local.pipeline import DatasetRequest
 
     urls = list(args.url or [])
     if args.urls_file:
-        urls += [line.strip() for line in Path(args.urls_file).read_text().splitlines() if line.strip()]
+        urls += _read_urls(args.urls_file)
     providers = args.provider or (["urls"] if urls else ["openverse"])
+    if "urls" in providers and not urls:
+        raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
+    _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
     output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
     options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
     request = DatasetRequest(
@@ -218,7 +295,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))
     serve.add_argument("--visibility-timeout", type=int, default=60, help="seconds before a failed message returns")
-    serve.add_argument("--max-receive-count", type=int, default=5, help="receives before a message goes to its DLQ")
+    serve.add_argument(
+        "--max-receive-count",
+        type=int,
+        default=DEFAULT_MAX_RECEIVE_COUNT,
+        help=f"receives before a message goes to its DLQ (default {DEFAULT_MAX_RECEIVE_COUNT}, as deployed)",
+    )
     serve.add_argument("--sweep-interval", type=float, default=300, help="seconds between stuck-chunk sweeps")
     serve.add_argument(
         "--concurrency",
@@ -226,7 +308,11 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="concurrent invocations per worker (threads share the layer's module state; Lambda would not)",
     )
-    serve.add_argument("--allow-loopback", action="store_true", help="let the crawler fetch from 127.0.0.1")
+    serve.add_argument(
+        "--allow-loopback",
+        action="store_true",
+        help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
+    )
     serve.set_defaults(run=cmd_serve)
 
     token = commands.add_parser("token", parents=[common], help="mint a token the local API accepts")
@@ -247,7 +333,11 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
     crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
-    crawl.add_argument("--allow-loopback", action="store_true", help=argparse.SUPPRESS)
+    crawl.add_argument(
+        "--allow-loopback",
+        action="store_true",
+        help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
+    )
     crawl.set_defaults(run=cmd_crawl)
     return parser
 
@@ -268,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
+    except UsageError as error:
+        print(f"pixcrawler {args.command}: {error}", file=sys.stderr)
+        return 2
     except (
         PortInUse,
         DataDirBusy,

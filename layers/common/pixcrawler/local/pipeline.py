@@ -56,7 +56,8 @@ class Pipeline:
         with tqdm(desc=f"{label:<9}", unit=unit, disable=not self.progress, leave=True) as bar:
 
             def update(job: dict[str, Any]) -> None:
-                total = job.get(total_of) or None
+                # a completed job reached its real total, which can be less than the goal (30 URLs, 100 max)
+                total = (job.get(done_of) if job["status"] == "completed" else job.get(total_of)) or None
                 if total != bar.total:
                     bar.total = total
                 bar.n = job.get(done_of) or 0

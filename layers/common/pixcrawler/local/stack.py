@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from pixcrawler.local import database, objectstore
+from pixcrawler.local import database, objectstore, registry
 from pixcrawler.local.functions import Function, repository_root
 from pixcrawler.local.gateway import Gateway, serve
 from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror, QueueSnapshot
 from pixcrawler.local.pollers import EventSource, Poller
-from pixcrawler.local.ports import PortInUse
+from pixcrawler.local.ports import PortInUse, check_port
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
 
 if TYPE_CHECKING:
     from pgserver import PostgresServer
@@ -48,13 +50,14 @@ class StackOptions:
     aws_port: int = 0
     database_url: str = ""
     visibility_timeout: int = 60
-    max_receive_count: int = 5  # template.yaml's MaxReceiveCount default
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     concurrency: int = 1
     sweep_interval: float = 300.0  # template.yaml: rate(5 minutes)
     sync_interval: float = 10.0
     keep_state: bool = True  # objects and queued messages saved in the data dir for the next start
     stop_timeout: float = 60.0
     allow_loopback: bool = False
+    announce: bool = False  # listed among the user's running stacks (serve), so `pixcrawler token` finds it
 
 
 class DataDirBusy(RuntimeError):
@@ -76,12 +79,20 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     return handle
 
 
+def read_secrets(data_dir: Path) -> dict[str, str] | None:
+    """The data dir's secrets, or None if no stack has made them there yet."""
+    path = data_dir / "secrets.json"
+    if not path.is_file():
+        return None
+    stored: dict[str, str] = json.loads(path.read_text())
+    return stored
+
+
 def load_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets made once per data dir, so tokens and download links stay valid across restarts."""
-    path = data_dir / "secrets.json"
-    if path.is_file():
-        stored: dict[str, str] = json.loads(path.read_text())
+    if (stored := read_secrets(data_dir)) is not None:
         return stored
+    path = data_dir / "secrets.json"
     made = {"token_secret": secrets.token_urlsafe(32), "download_link_secret": secrets.token_urlsafe(32)}
     data_dir.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
@@ -122,7 +133,7 @@ class LocalStack:
         self.options = options
         self.data_dir = options.data_dir.resolve()
         self.repo = repository_root(options.repo)
-        self.secrets = load_secrets(self.data_dir)
+        self.secrets: dict[str, str] = {}
         self.api_url = ""
         self.aws_endpoint = ""
         self.queues: dict[str, dict[str, str]] = {}
@@ -132,11 +143,18 @@ class LocalStack:
         self._mirror: BucketMirror | None = None
 
     def __enter__(self) -> LocalStack:
+        """A stack that fails to start leaves no new data dir behind, and a taken port touches no existing one."""
+        options, created = self.options, not self.data_dir.exists()
+        check_port(options.host, options.port, "API", "--port")
+        check_port(options.host, options.aws_port, "S3/SQS emulator", "--aws-port")
         try:
             self._exit.enter_context(lock_data_dir(self.data_dir))
+            self.secrets = load_secrets(self.data_dir)
             self._start()
         except BaseException:
             self._exit.close()
+            if created:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
             raise
         return self
 
@@ -249,11 +267,12 @@ class LocalStack:
                 "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerLocal",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "CRAWL_ALLOW_LOOPBACK": "true" if options.allow_loopback else "false",
                 # the workers fail a job readably on the last delivery, so they must know the queues' limit
                 "MAX_RECEIVE_COUNT": str(options.max_receive_count),
             }
         )
+        if options.allow_loopback:  # otherwise the user's own CRAWL_ALLOW_LOOPBACK decides
+            os.environ["CRAWL_ALLOW_LOOPBACK"] = "true"
         for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(variable, None)
         _reset_layer_caches()
@@ -293,6 +312,9 @@ class LocalStack:
         path = self.data_dir / STATE_FILE
         path.write_text(json.dumps(state, indent=2))
         self._exit.callback(path.unlink, missing_ok=True)
+        if self.options.announce:
+            entry = registry.announce(registry.RunningStack(os.getpid(), self.data_dir, self.api_url))
+            self._exit.callback(entry.unlink, missing_ok=True)
 
     def token(self, email: str) -> str:
         from pixcrawler.local import tokens
