@@ -1,4 +1,4 @@
-"""SQS-triggered: plan a crawl job into chunks and queue them (or re-queue its failed chunks on retry)."""
+"""SQS-triggered: plan a crawl job into chunks and queue them (or re-queue the chunks a retry reset)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler.models import ActivityLog, CrawlJob, ExportJob, Image, JobStatus, Project, ValidationJob
+from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, ExportJob, Image, JobStatus, Project, ValidationJob
 from tests import factories
 from tests.api.conftest import Call, queued
 
@@ -18,13 +18,14 @@ from tests.api.conftest import Call, queued
 def owned(session: Session, aws: dict[str, Any], alice: uuid.UUID) -> dict[str, int]:
     project = factories.project(session, factories.profile(session, id=alice))
     job = factories.crawl_job(session, project, failed_chunks=1, total_chunks=2)
+    failed = CrawlChunk(crawl_job_id=job.id, chunk_index=0, keyword="cat", provider="urls", status=JobStatus.FAILED)
     running = factories.crawl_job(session, project, status=JobStatus.RUNNING)
     image = factories.stored_image(session, aws["s3"], aws["bucket"], job)
     validation = ValidationJob(crawl_job=job, name="v")
     export = ExportJob(
         crawl_job=job, user_id=alice, name="e", format="zip", status=JobStatus.COMPLETED, storage_key="k"
     )
-    session.add_all([validation, export])
+    session.add_all([failed, validation, export])
     session.flush()
     return {
         "project": project.id,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler.models import ActivityLog, CrawlJob, ExportJob, JobStatus, ValidationJob
+from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.settings import get_settings
 from tests import factories
 from tests.api.conftest import Call, queued
@@ -110,12 +110,18 @@ def test_retry_needs_failed_chunks(api: Call, session: Session, aws: dict[str, A
     nothing = api("POST", f"/v1/crawl-jobs/{job_id}/retry", user=alice)
     assert nothing.status == 409
     assert "no failed chunks" in nothing.error["message"]
-    job.failed_chunks, job.total_chunks = 2, 5
+    job.status, job.total_chunks, job.completed_chunks, job.failed_chunks = JobStatus.FAILED, 5, 3, 2
+    session.add_all(
+        CrawlChunk(crawl_job_id=job_id, chunk_index=index, keyword="cat", provider="urls", status=status, attempts=3)
+        for index, status in enumerate([JobStatus.COMPLETED] * 3 + [JobStatus.FAILED] * 2)
+    )
     reply = api("POST", f"/v1/crawl-jobs/{job_id}/retry", user=alice)
     assert reply.status == 202
-    assert reply.json["chunk_progress"] == 0.4
+    assert (reply.json["status"], reply.json["failed_chunks"], reply.json["active_chunks"]) == ("running", 0, 2)
+    assert reply.json["chunk_progress"] == 0.6
     assert queued(aws, "dispatch") == [{"crawl_job_id": job_id, "retry": True}]
     assert session.scalars(select(ActivityLog.action)).all() == ["crawl_job.retried"]
+    assert api("POST", f"/v1/crawl-jobs/{job_id}/retry", user=alice).status == 409
 
 
 def test_validation_job_needs_images(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:

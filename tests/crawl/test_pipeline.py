@@ -20,6 +20,8 @@ from pixcrawler.crawl.accounting import ChunkEnd
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
+from pixcrawler.services import crawl_jobs
+from pixcrawler.services.errors import Conflict
 from pixcrawler.settings import get_settings
 from tests import factories
 from tests.crawl.conftest import (
@@ -419,11 +421,16 @@ def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
         assert crawl_env["sqs"].receive_message(QueueUrl=dead_letters).get("Messages", []) == []
 
         openverse_api.routes["/v1/images/"] = page
-        dispatch(apps.dispatch, job.id, retry=True)
+        owner = failed.project.user_id
+        session.commit()
+        with db.session_scope() as api_session:
+            crawl_jobs.retry(api_session, owner, job.id)
         retried = fresh(session, job.id)
         assert (retried.status, retried.failed_chunks, retried.active_chunks) == (JobStatus.RUNNING, 0, 3)
         assert retried.completed_at is None and retried.error_message is None
-        assert queued(crawl_env) == 3
+        session.commit()
+        with pytest.raises(Conflict), db.session_scope() as api_session:
+            crawl_jobs.retry(api_session, owner, job.id)
         dispatch(apps.dispatch, job.id, retry=True)
         assert queued(crawl_env) == 3
 

@@ -18,6 +18,7 @@ from pixcrawler.local import samples
 from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import ActivityLog, CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
+from pixcrawler.services import images as images_service
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import worker
 from tests import factories
@@ -294,3 +295,19 @@ def test_a_cancelled_job_validates_nothing_more(
     assert (cancelled.status, cancelled.validated_images) == (JobStatus.CANCELLED, 3)
     statuses = session.scalars(select(ValidationBatch.status).order_by(ValidationBatch.batch_index)).all()
     assert statuses == [JobStatus.COMPLETED, JobStatus.PENDING, JobStatus.PENDING]
+
+
+def test_an_image_deleted_while_validating_is_not_counted_valid(
+    session: Session, aws: dict[str, Any], crawl: CrawlJob, small_batches: None
+) -> None:
+    stored = [store(session, aws, crawl, samples.jpeg(seed), seed=seed) for seed in range(4)]
+    owner, doomed = crawl.project.user_id, stored[0].id
+    job = validation_job(session, crawl)
+    assert invoke(ValidationMessage(validation_job_id=job.id)) == []
+    first, last = queued(aws)
+    assert invoke(first) == []
+    with db.session_scope() as api_session:
+        images_service.delete(api_session, owner, doomed)
+    assert invoke(last) == []
+    assert reload(session, job).status is JobStatus.COMPLETED
+    assert session.get_one(CrawlJob, crawl.id).valid_images == 3

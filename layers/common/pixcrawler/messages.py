@@ -10,7 +10,7 @@ class Message(BaseModel):
 
 
 class DispatchMessage(Message):
-    """Plan a crawl job into chunks; with `retry`, re-send only its failed chunks."""
+    """Plan a crawl job into chunks; with `retry`, re-send the failed chunks the API's retry reset to pending."""
 
     crawl_job_id: int
     retry: bool = False

@@ -59,13 +59,13 @@ def plan(job: CrawlJob, settings: Settings) -> list[ChunkPlan]:
 
 
 def dispatch(message: DispatchMessage) -> list[str]:
-    """Plan and queue a job (or, with `retry`, its failed chunks); returns the chunk message ids sent."""
+    """Plan and queue a job (or, with `retry`, the chunks a retry reset); returns the chunk message ids sent."""
     with session_scope() as session:
         job = session.get(CrawlJob, message.crawl_job_id, with_for_update=True)
         if job is None or job.status is JobStatus.CANCELLED:
             logger.info("crawl job %s is gone or cancelled: nothing to dispatch", message.crawl_job_id)
             return []
-        chunk_ids = _retry_failed(session, job) if message.retry else _plan_once(session, job)
+        chunk_ids = _retried(session, job) if message.retry else _plan_once(session, job)
     return _send(message.crawl_job_id, chunk_ids)
 
 
@@ -105,38 +105,16 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
     )
 
 
-def _retry_failed(session: Session, job: CrawlJob) -> list[int]:
-    """Move only the failed chunks back to pending and the job back to running, counters adjusted together."""
-    failed = list(
+def _retried(session: Session, job: CrawlJob) -> list[int]:
+    """The chunks a retry moved back to pending (the API did, on the locked job row) that no worker has
+    claimed again yet: pending chunks have no attempts unless a retry reset them."""
+    return list(
         session.scalars(
             select(CrawlChunk.id)
-            .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.FAILED)
+            .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.PENDING, CrawlChunk.attempts > 0)
             .order_by(CrawlChunk.chunk_index)
-            .with_for_update()
         )
     )
-    if not failed:
-        return []
-    session.execute(
-        update(CrawlChunk)
-        .where(CrawlChunk.id.in_(failed))
-        .values(status=JobStatus.PENDING, completed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(CrawlJob)
-        .where(CrawlJob.id == job.id)
-        .values(
-            failed_chunks=CrawlJob.failed_chunks - len(failed),
-            active_chunks=CrawlJob.active_chunks + len(failed),
-            progress=CrawlJob.completed_chunks * 100 // CrawlJob.total_chunks,
-            status=JobStatus.RUNNING,
-            completed_at=None,
-            error_message=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return failed
 
 
 def _send(job_id: int, chunk_ids: list[int]) -> list[str]:

@@ -20,6 +20,7 @@ from pixcrawler.schemas import ExportJobCreate
 from pixcrawler.schemas.export import ExportOptions
 from pixcrawler.services import activity, crawl_jobs
 from pixcrawler.services.errors import Conflict, NotFound, found
+from pixcrawler.services.transitions import Lock, transition
 from pixcrawler.settings import get_settings
 
 DEFAULT_LINK_LIFETIME_HOURS = ExportOptions.model_fields["link_lifetime_hours"].default
@@ -35,8 +36,8 @@ def get(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
 
 
 def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: ExportJobCreate) -> ExportJob:
-    crawl_job = crawl_jobs.get(session, user_id, crawl_job_id)
-    if crawl_job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+    crawl_job = crawl_jobs.get(session, user_id, crawl_job_id, Lock.SHARE)
+    if crawl_job.status in crawl_jobs.ACTIVE:
         raise Conflict(f"Crawl job {crawl_job_id} is still {crawl_job.status}; export it once it has finished.")
     job = ExportJob(
         crawl_job_id=crawl_job.id,
@@ -57,14 +58,17 @@ def link_expired(job: ExportJob, now: datetime | None = None) -> bool:
 
 
 def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
-    """A fresh link for a finished export, living as long as the export's `link_lifetime_hours`."""
+    """A fresh link for a finished export, living as long as the export's `link_lifetime_hours`.
+
+    Every call issues its own link (each one works until it expires); the stored one is written only while
+    the export still exists, so a link racing the project's deletion answers 404.
+    """
     job = get(session, user_id, export_job_id)
     if job.status != JobStatus.COMPLETED or not job.storage_key:
         raise Conflict(f"Export job {export_job_id} is {job.status}; links exist only for completed exports.")
     hours = int(job.export_options.get("link_lifetime_hours", DEFAULT_LINK_LIFETIME_HOURS))
     link = links.issue(job.id, timedelta(hours=hours))
-    job.download_url, job.expires_at = link.url, link.expires_at
-    session.flush()
+    transition(session, job, (JobStatus.COMPLETED,), "Export job", download_url=link.url, expires_at=link.expires_at)
     activity.record(
         session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat()
     )

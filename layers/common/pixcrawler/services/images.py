@@ -7,12 +7,13 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws, links
 from pixcrawler.models import CrawlJob, Image, Project
 from pixcrawler.services import activity, crawl_jobs
-from pixcrawler.services.errors import found
+from pixcrawler.services.errors import NotFound, found
 from pixcrawler.settings import get_settings
 
 VIEW_LINK_LIFETIME = timedelta(minutes=15)
@@ -54,14 +55,24 @@ def view_url(image: Image) -> str:
 
 def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
     """Remove the row, keep the job's counters true, then the object (inside the transaction: S3 failing
-    rolls the row back rather than leaving a row whose object is gone)."""
-    image = get(session, user_id, image_id)
-    job_id, key, was_valid = image.crawl_job_id, image.storage_url, image.is_valid
-    session.delete(image)
+    rolls the row back rather than leaving a row whose object is gone).
+
+    One `DELETE ... RETURNING`: of concurrent deletes exactly one removes the row, moves the counters and the
+    object and logs it; the others wait for its commit, find nothing and answer 404.
+    """
+    owned_jobs = select(CrawlJob.id).join(Project).where(Project.user_id == user_id)
+    deleted = session.execute(
+        delete_rows(Image)
+        .where(Image.id == image_id, Image.crawl_job_id.in_(owned_jobs))
+        .returning(Image.crawl_job_id, Image.storage_url, Image.is_valid)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if deleted is None:
+        raise NotFound(f"Image {image_id} not found.")
+    job_id, key, was_valid = deleted
     counters = {"downloaded_images": func.greatest(CrawlJob.downloaded_images - 1, 0)}
     if was_valid:
         counters["valid_images"] = func.greatest(CrawlJob.valid_images - 1, 0)
     session.execute(update(CrawlJob).where(CrawlJob.id == job_id).values(counters))
-    session.flush()
     aws.s3().delete_object(Bucket=get_settings().data_bucket, Key=key)
     activity.record(session, user_id, "image.deleted", "image", image_id, crawl_job_id=job_id)

@@ -11,6 +11,7 @@ from pixcrawler.models import Profile
 from pixcrawler.schemas import ProfileUpdate
 from pixcrawler.services import activity
 from pixcrawler.services.errors import Conflict
+from pixcrawler.services.transitions import apply_changes
 
 
 def ensure(session: Session, user_id: uuid.UUID, email: str) -> Profile:
@@ -26,10 +27,10 @@ def ensure(session: Session, user_id: uuid.UUID, email: str) -> Profile:
 
 
 def update(session: Session, profile: Profile, changes: ProfileUpdate) -> Profile:
-    fields = changes.model_dump(exclude_unset=True)
-    for name, value in fields.items():
-        setattr(profile, name, value)
-    if fields:
+    """Change the profile re-read under a row lock, so identical concurrent changes log once."""
+    session.refresh(profile, with_for_update=True)
+    changed = apply_changes(profile, changes.model_dump(exclude_unset=True))
+    if changed:
         session.flush()
-        activity.record(session, profile.id, "profile.updated", "profile", str(profile.id), fields=sorted(fields))
+        activity.record(session, profile.id, "profile.updated", "profile", str(profile.id), fields=changed)
     return profile

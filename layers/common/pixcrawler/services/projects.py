@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, select
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
 from pixcrawler import bucket, storage
 from pixcrawler.models import Project, ProjectStatus
 from pixcrawler.schemas import ProjectCreate, ProjectUpdate
 from pixcrawler.services import activity
-from pixcrawler.services.errors import found
+from pixcrawler.services.errors import NotFound, found
+from pixcrawler.services.transitions import Lock, apply_changes, locked
 
 
 def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[Project]:
@@ -19,8 +21,9 @@ def owned(user_id: uuid.UUID, status: ProjectStatus | None = None) -> Select[Pro
     return query if status is None else query.where(Project.status == status)
 
 
-def get(session: Session, user_id: uuid.UUID, project_id: int) -> Project:
-    return found(session.scalars(owned(user_id).where(Project.id == project_id)).one_or_none(), "Project", project_id)
+def get(session: Session, user_id: uuid.UUID, project_id: int, lock: Lock | None = None) -> Project:
+    query = locked(owned(user_id).where(Project.id == project_id), Project, lock)
+    return found(session.scalars(query).one_or_none(), "Project", project_id)
 
 
 def create(session: Session, user_id: uuid.UUID, data: ProjectCreate) -> Project:
@@ -32,26 +35,31 @@ def create(session: Session, user_id: uuid.UUID, data: ProjectCreate) -> Project
 
 
 def update(session: Session, user_id: uuid.UUID, project_id: int, changes: ProjectUpdate) -> Project:
-    project = get(session, user_id, project_id)
-    fields = changes.model_dump(exclude_unset=True)
-    for name, value in fields.items():
-        setattr(project, name, value)
-    if fields:
+    """Change the locked row: a concurrent delete makes this a 404, identical concurrent changes log once."""
+    project = get(session, user_id, project_id, Lock.UPDATE)
+    changed = apply_changes(project, changes.model_dump(exclude_unset=True))
+    if changed:
         session.flush()
-        activity.record(session, user_id, "project.updated", "project", project.id, fields=sorted(fields))
+        activity.record(session, user_id, "project.updated", "project", project.id, fields=changed)
     return project
 
 
 def delete(session: Session, user_id: uuid.UUID, project_id: int) -> int:
     """Delete the rows (the database cascades to jobs and images), then the objects; returns objects removed.
 
-    The objects go last but inside the transaction: if S3 refuses, the rows roll back and the client can
-    retry; a half-deleted project never looks deleted.
+    One `DELETE ... RETURNING`: of concurrent deletes exactly one removes the row and goes on to the objects
+    and the activity entry; the others wait for its commit, find nothing and answer 404. The objects go last but
+    inside the transaction: if S3 refuses, the rows roll back and the client can retry; a half-deleted project
+    never looks deleted.
     """
-    project = get(session, user_id, project_id)
-    name = project.name
-    session.delete(project)
-    session.flush()
+    name = session.scalar(
+        delete_rows(Project)
+        .where(Project.id == project_id, Project.user_id == user_id)
+        .returning(Project.name)
+        .execution_options(synchronize_session=False)
+    )
+    if name is None:
+        raise NotFound(f"Project {project_id} not found.")
     removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in storage.project_prefixes(project_id))
     activity.record(session, user_id, "project.deleted", "project", project_id, name=name, objects_removed=removed)
     return removed

@@ -12,6 +12,7 @@ from pixcrawler.models import CrawlJob, Image, Project, ValidationJob
 from pixcrawler.schemas import ValidationJobCreate
 from pixcrawler.services import activity, crawl_jobs
 from pixcrawler.services.errors import Conflict, found
+from pixcrawler.services.transitions import Lock
 from pixcrawler.settings import get_settings
 
 
@@ -31,7 +32,9 @@ def of_crawl_job(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> Sel
 
 
 def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: ValidationJobCreate) -> ValidationJob:
-    crawl_job = crawl_jobs.get(session, user_id, crawl_job_id)
+    """The crawl job is share-locked while it is checked: a concurrent deletion either waits for this job to be
+    stored (and removes it with the rest) or has already happened, and this answers 404."""
+    crawl_job = crawl_jobs.get(session, user_id, crawl_job_id, Lock.SHARE)
     if not session.scalar(select(exists().where(Image.crawl_job_id == crawl_job.id))):
         raise Conflict(f"Crawl job {crawl_job_id} has no images to validate.")
     job = ValidationJob(crawl_job_id=crawl_job.id, name=data.name, validation_rules=data.rules.model_dump(mode="json"))

@@ -255,8 +255,7 @@ def finish_if_done(job_id: int) -> None:
             return
         duplicates = _remove_duplicates(session, job)
         job.invalid_images += len(duplicates)
-        crawl_job = session.get_one(CrawlJob, job.crawl_job_id)
-        crawl_job.valid_images = job.validated_images - job.invalid_images
+        crawl_job = _count_valid(session, job.crawl_job_id)
         activity.record(
             session,
             _owner(session, crawl_job),
@@ -268,6 +267,21 @@ def finish_if_done(job_id: int) -> None:
             invalid_images=job.invalid_images,
             duplicates=len(duplicates),
         )
+
+
+def _count_valid(session: Session, crawl_job_id: int) -> CrawlJob:
+    """Set the crawl job's `valid_images` to the valid rows it has now, not to what the batches counted: an
+    image deleted while the job ran would otherwise come back in the count (its deletion's decrement landed on
+    the counter before this value replaced it).
+
+    The job row is locked before counting, so the count sees every deletion committed before it and a later
+    one decrements the count; it is locked after the duplicate pass updated image rows, the order an image
+    deletion takes them in (image, then job), so the two never deadlock.
+    """
+    crawl_job = session.scalars(select(CrawlJob).where(CrawlJob.id == crawl_job_id).with_for_update()).one()
+    valid = select(func.count()).where(Image.crawl_job_id == crawl_job_id, Image.is_valid.is_(True))
+    crawl_job.valid_images = session.scalar(valid) or 0
+    return crawl_job
 
 
 def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Duplicate]:
