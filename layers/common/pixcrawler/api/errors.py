@@ -47,11 +47,9 @@ def _field(location: tuple[Any, ...]) -> str:
 
 
 def _validation(error: RequestValidationError) -> Response:
-    problems = error.errors()
-    if any(problem.get("type") == "json_invalid" for problem in problems):
-        return error_response(400, "malformed_json", "The request body is not valid JSON.")
     details = [
-        {"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))} for problem in problems
+        {"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))}
+        for problem in error.errors()
     ]
     return error_response(422, "validation_error", "The request is not valid.", details)
 
