@@ -162,11 +162,22 @@ def test_json_nested_thousands_deep_is_400(session: Session, user: uuid.UUID, do
     assert stored(session) == before
 
 
-def test_malformed_json_names_where(user: uuid.UUID) -> None:
-    reply = send(user, '{"name": "x",\n "description": }')
-    assert reply.status == 400
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ('{"name": "x",\n "description": }', "line 2, column 17"),
+        ('{"name": "x", "description": ' + "1" * 5000 + "}", "4300"),
+        ('{"name": "x", "description": NaN}', "NaN is not a JSON value"),
+        ('{"name": "x", "description": -Infinity}', "-Infinity is not a JSON value"),
+    ],
+)
+def test_malformed_json_is_400_naming_the_problem(session: Session, user: uuid.UUID, document: str, named: str) -> None:
+    before = stored(session)
+    reply = send(user, document)
+    assert reply.status == 400, reply.text
     assert reply.error["code"] == "malformed_json"
-    assert "line 2, column 17" in reply.error["message"]
+    assert named in reply.error["message"]
+    assert stored(session) == before
 
 
 @pytest.mark.parametrize("body", ["!!!not base64", "eyJuYW1lIjogIngifQ", "eyJuYW1lIjo\ngIngifQ==", "é"])

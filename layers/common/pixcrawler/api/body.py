@@ -8,7 +8,8 @@ validator, so each of those is a 4xx in the API's error shape before any route o
 - no JSON media type (`application/json` or `application/<name>+json`) -> 415 naming the accepted type;
 - a charset Python does not know as a text encoding -> 415; bytes the declared charset (default UTF-8)
   cannot decode, or base64 that is not base64 -> 400 naming the problem;
-- malformed JSON, or JSON nested deeper than the parser can follow -> 400.
+- malformed JSON (NaN and Infinity included: JSON has no such values), numbers past Python's integer
+  conversion limit, or JSON nested deeper than the parser can follow -> 400.
 
 An empty body is no body: the route's own validation then answers 422 naming the missing field.
 """
@@ -96,14 +97,20 @@ def text(body: str | None, base64_encoded: bool, content_type: str | None) -> st
         raise UndecodableBody(f"The request body is not valid {charset}: {reason}.", field="body") from error
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def parse(document: str | None) -> Any:
     if document is None:
         return None
     try:
-        return json.loads(document)
+        return json.loads(document, parse_constant=_not_json)
     except json.JSONDecodeError as error:
         message = f"The request body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})."
         raise MalformedJson(message, field="body") from error
+    except ValueError as error:  # NaN or Infinity, or an integer past Python's 4,300-digit conversion limit
+        raise MalformedJson(f"The request body is not valid JSON: {error}.", field="body") from error
     except RecursionError as error:
         raise MalformedJson("The request body nests JSON too deeply.", field="body") from error
 
