@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -194,7 +193,6 @@ def test_a_base64_flagged_body_that_is_not_base64_is_400(session: Session, user:
     "token", ["abc.é", "abc.%C3%A9", "é.abc", "abc", ".abc", "abc.", "a.b.c", "abc.def\n", "abc def.x", "..."]
 )
 def test_a_download_token_of_any_characters_is_403(api: Call, token: str) -> None:
-    event: dict[str, Any] = events.http_event("GET", f"/v1/downloads/{token}")
-    reply = invoke(event)
+    reply = invoke(events.http_event("GET", f"/v1/downloads/{token}"))
     assert reply.status == 403, reply.text
     assert reply.error["code"] == "invalid_link"
