@@ -47,6 +47,38 @@ def test_openapi_lists_every_route_with_its_schemas(api: Call) -> None:
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
+def test_openapi_declares_every_answer_of_every_operation(api: Call) -> None:
+    """Success statuses as sent, no body where none is sent, every error status in the one error shape, and the
+    operations the gateway serves without a token marked public. (The fuzz in test_fuzz.py holds the API to it.)"""
+    spec = api("GET", "/v1/openapi.json").json
+    assert set(spec["components"]["schemas"]) >= {"Error", "ErrorBody", "ErrorDetail"}
+    assert not {"HTTPValidationError", "ValidationError"} & set(spec["components"]["schemas"])
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    successes = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            public = operation.get("security") == []
+            assert public == (path in {"/v1/health", "/v1/downloads/{token}"})
+            responses = operation["responses"]
+            assert ({"401", "409"} <= set(responses)) != public
+            assert ("415" in responses) == ("requestBody" in operation)
+            assert ("404" in responses) == ("{" in path)
+            assert all(answer["content"] == error for status, answer in responses.items() if int(status) >= 400)
+            (success,) = [status for status in responses if int(status) < 400]
+            successes[f"{method.upper()} {path}"] = success
+            assert ("content" in responses[success]) == (success not in ("204", "302"))
+    assert {operation: status for operation, status in successes.items() if status != "200"} == {
+        "POST /v1/projects": "201",
+        "DELETE /v1/projects/{project_id}": "204",
+        "POST /v1/projects/{project_id}/crawl-jobs": "202",
+        "POST /v1/crawl-jobs/{crawl_job_id}/retry": "202",
+        "DELETE /v1/images/{image_id}": "204",
+        "POST /v1/crawl-jobs/{crawl_job_id}/validation-jobs": "202",
+        "POST /v1/crawl-jobs/{crawl_job_id}/export-jobs": "202",
+        "GET /v1/downloads/{token}": "302",
+    }
+
+
 def test_docs_page_is_self_contained(api: Call) -> None:
     reply = api("GET", "/v1/docs")
     assert reply.status == 200

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -22,6 +23,7 @@ from pixcrawler.settings import get_settings
 
 REDIRECT_LIFETIME = timedelta(minutes=5)
 DOWNLOAD_PATH = "/v1/downloads/"
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")  # base64url payload "." base64url signature
 
 
 class LinkError(Exception):
@@ -75,8 +77,10 @@ def sign(export_job_id: int, expires_at: datetime) -> str:
 
 def verify(token: str, now: datetime | None = None) -> int:
     """The export id the token grants, or LinkInvalid / LinkExpired."""
+    if not _TOKEN_SHAPE.fullmatch(token):  # before any decoding: a path may carry any character
+        raise LinkInvalid("This download link is not valid.")
     payload, _, signature = token.partition(".")
-    if not payload or not hmac.compare_digest(signature, _signature(payload)):
+    if not hmac.compare_digest(signature, _signature(payload)):
         raise LinkInvalid("This download link is not valid.")
     try:
         claims = json.loads(_unb64(payload))

@@ -10,6 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pixcrawler.api import errors
+from pixcrawler.api.body import JsonRequestValidation
 from pixcrawler.api.context import request_scope
 from pixcrawler.api.routes import (
     activity,
@@ -27,6 +28,9 @@ PREFIX = "/v1"
 ROUTERS = (system, downloads, profile, projects, crawl_jobs, images, validation_jobs, export_jobs, activity)
 
 app = APIGatewayHttpResolver(enable_validation=True)
+# Powertools builds its request validator itself and offers no hook for reading bodies: swap in the one that
+# takes JSON only and answers 4xx for any bytes (pixcrawler.api.body). Routes pick it up on their first call.
+app._request_validation_middleware = JsonRequestValidation()
 app.use(middlewares=[request_scope])
 for module in ROUTERS:
     app.include_router(module.router, prefix=PREFIX)

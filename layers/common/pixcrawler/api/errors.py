@@ -2,7 +2,8 @@
 
     {"error": {"status": 422, "code": "validation_error", "message": "...", "details": [{"field", "message"}]}}
 
-Handlers are registered once on the resolver, so no route formats an error itself.
+Handlers are registered once on the resolver, so no route formats an error itself, and `document` declares the
+same shape, once, for every error status each operation of the OpenAPI document can answer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.exceptions import ServiceError as HttpError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -29,6 +31,30 @@ _CODES = {status.value: status.phrase.lower().replace(" ", "_") for status in HT
 DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class: a value the column cannot hold (out of range, bad text)
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: int
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class Error(BaseModel):
+    """What every 4xx and 5xx answer carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
 def error_response(
     status: int,
     code: str,
@@ -36,7 +62,9 @@ def error_response(
     details: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = {"error": {"status": status, "code": code, "message": message, "details": details or []}}
+    body = Error.model_validate(
+        {"error": {"status": status, "code": code, "message": message, "details": details or []}}
+    ).model_dump()
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
@@ -47,11 +75,9 @@ def _field(location: tuple[Any, ...]) -> str:
 
 
 def _validation(error: RequestValidationError) -> Response:
-    problems = error.errors()
-    if any(problem.get("type") == "json_invalid" for problem in problems):
-        return error_response(400, "malformed_json", "The request body is not valid JSON.")
     details = [
-        {"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))} for problem in problems
+        {"field": _field(tuple(problem.get("loc", ()))), "message": str(problem.get("msg"))}
+        for problem in error.errors()
     ]
     return error_response(422, "validation_error", "The request is not valid.", details)
 
@@ -131,3 +157,54 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(Exception)
     def internal(error: Exception) -> Response:
         return _internal(error)
+
+
+_REF = "#/components/schemas/{model}"
+_MEANINGS = {
+    "400": "The request cannot be read: malformed JSON, an undecodable body, a bad cursor, or a value the "
+    "database cannot hold",
+    "401": "No verified bearer token, or one whose `sub` is not a UUID",
+    "404": "No such resource, or another user's (the two are indistinguishable)",
+    "409": "The resource's state does not allow this, or it conflicts with stored data",
+    "415": "The body is not JSON sent as `Content-Type: application/json`, or its charset is unknown",
+    "422": "A parameter or body field is invalid; `details` names each",
+    "503": "The database or a queue is unavailable; nothing was stored, retry after `Retry-After` seconds",
+}
+
+
+def _statuses(operation: dict[str, Any]) -> set[str]:
+    """The error statuses the shared machinery can answer for an operation, read from the operation itself."""
+    statuses = {"422", "503"}
+    secured = operation.get("security") != []
+    if secured:
+        statuses |= {"401", "409"}  # the first request creates the profile, and its email may be taken
+    if secured or operation.get("parameters") or "requestBody" in operation:
+        statuses.add("400")
+    if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
+        statuses.add("404")
+    if "requestBody" in operation:
+        statuses.add("415")
+    return statuses
+
+
+def document(spec: dict[str, Any]) -> dict[str, Any]:
+    """Declare the error statuses of every operation, each with the one error shape (replacing Powertools'
+    `HTTPValidationError`, which this API never sends), and no content where no body is sent."""
+    schema = Error.model_json_schema(ref_template=_REF)
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    schemas.update(schema.pop("$defs"))
+    schemas["Error"] = schema
+    error = {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in _statuses(operation):
+                responses.setdefault(status, {"description": _MEANINGS[status]})
+            for status, response in responses.items():
+                if status == "204" or status.startswith("3"):  # no content, or a redirect with an empty body
+                    response.pop("content", None)
+                elif int(status) >= 400:
+                    response["content"] = error
+    return spec

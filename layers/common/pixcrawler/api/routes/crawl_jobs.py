@@ -12,10 +12,10 @@ from pixcrawler.services import crawl_jobs
 router = APIGatewayHttpRouter()
 
 
-@router.post("/projects/<project_id>/crawl-jobs", tags=["crawl jobs"])
-def start_crawl_job(project_id: Id, data: CrawlJobCreate) -> tuple[CrawlJobResponse, int]:
+@router.post("/projects/<project_id>/crawl-jobs", tags=["crawl jobs"], status_code=202)
+def start_crawl_job(project_id: Id, data: CrawlJobCreate) -> CrawlJobResponse:
     """Store the job and queue it for dispatch; 503 (and nothing stored) when the queue refuses."""
-    return CrawlJobResponse.model_validate(crawl_jobs.create(session(), user_id(), project_id, data)), 202
+    return CrawlJobResponse.model_validate(crawl_jobs.create(session(), user_id(), project_id, data))
 
 
 @router.get("/projects/<project_id>/crawl-jobs", tags=["crawl jobs"])
@@ -36,7 +36,7 @@ def cancel_crawl_job(crawl_job_id: Id) -> CrawlJobResponse:
     return CrawlJobResponse.model_validate(crawl_jobs.cancel(session(), user_id(), crawl_job_id))
 
 
-@router.post("/crawl-jobs/<crawl_job_id>/retry", tags=["crawl jobs"])
-def retry_crawl_job(crawl_job_id: Id) -> tuple[CrawlJobResponse, int]:
+@router.post("/crawl-jobs/<crawl_job_id>/retry", tags=["crawl jobs"], status_code=202)
+def retry_crawl_job(crawl_job_id: Id) -> CrawlJobResponse:
     """Re-dispatch only the failed chunks; 409 when none failed."""
-    return CrawlJobResponse.model_validate(crawl_jobs.retry(session(), user_id(), crawl_job_id)), 202
+    return CrawlJobResponse.model_validate(crawl_jobs.retry(session(), user_id(), crawl_job_id))

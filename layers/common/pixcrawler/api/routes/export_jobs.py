@@ -12,10 +12,10 @@ from pixcrawler.services import export_jobs
 router = APIGatewayHttpRouter()
 
 
-@router.post("/crawl-jobs/<crawl_job_id>/export-jobs", tags=["exports"])
-def start_export_job(crawl_job_id: Id, data: ExportJobCreate) -> tuple[ExportJobResponse, int]:
+@router.post("/crawl-jobs/<crawl_job_id>/export-jobs", tags=["exports"], status_code=202)
+def start_export_job(crawl_job_id: Id, data: ExportJobCreate) -> ExportJobResponse:
     """Store the export and queue it; 409 while the crawl job is still pending or running."""
-    return ExportJobResponse.model_validate(export_jobs.create(session(), user_id(), crawl_job_id, data)), 202
+    return ExportJobResponse.model_validate(export_jobs.create(session(), user_id(), crawl_job_id, data))
 
 
 @router.get("/export-jobs", tags=["exports"])

@@ -38,7 +38,7 @@ def get_image(image_id: Id) -> ImageDetailResponse:
     )
 
 
-@router.delete("/images/<image_id>", tags=["images"])
+@router.delete("/images/<image_id>", tags=["images"], status_code=204)
 def delete_image(image_id: Id) -> Response[str]:
     images.delete(session(), user_id(), image_id)
     return no_content()

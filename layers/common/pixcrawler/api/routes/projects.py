@@ -16,9 +16,9 @@ from pixcrawler.services import projects
 router = APIGatewayHttpRouter()
 
 
-@router.post("/projects", tags=["projects"])
-def create_project(data: ProjectCreate) -> tuple[ProjectResponse, int]:
-    return ProjectResponse.model_validate(projects.create(session(), user_id(), data)), 201
+@router.post("/projects", tags=["projects"], status_code=201)
+def create_project(data: ProjectCreate) -> ProjectResponse:
+    return ProjectResponse.model_validate(projects.create(session(), user_id(), data))
 
 
 @router.get("/projects", tags=["projects"])
@@ -40,7 +40,7 @@ def update_project(project_id: Id, changes: ProjectUpdate) -> ProjectResponse:
     return ProjectResponse.model_validate(projects.update(session(), user_id(), project_id, changes))
 
 
-@router.delete("/projects/<project_id>", tags=["projects"])
+@router.delete("/projects/<project_id>", tags=["projects"], status_code=204)
 def delete_project(project_id: Id) -> Response[str]:
     projects.delete(session(), user_id(), project_id)
     return no_content()

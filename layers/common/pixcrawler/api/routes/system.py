@@ -6,6 +6,7 @@ request (and cached), never on the cold start of an ordinary request.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import cast
@@ -16,7 +17,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from pixcrawler.api import errors
 from pixcrawler.api.context import session
+from pixcrawler.api.routes.params import PUBLIC
 from pixcrawler.services.errors import Unavailable
 
 router = APIGatewayHttpRouter()
@@ -30,7 +33,7 @@ class Health(BaseModel):
     database: str
 
 
-@router.get("/health", tags=["system"])
+@router.get("/health", tags=["system"], openapi_extensions=PUBLIC)
 def health() -> Health:
     try:
         session().execute(text("SELECT 1"))
@@ -44,7 +47,7 @@ def openapi_json() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     resolver = cast(APIGatewayHttpResolver, router.api_resolver)  # set when the app includes this router
-    return resolver.get_openapi_json_schema(
+    spec = resolver.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,
         description="Keywords in, licensed image datasets out. Every route but health, docs and downloads "
@@ -52,6 +55,7 @@ def openapi_json() -> str:
         security_schemes={"bearer": HTTPBearer(bearerFormat="JWT")},
         security=[{"bearer": []}],
     )
+    return json.dumps(errors.document(json.loads(spec)), indent=2)
 
 
 @cache

@@ -12,11 +12,10 @@ from pixcrawler.services import validation_jobs
 router = APIGatewayHttpRouter()
 
 
-@router.post("/crawl-jobs/<crawl_job_id>/validation-jobs", tags=["validation jobs"])
-def start_validation_job(crawl_job_id: Id, data: ValidationJobCreate) -> tuple[ValidationJobResponse, int]:
+@router.post("/crawl-jobs/<crawl_job_id>/validation-jobs", tags=["validation jobs"], status_code=202)
+def start_validation_job(crawl_job_id: Id, data: ValidationJobCreate) -> ValidationJobResponse:
     """Store the rules and queue the job; 409 when the crawl job has no images."""
-    job = validation_jobs.create(session(), user_id(), crawl_job_id, data)
-    return ValidationJobResponse.model_validate(job), 202
+    return ValidationJobResponse.model_validate(validation_jobs.create(session(), user_id(), crawl_job_id, data))
 
 
 @router.get("/crawl-jobs/<crawl_job_id>/validation-jobs", tags=["validation jobs"])
