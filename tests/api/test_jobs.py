@@ -38,6 +38,18 @@ def test_start_crawl_job_stores_it_and_queues_dispatch(
     assert "crawl_job.started" in session.scalars(select(ActivityLog.action)).all()
 
 
+def test_a_crawl_job_reports_its_refusals_by_reason(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
+    project = factories.project(session, factories.profile(session, id=alice))
+    job = factories.crawl_job(session, project, status=JobStatus.FAILED, refused={"timeout": 3, "malformed_url": 1})
+    assert api("GET", f"/v1/crawl-jobs/{job.id}", user=alice).json["refused"] == {"timeout": 3, "malformed_url": 1}
+    started = api("POST", f"/v1/projects/{project.id}/crawl-jobs", user=alice, body=CRAWL)
+    assert started.json["refused"] == {}
+    schema = api("GET", "/v1/openapi.json").json["components"]["schemas"]["CrawlJobResponse"]
+    assert "`out_of_time` (ran out of time)" in schema["properties"]["refused"]["description"]
+
+
 def test_url_list_crawl_job(api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID) -> None:
     project_id = _project(api, alice)
     body = {"name": "u", "keywords": ["x"], "max_images": 2, "providers": ["urls"], "urls": ["https://a.example/1.jpg"]}

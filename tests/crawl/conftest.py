@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -73,6 +77,72 @@ def openverse_api(host: HttpHost, monkeypatch: pytest.MonkeyPatch) -> HttpHost:
     monkeypatch.setenv("OPENVERSE_URL", host.base_url)
     get_settings.cache_clear()
     return host
+
+
+HOSTILE_FOR = 12.0
+"""Seconds a hostile response keeps going: long enough to outlast every limit under test, short enough that
+code without deadlines fails its test instead of hanging the suite."""
+
+
+class HostileHost:
+    """A raw HTTP/1.1 server on loopback that misbehaves on purpose; each path names its behaviour.
+
+    `/drip.jpg`: an image's headers, then its body one byte every 10 ms. `/drip-headers.jpg`: a header line
+    one byte every 10 ms. `/redirect-drip`: a redirect to `target` whose body drips. `/redirect-endless`: a
+    redirect to `target` with an endless chunked body sent as fast as the client takes it."""
+
+    def __init__(self) -> None:
+        self.target = "/nowhere"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{path}"
+
+    def __enter__(self) -> HostileHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, suppress(OSError):  # OSError: the client hung up, as a deadline makes it do
+            request = b""
+            while b"\r\n\r\n" not in request:
+                received = connection.recv(4096)
+                if not received:
+                    return
+                request += received
+            path = request.split(b" ", 2)[1].decode()
+            redirect = f"HTTP/1.1 302 Found\r\nLocation: {self.target}\r\n".encode()
+            heads = {
+                "/drip.jpg": b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 99999\r\n\r\n",
+                "/drip-headers.jpg": b"HTTP/1.1 200 OK\r\nX-Slow: ",
+                "/redirect-drip": redirect + b"Content-Length: 99999\r\n\r\n",
+                "/redirect-endless": redirect + b"Transfer-Encoding: chunked\r\n\r\n",
+            }
+            connection.sendall(heads[path])
+            endless = path == "/redirect-endless"
+            piece, pause = (b"10000\r\n" + b"a" * 0x10000 + b"\r\n", 0.0) if endless else (b"a", 0.01)
+            stop = time.monotonic() + HOSTILE_FOR
+            while time.monotonic() < stop:
+                connection.sendall(piece)
+                time.sleep(pause)
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileHost]:
+    with HostileHost() as server:
+        yield server
 
 
 def serve_jpegs(host: HttpHost, count: int, *, start: int = 0, prefix: str = "/img") -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import socket
@@ -12,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.crawl import download
+from pixcrawler.crawl import deadlines, download
 from pixcrawler.crawl.download import Downloader, DownloadRejected, opted_out
 from pixcrawler.crawl.net import refusal, resolve_public
+from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.local import samples
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.settings import Settings, get_settings
+from tests.crawl.conftest import HostileHost
 
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -36,10 +39,14 @@ def downloader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downloader]:
     get_settings.cache_clear()
 
 
-def rejection(downloader: Downloader, url: str, stop_by: float = math.inf) -> str:
+def refusal_of(downloader: Downloader, url: str, stop_by: float = math.inf) -> DownloadRejected:
     with pytest.raises(DownloadRejected) as caught:
         downloader.fetch(url, stop_by)
-    return str(caught.value)
+    return caught.value
+
+
+def rejection(downloader: Downloader, url: str, stop_by: float = math.inf) -> str:
+    return str(refusal_of(downloader, url, stop_by))
 
 
 def test_a_jpeg_is_fetched_with_its_header_facts(downloader: Downloader, host: HttpHost) -> None:
@@ -128,7 +135,8 @@ def test_size_limit_is_enforced_while_streaming(downloader: Downloader, endless_
 def test_slow_server_times_out(downloader: Downloader, host: HttpHost) -> None:
     host.routes["/slow.jpg"] = Response(samples.jpeg(5), headers=JPEG, delay=1.5)
     started = time.monotonic()
-    assert "ReadTimeoutError" in rejection(downloader, host.url("/slow.jpg"))
+    refused = refusal_of(downloader, host.url("/slow.jpg"))
+    assert (refused.reason, str(refused)) == (Refusal.TIMEOUT, "no response within 0.5 s")
     assert time.monotonic() - started < 1.4
 
 
@@ -236,3 +244,75 @@ def test_address_policy(address: str, reason: str | None) -> None:
 def test_allowing_loopback_allows_nothing_else() -> None:
     assert refusal(ipaddress.ip_address("127.0.0.1"), allow_loopback=True) is None
     assert refusal(ipaddress.ip_address("10.0.0.1"), allow_loopback=True) == "private"
+
+
+@pytest.mark.parametrize("url", ["http://x:99999/a.jpg", "http://[::1/x", "http://x:-1/a.jpg", "ftp://x/a.jpg"])
+def test_a_malformed_url_is_refused_as_such(downloader: Downloader, url: str) -> None:
+    assert refusal_of(downloader, url).reason is Refusal.MALFORMED_URL
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/", "http://[::1/x", "http://x:-1/a.jpg"])
+def test_a_malformed_redirect_is_refused_as_such(downloader: Downloader, host: HttpHost, location: str) -> None:
+    host.routes["/r.jpg"] = Response(status=302, headers={"Location": location})
+    assert refusal_of(downloader, host.url("/r.jpg")).reason is Refusal.MALFORMED_URL
+
+
+def test_each_refusal_names_its_reason(downloader: Downloader, host: HttpHost) -> None:
+    host.routes["/page.jpg"] = Response(b"<!doctype html>", headers=JPEG)
+    host.routes["/big.jpg"] = Response(samples.jpeg(4, 1500, 1500, quality=100), headers=JPEG)
+    host.routes["/ai.jpg"] = Response(samples.jpeg(6), headers={**JPEG, "X-Robots-Tag": "noai"})
+    host.routes["/loop"] = Response(status=302, headers={"Location": "/loop"})
+    host.routes["/internal"] = Response(status=302, headers={"Location": "http://10.1.2.3/x.jpg"})
+    reasons = {path: refusal_of(downloader, host.url(path)).reason for path in host.routes}
+    reasons["/missing.jpg"] = refusal_of(downloader, host.url("/missing.jpg")).reason
+    reasons["closed port"] = refusal_of(downloader, "http://127.0.0.1:1/a.jpg").reason
+    no_loopback = Downloader(dataclasses.replace(downloader.settings, crawl_allow_loopback=False))
+    reasons["loopback"] = refusal_of(no_loopback, host.url("/ai.jpg")).reason
+    assert reasons == {
+        "/page.jpg": Refusal.NOT_AN_IMAGE,
+        "/big.jpg": Refusal.TOO_LARGE,
+        "/ai.jpg": Refusal.OPTED_OUT,
+        "/loop": Refusal.TOO_MANY_REDIRECTS,
+        "/internal": Refusal.ADDRESS_NOT_ALLOWED,
+        "/missing.jpg": Refusal.HTTP_STATUS,
+        "closed port": Refusal.CONNECTION_FAILED,
+        "loopback": Refusal.LOOPBACK_NOT_ALLOWED,
+    }
+
+
+@pytest.mark.parametrize("path", ["/drip.jpg", "/drip-headers.jpg"])
+def test_a_response_that_keeps_trickling_ends_at_the_total_timeout(
+    downloader: Downloader, hostile: HostileHost, path: str
+) -> None:
+    """One byte every 10 ms never lets a 0.5 s read timeout fire; the 2 s total timeout still ends it."""
+    started = time.monotonic()
+    refused = refusal_of(downloader, hostile.url(path))
+    assert (refused.reason, str(refused)) == (Refusal.TIMEOUT, "download took longer than 2.0 s")
+    assert time.monotonic() - started < 3 * 2.0  # generous: the watchdog ends it at 2 s
+
+
+def test_a_trickling_response_past_the_chunks_stop_time_ran_out_of_time(
+    downloader: Downloader, hostile: HostileHost
+) -> None:
+    refused = refusal_of(downloader, hostile.url("/drip.jpg"), stop_by=time.monotonic() + 0.5)
+    assert refused.reason is Refusal.OUT_OF_TIME
+
+
+@pytest.mark.parametrize("path", ["/redirect-drip", "/redirect-endless"])
+def test_a_redirects_body_is_never_read(
+    downloader: Downloader, hostile: HostileHost, host: HttpHost, path: str
+) -> None:
+    """A redirect is followed as soon as its headers arrive, whatever its body does (trickle, or never end)."""
+    host.routes["/a.jpg"] = Response(samples.jpeg(7), headers=JPEG)
+    hostile.target = host.url("/a.jpg")
+    started = time.monotonic()
+    assert downloader.fetch(hostile.url(path)).data == samples.jpeg(7)
+    assert time.monotonic() - started < 3 * 2.0  # generous: no body is read, so it takes milliseconds
+
+
+def test_ended_fetches_do_not_pile_up_in_the_watchdog() -> None:
+    """A busy worker ends thousands of fetches a minute long before their deadlines: only live ones stay."""
+    for _ in range(5000):
+        with deadlines.watching(time.monotonic() + 60):
+            pass
+    assert len(deadlines._watchdog._heap) <= 2048

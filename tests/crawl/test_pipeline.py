@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from types import ModuleType
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from pixcrawler import db
 from pixcrawler.crawl import worker
 from pixcrawler.crawl.accounting import ChunkEnd
+from pixcrawler.crawl.download import Downloader
 from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
@@ -26,6 +29,7 @@ from pixcrawler.settings import get_settings
 from tests import factories
 from tests.crawl.conftest import (
     Apps,
+    HostileHost,
     bucket_keys,
     drain,
     fixture_json,
@@ -69,8 +73,9 @@ def snapshot(session: Session, aws: dict[str, Any], job_id: int) -> dict[str, An
         "images": [(i.sha256, i.storage_url, i.original_url, i.width, i.file_size) for i in images(session, job_id)],
         "objects": bucket_keys(aws),
         "counters": (job.status, job.downloaded_images, job.total_images, job.completed_chunks, job.failed_chunks),
+        "refused": job.refused,
         "active": job.active_chunks,
-        "chunks": [(c.status, c.found, c.downloaded, c.skipped, c.failed) for c in chunks(session, job_id)],
+        "chunks": [(c.status, c.found, c.downloaded, c.skipped, c.failed, c.refused) for c in chunks(session, job_id)],
     }
 
 
@@ -206,17 +211,19 @@ def crash_each_chunks_first_commit(monkeypatch: pytest.MonkeyPatch, then: Callab
 def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    urls = serve_jpegs(host, 8)
+    good = serve_jpegs(host, 8)
+    urls = [good[0], good[0], host.url("/missing.jpg"), *good[1:]]  # a duplicate and a 404 in the first chunk
     clean = new_job(session, urls=urls)
     dispatch(apps.dispatch, clean.id)
     drain(crawl_env, apps.crawl)
     expected = snapshot(session, crawl_env, clean.id)
+    assert expected["refused"] == {"duplicate": 1, "http_status": 1}
 
     crashed = new_job(session, urls=urls, parent=clean.project)
     dispatch(apps.dispatch, crashed.id)
     crashes = crash_each_chunks_first_commit(monkeypatch)
     responses = drain(crawl_env, apps.crawl)
-    assert len(responses[0]["batchItemFailures"]) == 2 and len(crashes) == 2
+    assert len(responses[0]["batchItemFailures"]) == 3 and len(crashes) == 3
 
     after = snapshot(session, crawl_env, crashed.id)
     assert after["images"] == [
@@ -224,12 +231,13 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
         for sha, key, url, w, size in expected["images"]
     ]
     assert [k for k in after["objects"] if f"/crawl-jobs/{crashed.id}/" in k] == [row[1] for row in after["images"]]
-    assert (after["counters"], after["active"], after["chunks"]) == (
+    assert (after["counters"], after["refused"], after["active"], after["chunks"]) == (
         expected["counters"],
+        expected["refused"],
         expected["active"],
         expected["chunks"],
     )
-    assert [c.attempts for c in chunks(session, crashed.id)] == [2, 2]
+    assert [c.attempts for c in chunks(session, crashed.id)] == [2, 2, 2]
 
 
 def test_uploads_of_a_crashed_attempt_that_its_retry_did_not_fetch_are_deleted_when_the_job_ends(
@@ -487,8 +495,10 @@ def test_a_chunk_out_of_time_ends_with_its_candidates_refused_instead_of_being_k
     assert host.requests == [] and bucket_keys(crawl_env) == []
     [chunk] = chunks(session, job.id)
     assert (chunk.status, chunk.found, chunk.failed, chunk.downloaded) == (JobStatus.COMPLETED, 3, 3, 0)
+    assert chunk.refused == {"out_of_time": 3}
     done = fresh(session, job.id)
-    assert (done.status, done.error_message) == (JobStatus.FAILED, "no image could be downloaded from 3 candidate(s)")
+    assert (done.status, done.refused) == (JobStatus.FAILED, {"out_of_time": 3})
+    assert done.error_message == "no image could be downloaded from 3 candidates: 3 ran out of time"
 
 
 def test_sweep_requeues_stuck_chunks(
@@ -544,3 +554,120 @@ def test_a_commit_that_keeps_failing_ends_failed_without_orphan_objects(
     done = fresh(session, job.id)
     assert (done.status, done.failed_chunks, done.active_chunks) == (JobStatus.FAILED, 1, 0)
     assert images(session, job.id) == [] and bucket_keys(crawl_env) == []
+
+
+def test_malformed_candidates_are_refused_and_their_chunk_mates_stored(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRAWL_URLS_PER_CHUNK", "20")
+    get_settings.cache_clear()
+    host.routes["/to-a-bad-port.jpg"] = Response(status=302, headers={"Location": "http://127.0.0.1:99999/"})
+    malformed = ["http://x:99999/a.jpg", "http://[::1/x", "http://x:-1/a.jpg", host.url("/to-a-bad-port.jpg")]
+    good = serve_jpegs(host, 9)
+    job = new_job(session, urls=[*good[:5], *malformed, *good[5:]])
+    dispatch(apps.dispatch, job.id)
+
+    assert drain(crawl_env, apps.crawl) == [{"batchItemFailures": []}]
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.downloaded, chunk.failed, chunk.refused) == (
+        JobStatus.COMPLETED,
+        9,
+        4,
+        {"malformed_url": 4},
+    )
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, done.refused) == (JobStatus.COMPLETED, 9, {"malformed_url": 4})
+    rows = images(session, job.id)
+    assert sorted(row.original_url for row in rows) == sorted(good)
+    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in rows)
+
+
+def test_an_unexpected_error_in_one_candidate_costs_only_that_candidate(
+    crawl_env: dict[str, Any],
+    session: Session,
+    host: HttpHost,
+    apps: Apps,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug met by one URL (here a KeyError nobody raises on purpose) is logged with the URL and counted."""
+    good = serve_jpegs(host, 3)
+    cursed = host.url("/cursed.jpg")
+    real_fetch = Downloader.fetch
+
+    def fetch(self: Downloader, url: str, stop_by: float = math.inf) -> Any:
+        if url == cursed:
+            raise KeyError("a bug")
+        return real_fetch(self, url, stop_by)
+
+    monkeypatch.setattr(Downloader, "fetch", fetch)
+    job = new_job(session, urls=[good[0], cursed, *good[1:]])
+    dispatch(apps.dispatch, job.id)
+    assert drain(crawl_env, apps.crawl) == [{"batchItemFailures": []}]
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, done.refused) == (JobStatus.COMPLETED, 3, {"unexpected_error": 1})
+    assert len(bucket_keys(crawl_env)) == 3
+    [logged] = [record for record in caplog.records if cursed in record.getMessage()]
+    assert "unexpected_error" in logged.getMessage() and logged.exc_info is not None
+
+
+def test_a_chunk_of_hostile_hosts_commits_inside_its_invocation(
+    crawl_env: dict[str, Any],
+    session: Session,
+    host: HttpHost,
+    hostile: HostileHost,
+    apps: Apps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hosts that trickle headers or bodies for longer than the invocation, next to good ones: the hostile
+    fetches end when the chunk's time is up, the good images are stored, and the chunk commits."""
+    settings = {"DOWNLOAD_TOTAL_TIMEOUT": "30", "CRAWL_COMMIT_RESERVE_SECONDS": "3", "CRAWL_URLS_PER_CHUNK": "20"}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    good = serve_jpegs(host, 4)
+    hostile.target = good[3]
+    urls = [*good[:3], *(hostile.url(path) for path in ("/drip.jpg", "/drip-headers.jpg", "/redirect-endless"))]
+    job = new_job(session, urls=urls)
+    dispatch(apps.dispatch, job.id)
+    [message] = crawl_env["sqs"].receive_message(QueueUrl=crawl_env["queues"]["crawl"], AttributeNames=["All"])[
+        "Messages"
+    ]
+
+    started = time.monotonic()
+    response = apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context("crawl", 7000))
+    assert time.monotonic() - started < 7.0  # the invocation's time; downloads stopped at 2.5 s
+
+    assert response == {"batchItemFailures": []}
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.downloaded, chunk.refused) == (JobStatus.COMPLETED, 4, {"out_of_time": 2})
+    rows = images(session, job.id)
+    assert sorted(row.original_url for row in rows) == sorted([*good[:3], hostile.url("/redirect-endless")])
+    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in rows)
+
+
+def test_a_job_that_stored_nothing_says_why(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRAWL_ALLOW_LOOPBACK")
+    get_settings.cache_clear()
+    urls = [
+        *serve_jpegs(host, 4),
+        "http://x:99999/a.jpg",
+        "http://[::1/x",
+        "http://x:-1/a.jpg",
+        "http://10.0.0.1/a.jpg",
+        "http://192.168.1.1/b.jpg",
+    ]
+    job = new_job(session, urls=urls)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
+    done = fresh(session, job.id)
+    assert done.status is JobStatus.FAILED and host.requests == []
+    assert done.refused == {"loopback_not_allowed": 4, "malformed_url": 3, "address_not_allowed": 2}
+    assert done.error_message == (
+        "no image could be downloaded from 9 candidates: "
+        "4 address not allowed (loopback; set CRAWL_ALLOW_LOOPBACK=1 or pass --allow-loopback), 3 malformed URL, "
+        "2 address not allowed (private, link-local, reserved or otherwise not public)"
+    )
+    assert sum(chunk.refused.get("loopback_not_allowed", 0) for chunk in chunks(session, job.id)) == 4

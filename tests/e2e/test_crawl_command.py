@@ -23,7 +23,9 @@ def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict
     with HttpHost() as host:
         for seed in range(8):
             host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
-        urls = [arg for seed in range(8) for arg in ("--url", host.url(f"/{seed}.jpg"))]
+        host.routes["/page.jpg"] = Response(b"<!doctype html>", headers=JPEG)
+        paths = [*(f"/{seed}.jpg" for seed in range(8)), "/page.jpg", "/missing.jpg"]
+        urls = [arg for path in paths for arg in ("--url", host.url(path))]
         result = pixcrawler(
             "crawl", "birds", "--provider", "urls", *urls, "--max-images", "5", "--format", "tar",
             "--output", "birds.tar", "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
@@ -31,6 +33,7 @@ def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict
         )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 crawled" in result.stdout and str(tmp_path / "birds.tar") in result.stdout
+    assert "refused: 1 HTTP error status, 1 not an image" in result.stdout
     with tarfile.open(tmp_path / "birds.tar") as archive:
         images = [m for m in archive.getmembers() if m.name.endswith(".jpg")]
         assert len(images) == 5  # max_images is a hard cap

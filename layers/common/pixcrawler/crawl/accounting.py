@@ -9,18 +9,22 @@ lose an increment.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, column, func, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, column, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
+from pixcrawler.crawl.refusals import Refusal, describe
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus, Project
 from pixcrawler.services import activity
 
 logger = logging.getLogger(__name__)
+LEADING_REASONS = 3
+"""A failed job's `error_message` names this many of its most frequent refusal reasons."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +46,12 @@ class ChunkEnd:
 
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
-    """`found` candidates, of which `stored` were uploaded and `rejected` refused; the rest are skipped."""
+    """`found` candidates, of which `stored` were uploaded and `refused` (counted by reason) were not; the
+    rest were not needed (the job was full)."""
 
     found: int
     stored: Sequence[StoredImage]
-    rejected: int
+    refused: Mapping[Refusal, int]
 
 
 def now() -> datetime:
@@ -83,10 +88,14 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
     room = max(0, job.max_images - job.downloaded_images)
     accepted = [image for image in unique if image.sha256 not in existing][:room]
     inserted = _insert_images(session, [{**image.row, "crawl_job_id": job_id} for image in accepted])
+    duplicates = len(result.stored) - len(unique) + len(existing) + len(accepted) - len(inserted)
+    refused = {code.value: count for code, count in {**result.refused, Refusal.DUPLICATE: duplicates}.items() if count}
+    failed = sum(result.refused.values())
     chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
-    chunk.found, chunk.downloaded = result.found, len(inserted)
-    chunk.skipped, chunk.failed = result.found - result.rejected - len(inserted), result.rejected
-    job_ended = _count(session, job, downloaded=len(inserted), found=result.found, completed=1)
+    chunk.found, chunk.downloaded, chunk.refused = result.found, len(inserted), refused
+    chunk.skipped, chunk.failed = result.found - failed - len(inserted), failed
+    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, result.found, len(inserted), refused)
+    job_ended = _count(session, job, downloaded=len(inserted), found=result.found, completed=1, refused=refused)
     return ChunkEnd(inserted, job_ended)
 
 
@@ -125,7 +134,14 @@ def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> bool
 
 
 def _count(
-    session: Session, job: CrawlJob, *, downloaded: int = 0, found: int = 0, completed: int = 0, failed: int = 0
+    session: Session,
+    job: CrawlJob,
+    *,
+    downloaded: int = 0,
+    found: int = 0,
+    completed: int = 0,
+    failed: int = 0,
+    refused: Mapping[str, int] | None = None,
 ) -> bool:
     """Move the job's counters; end the job (returning True) when this was its last active chunk."""
     ended = completed + failed
@@ -140,6 +156,7 @@ def _count(
             failed_chunks=CrawlJob.failed_chunks + failed,
             active_chunks=func.greatest(CrawlJob.active_chunks - ended, 0),
             progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
+            refused=_refused_plus(refused or {}),
         )
         .execution_options(synchronize_session=False)
     )
@@ -148,6 +165,19 @@ def _count(
         _finish_job(session, job)
         return True
     return False
+
+
+def _refused_plus(delta: Mapping[str, int]) -> ColumnElement[Any]:
+    """`refused || {code: refused[code] + n, ...}`: each code moves by `x = x + n` in SQL, like the job's
+    integer counters, so no path can lose an increment."""
+    if not delta:
+        return CrawlJob.refused.expression
+    moved = [
+        value
+        for code, count in delta.items()
+        for value in (code, func.coalesce(CrawlJob.refused[code].astext.cast(Integer), 0) + count)
+    ]
+    return CrawlJob.refused.op("||")(func.jsonb_build_object(*moved))
 
 
 def _finish_job(session: Session, job: CrawlJob) -> None:
@@ -165,7 +195,9 @@ def _finish_job(session: Session, job: CrawlJob) -> None:
         )
     elif job.downloaded_images == 0:
         job.status = JobStatus.FAILED
-        job.error_message = f"no image could be downloaded from {job.total_images} candidate(s)"
+        candidates = f"{job.total_images} candidate{'' if job.total_images == 1 else 's'}"
+        reasons = describe(job.refused, leading=LEADING_REASONS)
+        job.error_message = f"no image could be downloaded from {candidates}" + (f": {reasons}" if reasons else "")
     else:
         job.status, job.error_message = JobStatus.COMPLETED, None
     job.completed_at, job.progress = now(), 100
@@ -180,4 +212,7 @@ def _finish_job(session: Session, job: CrawlJob) -> None:
         completed_chunks=job.completed_chunks,
         failed_chunks=job.failed_chunks,
     )
-    logger.info("crawl job %s %s", job.id, job.status.value)
+    if job.status is JobStatus.FAILED:
+        logger.warning("crawl job %s failed: %s", job.id, job.error_message)
+    else:
+        logger.info("crawl job %s completed: %d image(s), refused %s", job.id, job.downloaded_images, job.refused)

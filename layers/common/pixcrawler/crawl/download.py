@@ -19,10 +19,12 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from PIL import Image as PILImage
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from pixcrawler.crawl.deadlines import Watch, WatchedPool, WatchedTLSPool, watching
 from pixcrawler.crawl.net import AddressRefused, resolve_public
+from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.settings import Settings
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -55,7 +57,11 @@ _BY_MIME = {mime: image_format for image_format in FORMATS for mime in image_for
 
 
 class DownloadRejected(Exception):
-    """This candidate is skipped; `str(error)` is the reason recorded for it."""
+    """This candidate is refused: `reason` is what the chunk and job count, `str(error)` the logged detail."""
+
+    def __init__(self, reason: Refusal, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +89,20 @@ def inspect(data: bytes, content_type: str) -> tuple[ImageFormat, int, int]:
     """Check that the declared type, the magic bytes and Pillow's header parse agree; return format and size."""
     declared = _BY_MIME.get(content_type)
     if declared is None:
-        raise DownloadRejected(f"content type {content_type or 'missing'!r} is not a supported image type")
+        raise DownloadRejected(
+            Refusal.NOT_AN_IMAGE, f"content type {content_type or 'missing'!r} is not a supported image type"
+        )
     if not declared.matches(data):
-        raise DownloadRejected(f"content type {content_type} does not match the file's magic bytes")
+        raise DownloadRejected(
+            Refusal.NOT_AN_IMAGE, f"content type {content_type} does not match the file's magic bytes"
+        )
     try:
         with PILImage.open(io.BytesIO(data)) as image:
             found, (width, height) = image.format, image.size
     except Exception as error:
-        raise DownloadRejected(f"not a decodable {declared.name} header: {error}") from error
+        raise DownloadRejected(Refusal.NOT_AN_IMAGE, f"not a decodable {declared.name} header: {error}") from error
     if found != declared.name:
-        raise DownloadRejected(f"header is {found}, content type says {declared.name}")
+        raise DownloadRejected(Refusal.NOT_AN_IMAGE, f"header is {found}, content type says {declared.name}")
     return declared, width, height
 
 
@@ -101,7 +111,6 @@ class Downloader:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._timeout = urllib3.Timeout(connect=settings.download_connect_timeout, read=settings.download_read_timeout)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._addresses: dict[tuple[str, int], tuple[str, ...] | AddressRefused] = {}
         self._lock = threading.Lock()
@@ -114,89 +123,29 @@ class Downloader:
             if pool is None:
                 size = self.settings.download_concurrency
                 if scheme == "https":
-                    pool = urllib3.HTTPSConnectionPool(
+                    pool = WatchedTLSPool(
                         address, port, maxsize=size, server_hostname=hostname, assert_hostname=hostname
                     )
                 else:
-                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=size)
+                    pool = WatchedPool(address, port, maxsize=size)
                 self._pools[key] = pool
             return pool
 
     def fetch(self, url: str, stop_by: float = math.inf) -> Fetched:
-        """Download `url`; `stop_by` (a `time.monotonic()` value) cuts the total timeout short."""
-        deadline = min(time.monotonic() + self.settings.download_total_timeout, stop_by)
-        if time.monotonic() >= deadline:
-            raise DownloadRejected("the chunk ran out of time before this download started")
-        current = url
-        for _ in range(self.settings.download_max_redirects + 1):
-            response = self._request(current)
-            if response.status in REDIRECTS and response.headers.get("Location"):
-                response.drain_conn()
-                response.release_conn()
-                current = urljoin(current, response.headers["Location"])
-                continue
+        """Download `url` within `DOWNLOAD_TOTAL_TIMEOUT`, cut short by `stop_by` (a `time.monotonic()` value,
+        the chunk's own limit). Every way this candidate can fail raises `DownloadRejected`, except a bug."""
+        started = time.monotonic()
+        if started >= stop_by:
+            raise DownloadRejected(Refusal.OUT_OF_TIME, "the chunk ran out of time before this download started")
+        deadline = min(started + self.settings.download_total_timeout, stop_by)
+        with watching(deadline) as watch:
             try:
-                fetched = self._accept(url, current, response, deadline)
-            except BaseException:
-                response.close()  # an unread or half-read body must not go back into the keep-alive pool
+                final_url, content_type, data = self._follow(url, deadline, watch)
+            except DownloadRejected as error:
+                ran_out = error.reason in (Refusal.TIMEOUT, Refusal.CONNECTION_FAILED) and time.monotonic() >= deadline
+                if watch.end() or ran_out:  # once the watchdog cut in, any symptom is the deadline's doing
+                    raise self._late(stop_by, deadline) from error
                 raise
-            response.release_conn()
-            return fetched
-        raise DownloadRejected(f"more than {self.settings.download_max_redirects} redirects")
-
-    def _request(self, url: str) -> urllib3.BaseHTTPResponse:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DownloadRejected(f"unsupported URL {url[:200]!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        host_header = parts.netloc.rsplit("@", 1)[-1]
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        unreachable: list[str] = []
-        for address in self._addresses_of(parts.hostname, port):
-            try:
-                return self._pool(parts.scheme, address, port, parts.hostname).urlopen(
-                    "GET",
-                    path,
-                    headers={"Host": host_header, "User-Agent": self.settings.crawl_user_agent, "Accept": "image/*"},
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                    timeout=self._timeout,
-                    assert_same_host=False,
-                )
-            except ConnectTimeoutError as error:  # no connection was made: the host's next address may answer
-                unreachable.append(f"{address}: {type(error).__name__}")
-            except (Urllib3Error, OSError) as error:
-                raise DownloadRejected(f"request failed: {type(error).__name__}: {error}") from error
-        raise DownloadRejected(f"cannot connect to {parts.hostname}: {'; '.join(unreachable)}")
-
-    def _addresses_of(self, host: str, port: int) -> tuple[str, ...]:
-        """Resolve and check each host once per chunk (its URLs share a few hosts); the verdict is reused,
-        and connections still go to the checked address."""
-        verdict = self._addresses.get((host, port))
-        if verdict is None:
-            try:
-                verdict = resolve_public(host, port, allow_loopback=self.settings.crawl_allow_loopback)
-            except AddressRefused as error:
-                verdict = error
-            self._addresses[(host, port)] = verdict
-        if isinstance(verdict, AddressRefused):
-            raise DownloadRejected(str(verdict)) from verdict
-        return verdict
-
-    def _accept(self, url: str, final_url: str, response: urllib3.BaseHTTPResponse, deadline: float) -> Fetched:
-        if response.status != 200:
-            raise DownloadRejected(f"HTTP {response.status}")
-        if opted_out(response.headers.getlist("X-Robots-Tag")):
-            raise DownloadRejected("X-Robots-Tag opts out of AI use")
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type not in _BY_MIME:
-            raise DownloadRejected(f"content type {content_type or 'missing'!r} is not a supported image type")
-        limit = self.settings.download_max_bytes
-        declared_length = response.headers.get("Content-Length", "")
-        if declared_length.isdigit() and int(declared_length) > limit:
-            raise DownloadRejected(f"Content-Length {declared_length} exceeds the {limit}-byte limit")
-        data = self._read(response, limit, deadline)
         image_format, width, height = inspect(data, content_type)
         return Fetched(
             url=url,
@@ -209,22 +158,139 @@ class Downloader:
             sha256=hashlib.sha256(data).hexdigest(),
         )
 
-    @staticmethod
-    def _read(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
+    def _late(self, stop_by: float, deadline: float) -> DownloadRejected:
+        if stop_by <= deadline:
+            return DownloadRejected(Refusal.OUT_OF_TIME, "the chunk ran out of time during this download")
+        return DownloadRejected(Refusal.TIMEOUT, f"download took longer than {self.settings.download_total_timeout} s")
+
+    def _follow(self, url: str, deadline: float, watch: Watch) -> tuple[str, str, bytes]:
+        """Follow redirects to the final response and read it: its URL, content type and body.
+
+        A redirect's body is never read: its connection is closed instead, so a host cannot hold the fetch
+        with a slow or endless body nobody needs. The watch ends before a connection goes back to its pool."""
+        current = url
+        for _ in range(self.settings.download_max_redirects + 1):
+            response = self._request(current, deadline)
+            location = response.headers.get("Location")
+            if response.status in REDIRECTS and location:
+                _discard(response)
+                try:
+                    current = urljoin(current, location)
+                except ValueError as error:
+                    raise DownloadRejected(Refusal.MALFORMED_URL, f"redirect to {location[:200]!r}: {error}") from error
+                continue
+            try:
+                content_type, data = self._accept(response)
+            except BaseException:
+                _discard(response)  # an unread or half-read body must not go back into the keep-alive pool
+                raise
+            if watch.end():
+                _discard(response)
+                raise DownloadRejected(Refusal.TIMEOUT, "the body was cut short by the deadline")
+            response.release_conn()
+            return current, content_type, data
+        raise DownloadRejected(
+            Refusal.TOO_MANY_REDIRECTS, f"more than {self.settings.download_max_redirects} redirects"
+        )
+
+    def _request(self, url: str, deadline: float) -> urllib3.BaseHTTPResponse:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:
+            raise DownloadRejected(Refusal.MALFORMED_URL, f"{url[:200]!r}: {error}") from error
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DownloadRejected(Refusal.MALFORMED_URL, f"unsupported URL {url[:200]!r}")
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        unreachable: list[str] = []
+        for address in self._addresses_of(parts.hostname, port):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            timeout = urllib3.Timeout(
+                connect=min(self.settings.download_connect_timeout, left), read=self.settings.download_read_timeout
+            )
+            try:
+                return self._pool(parts.scheme, address, port, parts.hostname).urlopen(
+                    "GET",
+                    path,
+                    headers={"Host": host_header, "User-Agent": self.settings.crawl_user_agent, "Accept": "image/*"},
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=timeout,
+                    assert_same_host=False,
+                )
+            except ConnectTimeoutError as error:  # no connection was made: the host's next address may answer
+                unreachable.append(f"{address}: {type(error).__name__}")
+            except ReadTimeoutError as error:
+                raise DownloadRejected(Refusal.TIMEOUT, f"no response within {timeout.read_timeout} s") from error
+            except (Urllib3Error, OSError) as error:
+                raise DownloadRejected(
+                    Refusal.CONNECTION_FAILED, f"request failed: {type(error).__name__}: {error}"
+                ) from error
+        raise DownloadRejected(
+            Refusal.CONNECTION_FAILED, f"cannot connect to {parts.hostname}: {'; '.join(unreachable)}"
+        )
+
+    def _addresses_of(self, host: str, port: int) -> tuple[str, ...]:
+        """Resolve and check each host once per chunk (its URLs share a few hosts); the verdict is reused,
+        and connections still go to the checked address."""
+        verdict = self._addresses.get((host, port))
+        if verdict is None:
+            try:
+                verdict = resolve_public(host, port, allow_loopback=self.settings.crawl_allow_loopback)
+            except AddressRefused as error:
+                verdict = error
+            self._addresses[(host, port)] = verdict
+        if isinstance(verdict, AddressRefused):
+            reason = {None: Refusal.CONNECTION_FAILED, "loopback": Refusal.LOOPBACK_NOT_ALLOWED}.get(
+                verdict.kind, Refusal.ADDRESS_NOT_ALLOWED
+            )
+            raise DownloadRejected(reason, str(verdict)) from verdict
+        return verdict
+
+    def _accept(self, response: urllib3.BaseHTTPResponse) -> tuple[str, bytes]:
+        """Check the final response's status and headers, then read its body within the size limit."""
+        if response.status != 200:
+            raise DownloadRejected(Refusal.HTTP_STATUS, f"HTTP {response.status}")
+        if opted_out(response.headers.getlist("X-Robots-Tag")):
+            raise DownloadRejected(Refusal.OPTED_OUT, "X-Robots-Tag opts out of AI use")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type not in _BY_MIME:
+            raise DownloadRejected(
+                Refusal.NOT_AN_IMAGE, f"content type {content_type or 'missing'!r} is not a supported image type"
+            )
+        limit = self.settings.download_max_bytes
+        declared_length = response.headers.get("Content-Length", "")
+        if declared_length.isdigit() and int(declared_length) > limit:
+            raise DownloadRejected(
+                Refusal.TOO_LARGE, f"Content-Length {declared_length} exceeds the {limit}-byte limit"
+            )
         buffer = bytearray()
         try:
             for block in response.stream(BLOCK):
                 buffer += block
                 if len(buffer) > limit:
-                    raise DownloadRejected(f"body exceeds the {limit}-byte limit")
-                if time.monotonic() > deadline:
-                    raise DownloadRejected("download took longer than the total timeout")
+                    raise DownloadRejected(Refusal.TOO_LARGE, f"body exceeds the {limit}-byte limit")
+        except ReadTimeoutError as error:
+            raise DownloadRejected(Refusal.TIMEOUT, f"read timed out: {error}") from error
         except (Urllib3Error, OSError) as error:
-            raise DownloadRejected(f"read failed: {type(error).__name__}: {error}") from error
-        return bytes(buffer)
+            raise DownloadRejected(
+                Refusal.CONNECTION_FAILED, f"read failed: {type(error).__name__}: {error}"
+            ) from error
+        return content_type, bytes(buffer)
 
     def close(self) -> None:
         with self._lock:
             for pool in self._pools.values():
                 pool.close()
             self._pools.clear()
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Close the response's connection without reading what is left of its body, and give the pool back
+    its slot (the connection object reconnects when next used)."""
+    response.close()
+    response.release_conn()

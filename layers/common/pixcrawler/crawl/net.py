@@ -13,7 +13,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class AddressRefused(Exception):
-    """The host resolves to an address the crawler must never contact."""
+    """The host resolves to an address the crawler must never contact, or cannot be resolved.
+
+    `kind` names the refused address's class (`loopback`, `private`, ...), None when there was no address.
+    """
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
@@ -48,5 +55,5 @@ def resolve_public(host: str, port: int, *, allow_loopback: bool) -> tuple[str, 
     for address in addresses:
         reason = refusal(address, allow_loopback=allow_loopback)
         if reason:
-            raise AddressRefused(f"{host!r} resolves to {reason} address {address}")
+            raise AddressRefused(f"{host!r} resolves to {reason} address {address}", reason)
     return tuple(dict.fromkeys(str(address) for address in addresses))

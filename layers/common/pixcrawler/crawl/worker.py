@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from pixcrawler import aws, bucket, storage
 from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
 from pixcrawler.crawl.download import Downloader, DownloadRejected
+from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
@@ -126,7 +128,7 @@ def _reserve(settings: Settings) -> float:
 def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     """Search (skipped once the job is full), then download and upload with bounded concurrency."""
     if claim.room == 0:
-        return ChunkResult(found=0, stored=(), rejected=0), []
+        return ChunkResult(found=0, stored=(), refused={}), []
     candidates = get_provider(claim.provider).candidates(claim.work)
     settings = get_settings()
     downloader = Downloader(settings)
@@ -143,8 +145,8 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     finally:
         downloader.close()
     stored = [outcome for outcome in outcomes if isinstance(outcome, StoredImage)]
-    rejected = sum(1 for outcome in outcomes if outcome is None)
-    return ChunkResult(found=len(candidates), stored=stored, rejected=rejected), [image.key for image in stored]
+    refused = Counter(outcome for outcome in outcomes if isinstance(outcome, Refusal))
+    return ChunkResult(found=len(candidates), stored=stored, refused=refused), [image.key for image in stored]
 
 
 @cache
@@ -170,15 +172,23 @@ class _Budget:
 
 def _store(
     claim: Claim, downloader: Downloader, uploader: Uploader, budget: _Budget, candidate: Candidate
-) -> StoredImage | bool | None:
-    """Download one candidate and start its upload: a StoredImage, None when rejected, False over the budget."""
+) -> StoredImage | Refusal | None:
+    """Download one candidate and start its upload: a StoredImage, the Refusal, or None over the budget.
+
+    Nothing a candidate's download raises may fail its chunk-mates: a refusal is counted by reason, and an
+    exception no one expected (a bug) is logged with its traceback and counted as `unexpected_error`.
+    Upload errors are not the candidate's doing: they surface in `Uploader.wait()` and fail the chunk, so
+    its redelivery stores the images instead of losing them."""
     try:
         fetched = downloader.fetch(candidate.url, claim.stop_by)
     except DownloadRejected as error:
-        logger.info("skipped %s: %s", candidate.url[:200], error)
-        return None
+        logger.info("refused %s (%s): %s", candidate.url[:200], error.reason.value, error)
+        return error.reason
+    except Exception:
+        logger.exception("refused %s (%s)", candidate.url[:200], Refusal.UNEXPECTED_ERROR.value)
+        return Refusal.UNEXPECTED_ERROR
     if not budget.take():
-        return False
+        return None
     extension = fetched.format.extension
     key = storage.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
     uploader.put(key, fetched.data, fetched.content_type)

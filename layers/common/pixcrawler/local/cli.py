@@ -237,6 +237,7 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
+    from pixcrawler.crawl.refusals import describe
     from pixcrawler.local.pipeline import DatasetRequest
 
     urls = list(args.url or [])
@@ -264,6 +265,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         f"{outcome.crawl['downloaded_images']} crawled, {valid} valid, {outcome.export['exported_images']} exported "
         f"in {outcome.elapsed:.1f} s -> {outcome.archive}"
     )
+    if refused := describe(outcome.crawl.get("refused") or {}):
+        print(f"refused: {refused}")
     return 0
 
 

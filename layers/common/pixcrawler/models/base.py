@@ -24,6 +24,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
         datetime: DateTime(timezone=True),
         dict[str, Any]: JSONB,
+        dict[str, int]: JSONB,
         list[Any]: JSONB,
         list[str]: JSONB,
     }

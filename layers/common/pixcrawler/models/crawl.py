@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
+
+RefusalCounts = Annotated[
+    dict[str, int],
+    mapped_column(
+        default=dict,
+        server_default="{}",
+        doc="Candidates not stored, by reason: `{code: count}` with codes from `pixcrawler.crawl.refusals.Refusal`",
+    ),
+]
 
 if TYPE_CHECKING:
     from pixcrawler.models.image import Image
@@ -62,6 +71,7 @@ class CrawlJob(Base):
     failed_chunks: Mapped[Counter]
     task_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     error_message: Mapped[str | None] = mapped_column(Text)
+    refused: Mapped[RefusalCounts]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -103,6 +113,7 @@ class CrawlChunk(Base):
     downloaded: Mapped[Counter]
     skipped: Mapped[Counter]
     failed: Mapped[Counter]
+    refused: Mapped[RefusalCounts]
     last_error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, computed_field, field_validator, model_validator
 
+from pixcrawler.crawl.refusals import CODES_DOC
 from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import HttpUrl, Name, RequestModel, ResponseModel
 
@@ -62,6 +63,10 @@ class CrawlJobResponse(ResponseModel):
     active_chunks: int
     completed_chunks: int
     failed_chunks: int
+    refused: dict[str, int] = Field(
+        description="Candidates not stored, counted by reason (codes: "
+        f"{CODES_DOC}). Every candidate found is either stored, refused, or not needed once the job was full."
+    )
     error_message: str | None
     started_at: datetime | None
     completed_at: datetime | None
