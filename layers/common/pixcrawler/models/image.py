@@ -16,8 +16,23 @@ class Image(Base):
 
     __tablename__ = "images"
     __table_args__ = (
-        Index("ix_image_crawl_job_id", "crawl_job_id", "id"),
-        UniqueConstraint("crawl_job_id", "sha256"),
+        Index(
+            "ix_image_crawl_job_id",
+            "crawl_job_id",
+            "id",
+            info={
+                "serves": "Every read of a job's images in id order: `GET /v1/crawl-jobs/{id}/images` keyset "
+                "pages, validation batch planning, export pages; and the cascade from `crawl_jobs`."
+            },
+        ),
+        UniqueConstraint(
+            "crawl_job_id",
+            "sha256",
+            info={
+                "serves": "Exactly-once crawling: the chunk commit inserts `ON CONFLICT (crawl_job_id, sha256) DO "
+                "NOTHING`, and the duplicate check before uploading (`sha256 IN (...)`)."
+            },
+        ),
         *non_negative("width", "height", "file_size"),
     )
 
