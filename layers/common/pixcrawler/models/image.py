@@ -25,6 +25,26 @@ class Image(Base):
                 "pages, validation batch planning, export pages; and the cascade from `crawl_jobs`."
             },
         ),
+        Index(
+            "ix_images_crawl_job_id_keyword",
+            "crawl_job_id",
+            "keyword",
+            "id",
+            info={
+                "serves": "`GET /v1/crawl-jobs/{id}/images?keyword=` keyset pages: without it a keyword with few "
+                "or no images in a large job walks the whole job (measured)."
+            },
+        ),
+        Index(
+            "ix_images_crawl_job_id_is_valid",
+            "crawl_job_id",
+            "is_valid",
+            "id",
+            info={
+                "serves": "`GET /v1/crawl-jobs/{id}/images?validity=` keyset pages (`is_valid IS true / false / "
+                "NULL`): without it a rare validity in a large job walks the whole job (measured)."
+            },
+        ),
         UniqueConstraint(
             "crawl_job_id",
             "sha256",
