@@ -40,8 +40,8 @@ class CrawlJob(Base):
             "project_id",
             "status",
             info={
-                "serves": "A project's jobs in one status (`project_id = ? AND status = ?`); no product statement "
-                "filters so today (measured)."
+                "serves": "A project's jobs in one status (`project_id = ? AND status = ?`), which no product "
+                "statement asks for: redundant with `ix_crawl_jobs_project_id` (measured; SCHEMA_DECISIONS.md)."
             },
         ),
         CheckConstraint("max_images >= 1", name="max_images_positive"),

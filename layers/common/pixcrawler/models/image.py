@@ -42,7 +42,8 @@ class Image(Base):
             "id",
             info={
                 "serves": "`GET /v1/crawl-jobs/{id}/images?validity=` keyset pages (`is_valid IS true / false / "
-                "NULL`): without it a rare validity in a large job walks the whole job (measured)."
+                "NULL`), the export's valid-only selection and validation's unvalidated images: without it a rare "
+                "validity in a large job walks the whole job (measured)."
             },
         ),
         UniqueConstraint(
