@@ -62,6 +62,29 @@ def test_create_on_an_empty_database_migrates_to_head_and_replies_success(
     ]
 
 
+def test_indexes_built_concurrently_outside_the_transaction_are_valid(
+    migrate_app: ModuleType, fresh_database: str, reply_host: HttpHost
+) -> None:
+    """A revision's autocommit block (CREATE INDEX CONCURRENTLY, revision 0004) runs under the hook too."""
+    result = migrate_app.lambda_handler(custom_resource_event("Create", reply_host.url(REPLY_PATH)), lambda_context())
+
+    assert result == {"Status": "SUCCESS"}
+    engine = create_engine(fresh_database)
+    try:
+        with engine.connect() as connection:
+            indexes = dict(
+                connection.execute(
+                    text(
+                        "SELECT c.relname, i.indisvalid FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+                        " WHERE c.relname IN ('ix_images_crawl_job_id_keyword', 'ix_images_crawl_job_id_is_valid')"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert indexes == {"ix_images_crawl_job_id_keyword": True, "ix_images_crawl_job_id_is_valid": True}
+
+
 def test_update_at_head_changes_nothing_and_replies_success(
     migrate_app: ModuleType, fresh_database: str, reply_host: HttpHost
 ) -> None:

@@ -18,8 +18,23 @@ class ActivityLog(Base):
 
     __tablename__ = "activity_logs"
     __table_args__ = (
-        Index("ix_activity_log_user_id", "user_id", "id"),
-        Index("ix_activity_log_timestamp", "timestamp"),
+        Index(
+            "ix_activity_log_user_id",
+            "user_id",
+            "id",
+            info={
+                "serves": "`GET /v1/activity` newest first by keyset (`user_id = ? AND id < ? ORDER BY id DESC`), "
+                "and the SET NULL from `profiles`."
+            },
+        ),
+        Index(
+            "ix_activity_log_timestamp",
+            "timestamp",
+            info={
+                "serves": "No product statement: operators' time-range reads of the audit trail "
+                "(`timestamp >= ?`), e.g. for retention. Kept from the original brief; see SCHEMA_DECISIONS.md."
+            },
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

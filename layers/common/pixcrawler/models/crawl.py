@@ -28,8 +28,31 @@ class CrawlJob(Base):
 
     __tablename__ = "crawl_jobs"
     __table_args__ = (
-        Index("ix_crawl_job_status", "status"),
-        Index("ix_crawl_job_project_status", "project_id", "status"),
+        Index(
+            "ix_crawl_jobs_project_id",
+            "project_id",
+            info={
+                "serves": "The cascade from `projects` and a project's jobs in id order (`GET /v1/projects/{id}` "
+                "and `/crawl-jobs`); `ix_crawl_job_project_status` serves both as well (measured)."
+            },
+        ),
+        Index(
+            "ix_crawl_job_status",
+            "status",
+            info={
+                "serves": "The sweep: pending jobs not touched since a cutoff (`status = 'pending' AND "
+                "updated_at < ?`) and the running jobs whose stuck chunks it re-queues."
+            },
+        ),
+        Index(
+            "ix_crawl_job_project_status",
+            "project_id",
+            "status",
+            info={
+                "serves": "A project's jobs in one status (`project_id = ? AND status = ?`), which no product "
+                "statement asks for: redundant with `ix_crawl_jobs_project_id` (measured; SCHEMA_DECISIONS.md)."
+            },
+        ),
         CheckConstraint("max_images >= 1", name="max_images_positive"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
         *non_negative(
@@ -44,7 +67,7 @@ class CrawlJob(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     keywords: Mapped[list[str]]
     providers: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
@@ -92,8 +115,23 @@ class CrawlChunk(Base):
 
     __tablename__ = "crawl_chunks"
     __table_args__ = (
-        UniqueConstraint("crawl_job_id", "chunk_index"),
-        Index("ix_crawl_chunk_status_updated", "status", "updated_at"),
+        UniqueConstraint(
+            "crawl_job_id",
+            "chunk_index",
+            info={
+                "serves": "Dispatch plans each chunk once (`ON CONFLICT DO NOTHING`) and reads a job's pending or "
+                "failed chunks in order; the cascade from `crawl_jobs`."
+            },
+        ),
+        Index(
+            "ix_crawl_chunk_status_updated",
+            "status",
+            "updated_at",
+            info={
+                "serves": "The sweep: chunks still pending or running since before a cutoff "
+                "(`status IN (...) AND updated_at < ?`)."
+            },
+        ),
         *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed"),
     )
 

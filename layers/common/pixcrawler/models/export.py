@@ -15,16 +15,38 @@ if TYPE_CHECKING:
 
 
 class ExportJob(Base):
+    """An archive of a crawl job's images written to the data bucket, with a signed link that expires."""
+
     __tablename__ = "export_jobs"
     __table_args__ = (
-        Index("ix_export_job_status", "status"),
-        Index("ix_export_job_user_id", "user_id", "id"),
+        Index(
+            "ix_export_jobs_crawl_job_id",
+            "crawl_job_id",
+            info={"serves": "The cascade from `crawl_jobs` (no product read filters exports by crawl job)."},
+        ),
+        Index(
+            "ix_export_job_status",
+            "status",
+            info={
+                "serves": "No product statement filters exports by status alone; kept from the original brief "
+                "(measured, see SCHEMA_DECISIONS.md)."
+            },
+        ),
+        Index(
+            "ix_export_job_user_id",
+            "user_id",
+            "id",
+            info={
+                "serves": "`GET /v1/export-jobs` keyset pages and the ownership check (`user_id = ? AND id = ?`) "
+                "of every export route; the cascade from `profiles`."
+            },
+        ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
         *non_negative("total_images", "exported_images", "file_size"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"), index=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[JobStatus] = mapped_column(

@@ -16,8 +16,44 @@ class Image(Base):
 
     __tablename__ = "images"
     __table_args__ = (
-        Index("ix_image_crawl_job_id", "crawl_job_id", "id"),
-        UniqueConstraint("crawl_job_id", "sha256"),
+        Index(
+            "ix_image_crawl_job_id",
+            "crawl_job_id",
+            "id",
+            info={
+                "serves": "Every read of a job's images in id order: `GET /v1/crawl-jobs/{id}/images` keyset "
+                "pages, validation batch planning, export pages; and the cascade from `crawl_jobs`."
+            },
+        ),
+        Index(
+            "ix_images_crawl_job_id_keyword",
+            "crawl_job_id",
+            "keyword",
+            "id",
+            info={
+                "serves": "`GET /v1/crawl-jobs/{id}/images?keyword=` keyset pages: without it a keyword with few "
+                "or no images in a large job walks the whole job (measured)."
+            },
+        ),
+        Index(
+            "ix_images_crawl_job_id_is_valid",
+            "crawl_job_id",
+            "is_valid",
+            "id",
+            info={
+                "serves": "`GET /v1/crawl-jobs/{id}/images?validity=` keyset pages (`is_valid IS true / false / "
+                "NULL`), the export's valid-only selection and validation's unvalidated images: without it a rare "
+                "validity in a large job walks the whole job (measured)."
+            },
+        ),
+        UniqueConstraint(
+            "crawl_job_id",
+            "sha256",
+            info={
+                "serves": "Exactly-once crawling: the chunk commit inserts `ON CONFLICT (crawl_job_id, sha256) DO "
+                "NOTHING`, and the duplicate check before uploading (`sha256 IN (...)`)."
+            },
+        ),
         *non_negative("width", "height", "file_size"),
     )
 

@@ -20,8 +20,20 @@ class ProjectStatus(enum.StrEnum):
 
 
 class Project(Base):
+    """A user's folder of crawl jobs; deleting it removes its jobs, images and exports, rows and objects."""
+
     __tablename__ = "projects"
-    __table_args__ = (Index("ix_project_user_id", "user_id", "id"),)
+    __table_args__ = (
+        Index(
+            "ix_project_user_id",
+            "user_id",
+            "id",
+            info={
+                "serves": "`GET /v1/projects` keyset pages (`user_id = ? AND id > ? ORDER BY id`), the ownership "
+                "check every route makes (`user_id = ? AND id = ?`), and the cascade from `profiles`."
+            },
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -13,15 +13,32 @@ if TYPE_CHECKING:
 
 
 class ValidationJob(Base):
+    """A run of validation rules over a crawl job's images, split into batches of contiguous image ids."""
+
     __tablename__ = "validation_jobs"
     __table_args__ = (
-        Index("ix_validation_job_status", "status"),
+        Index(
+            "ix_validation_jobs_crawl_job_id",
+            "crawl_job_id",
+            info={
+                "serves": "`GET /v1/crawl-jobs/{id}/validation-jobs`, the export's check for a completed "
+                "validation of its job, and the cascade from `crawl_jobs`."
+            },
+        ),
+        Index(
+            "ix_validation_job_status",
+            "status",
+            info={
+                "serves": "No product statement filters validation jobs by status alone; kept from the original "
+                "brief (measured, see SCHEMA_DECISIONS.md)."
+            },
+        ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
         *non_negative("total_images", "validated_images", "invalid_images", "total_batches", "completed_batches"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"), index=True)
+    crawl_job_id: Mapped[int] = mapped_column(ForeignKey("crawl_jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[JobStatus] = mapped_column(
         enum_column(JobStatus, "validation_job_status"), default=JobStatus.PENDING, server_default="pending"
@@ -54,7 +71,14 @@ class ValidationBatch(Base):
 
     __tablename__ = "validation_batches"
     __table_args__ = (
-        UniqueConstraint("validation_job_id", "batch_index"),
+        UniqueConstraint(
+            "validation_job_id",
+            "batch_index",
+            info={
+                "serves": "Planning inserts each batch once (`ON CONFLICT DO NOTHING`), the worker finds its batch "
+                "by `(validation_job_id, batch_index)`, and the cascade from `validation_jobs`."
+            },
+        ),
         CheckConstraint("first_image_id <= last_image_id", name="image_range_ordered"),
         *non_negative("batch_index", "image_count", "valid_images", "invalid_images"),
     )
