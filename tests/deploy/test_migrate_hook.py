@@ -65,7 +65,7 @@ def test_create_on_an_empty_database_migrates_to_head_and_replies_success(
 def test_indexes_built_concurrently_outside_the_transaction_are_valid(
     migrate_app: ModuleType, fresh_database: str, reply_host: HttpHost
 ) -> None:
-    """A revision's autocommit block (CREATE INDEX CONCURRENTLY, revision 0004) runs under the hook too."""
+    """A revision's autocommit block (CREATE INDEX CONCURRENTLY, revision 0005) runs under the hook too."""
     result = migrate_app.lambda_handler(custom_resource_event("Create", reply_host.url(REPLY_PATH)), lambda_context())
 
     assert result == {"Status": "SUCCESS"}

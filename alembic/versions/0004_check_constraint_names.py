@@ -7,8 +7,8 @@ given a hash suffix by SQLAlchemy. Alembic's autogenerate compares no check cons
 until docs/generate_schema.py compared the reflected schema with the models. Renaming is a catalog change:
 it takes a brief lock and rewrites no rows.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,8 +5,8 @@ whole job through `ix_image_crawl_job_id` (26 ms measured by benchmarks/queries.
 `CREATE INDEX CONCURRENTLY` cannot run inside a transaction, so each build runs in Alembic's autocommit block;
 a plain `CREATE INDEX` would hold off every image insert for the whole build.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
