@@ -48,8 +48,8 @@ def database(workdir: str) -> tuple[str, Any]:
 
 
 def _host(count: int, ready: Any, stop: Any) -> None:
-    from pixcrawler.local import samples
-    from pixcrawler.local.httphost import HttpHost, Response
+    from pixcrawler_local import samples
+    from pixcrawler_local.httphost import HttpHost, Response
 
     with HttpHost() as host:
         for seed in range(count):
@@ -139,10 +139,10 @@ def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> OurRun:
 
     from pixcrawler import aws as pixcrawler_aws
     from pixcrawler.db import session_scope
-    from pixcrawler.local.functions import load_module
     from pixcrawler.messages import DispatchMessage
     from pixcrawler.models import CrawlJob, JobStatus, Profile, Project
     from pixcrawler.settings import get_settings
+    from pixcrawler_local.functions import load_module
 
     os.environ.update({"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint})
     os.environ["DATA_BUCKET"] = f"bench-{uuid.uuid4().hex[:12]}"

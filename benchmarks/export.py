@@ -118,9 +118,9 @@ def seed(count: int, keywords: list[str]) -> int:
     """A crawl job with `count` stored images (distinct bytes, realistic small JPEGs); returns its id."""
     from sqlalchemy import insert
 
-    from pixcrawler import aws, db, storage
-    from pixcrawler.local import samples
+    from pixcrawler import aws, db, object_keys
     from pixcrawler.models import CrawlJob, Image, JobStatus, Profile, Project
+    from pixcrawler_local import samples
 
     bases = [samples.jpeg(n, 320, 320, quality=92) for n in range(BASE_IMAGES)]
     with db.session_scope() as session:
@@ -136,7 +136,7 @@ def seed(count: int, keywords: list[str]) -> int:
         data = bases[n % BASE_IMAGES] + n.to_bytes(8, "big")  # bytes after the JPEG end marker: still valid
         digest = hashlib.sha256(data).hexdigest()
         keyword = keywords[n % len(keywords)]
-        key = storage.image_key(project_id, job_id, keyword, digest, "jpg")
+        key = object_keys.image_key(project_id, job_id, keyword, digest, "jpg")
         s3.put_object(Bucket=BUCKET, Key=key, Body=data)
         return {
             "crawl_job_id": job_id,

@@ -27,10 +27,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
 from benchmarks.api import percentiles, timed  # noqa: E402  (the same latency figures as the API's benchmark)
 from pixcrawler import aws  # noqa: E402
-from pixcrawler.local.gateway import to_event  # noqa: E402
-from pixcrawler.local.objectstore import create_queues  # noqa: E402
-from pixcrawler.local.pollers import EventSource, Poller  # noqa: E402
-from pixcrawler.local.stack import LocalStack, StackOptions  # noqa: E402
+from pixcrawler_local.emulator import create_queues  # noqa: E402
+from pixcrawler_local.gateway import to_event  # noqa: E402
+from pixcrawler_local.pollers import EventSource, Poller  # noqa: E402
+from pixcrawler_local.stack import LocalStack, StackOptions  # noqa: E402
 
 
 def gateway(stack: LocalStack, requests: int) -> None:

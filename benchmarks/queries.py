@@ -320,12 +320,12 @@ class Recorder:
 
 def drive(stack: Any, recorder: Recorder) -> None:
     """The demo dataset end to end, then every route the pipeline does not call, then the sweep."""
-    from pixcrawler.local import demo
-    from pixcrawler.local.client import ApiError, Client
-    from pixcrawler.local.functions import Function
-    from pixcrawler.local.httphost import HttpHost
-    from pixcrawler.local.pipeline import Pipeline
-    from pixcrawler.local.stack import scheduled_event
+    from pixcrawler_local import demo
+    from pixcrawler_local.client import ApiError, Client
+    from pixcrawler_local.functions import Function
+    from pixcrawler_local.httphost import HttpHost
+    from pixcrawler_local.pipeline import Pipeline
+    from pixcrawler_local.stack import scheduled_event
 
     class LabelledClient(Client):
         def request(self, method: str, path: str, body: Any = None) -> Any:
@@ -333,7 +333,7 @@ def drive(stack: Any, recorder: Recorder) -> None:
             recorder.label = f"API {method} {route}"
             return super().request(method, path, body)
 
-    client = LabelledClient(stack.api_url, stack.token("bench@pixcrawler.local"))
+    client = LabelledClient(stack.api_url, stack.token("bench@pixcrawler_local"))
     with HttpHost() as host, tempfile.TemporaryDirectory() as output:
         samples = demo.host_samples(host)
         recorder.active = True
@@ -385,7 +385,7 @@ def drive(stack: Any, recorder: Recorder) -> None:
 def record(database_url: str) -> dict[str, Statement]:
     from sqlalchemy import Engine, event
 
-    from pixcrawler.local.stack import LocalStack, StackOptions
+    from pixcrawler_local.stack import LocalStack, StackOptions
 
     recorder = Recorder()
     event.listen(Engine, "before_cursor_execute", recorder)
@@ -809,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     import pg8000.dbapi
     import pgserver
 
-    from pixcrawler.local import database
+    from pixcrawler_local import database
 
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-queries-"))
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
@@ -826,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         print("recording the product's statements through the local stack", flush=True)
         statements = record(url)
         print(f"  {len(statements)} distinct statements", flush=True)
-        cursor.execute("DELETE FROM profiles WHERE email = 'bench@pixcrawler.local'")
+        cursor.execute("DELETE FROM profiles WHERE email = 'bench@pixcrawler_local'")
         cursor.execute(f"DELETE FROM activity_logs WHERE id > {ID_RANGES['activity_logs']}")
         connection.commit()
         connection.autocommit = True

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 
 from PIL import Image
 
-from pixcrawler.local import samples
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation import rules
 from pixcrawler.validation.hashing import dhash
 from pixcrawler.validation.neardup import Candidate, MultiIndex, find_duplicates, pairwise_duplicates
+from pixcrawler_local import samples
 
 MAX_PIXELS = 50_000_000
 

@@ -54,7 +54,7 @@ DELETE_ROOTS = {
     "projects": (
         "`DELETE /v1/projects/{id}` (`services/projects.py: delete`) deletes the row, letting the database "
         "cascade, then lists and batch-deletes (`bucket.delete`, 1,000 keys per request) every object under "
-        "`storage.project_prefixes`: `projects/{id}/` (every image of every crawl job) and `exports/{id}/` "
+        "`object_keys.project_prefixes`: `projects/{id}/` (every image of every crawl job) and `exports/{id}/` "
         "(every export archive), all inside the same transaction: if S3 refuses, the rows roll back and the "
         "request can be retried; a project never looks deleted while its objects remain. The activity log "
         "records `project.deleted` with the number of objects removed."

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws as pixcrawler_aws
 from pixcrawler import db, links
-from pixcrawler.local.functions import load_module
 from pixcrawler.models import Base
 from pixcrawler.settings import get_settings
+from pixcrawler_local.functions import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("dispatch", "crawl", "validation", "export")

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pixcrawler import storage
-from pixcrawler.local import samples
+from pixcrawler import object_keys
 from pixcrawler.models import CrawlJob, Image, JobStatus, Profile, Project
+from pixcrawler_local import samples
 
 
 def profile(session: Session, **fields: Any) -> Profile:
@@ -56,7 +56,7 @@ def stored_image(
     """An image row plus its object in the bucket, as the crawl worker would have left them."""
     data = data if data is not None else samples.jpeg(seed)
     digest = hashlib.sha256(data).hexdigest()
-    key = storage.image_key(job.project_id, job.id, keyword, digest, fields.pop("extension", "jpg"))
+    key = object_keys.image_key(job.project_id, job.id, keyword, digest, fields.pop("extension", "jpg"))
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
     defaults: dict[str, Any] = {
         "original_url": f"https://images.example.com/{digest[:12]}.jpg",

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from pixcrawler.errors import CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
+from pixcrawler import sqlstate
 from pixcrawler.models import (
     ActivityLog,
     CrawlChunk,
@@ -32,6 +32,7 @@ from pixcrawler.schemas import (
     ProjectDetailResponse,
     ValidationJobCreate,
 )
+from pixcrawler.sqlstate import CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION
 
 
 def make_tree(session: Session) -> Profile:
@@ -61,7 +62,7 @@ def test_project_for_missing_profile_is_rejected(session: Session) -> None:
     session.add(Project(name="orphan", user_id=uuid.uuid4()))
     with pytest.raises(DBAPIError) as raised:
         session.commit()
-    assert sqlstate(raised.value) == FOREIGN_KEY_VIOLATION
+    assert sqlstate.of(raised.value) == FOREIGN_KEY_VIOLATION
 
 
 def test_email_is_unique(session: Session) -> None:
@@ -70,7 +71,7 @@ def test_email_is_unique(session: Session) -> None:
     session.add(Profile(id=uuid.uuid4(), email="same@example.com"))
     with pytest.raises(DBAPIError) as raised:
         session.commit()
-    assert sqlstate(raised.value) == UNIQUE_VIOLATION
+    assert sqlstate.of(raised.value) == UNIQUE_VIOLATION
 
 
 def test_same_image_twice_in_one_job_is_rejected(session: Session) -> None:
@@ -79,7 +80,7 @@ def test_same_image_twice_in_one_job_is_rejected(session: Session) -> None:
     session.add(Image(crawl_job=job, original_url="http://y", filename="b", storage_url="k", sha256="a" * 64))
     with pytest.raises(DBAPIError) as raised:
         session.commit()
-    assert sqlstate(raised.value) == UNIQUE_VIOLATION
+    assert sqlstate.of(raised.value) == UNIQUE_VIOLATION
 
 
 @pytest.mark.parametrize(("column", "value"), [("downloaded_images", -1), ("progress", 101), ("status", "lost")])
@@ -87,7 +88,7 @@ def test_counters_and_statuses_are_constrained(session: Session, column: str, va
     make_tree(session)
     with pytest.raises(DBAPIError) as raised:
         session.execute(text(f"UPDATE crawl_jobs SET {column} = :value"), {"value": value})
-    assert sqlstate(raised.value) == CHECK_VIOLATION
+    assert sqlstate.of(raised.value) == CHECK_VIOLATION
 
 
 def test_deleting_a_profile_cascades_and_keeps_activity(session: Session) -> None:

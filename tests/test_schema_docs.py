@@ -8,8 +8,8 @@ from types import ModuleType
 import pytest
 from sqlalchemy import Column, Engine, Index, Integer, MetaData, inspect, text
 
-from pixcrawler.local.functions import load_module
 from pixcrawler.models import Base
+from pixcrawler_local.functions import load_module
 from tests.conftest import ROOT
 
 generator: ModuleType = load_module(ROOT / "docs" / "generate_schema.py", "generate_schema")

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from pixcrawler import links, queues, storage
-from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler import links, object_keys, queues
 from pixcrawler.messages import ChunkMessage
+from pixcrawler_local.httphost import HttpHost, Response
 
 
 def test_a_link_lives_exactly_its_lifetime(link_secret: None) -> None:
@@ -59,7 +59,7 @@ def test_send_to_a_missing_queue_raises_queue_send_error(aws: dict[str, Any]) ->
 
 @pytest.mark.parametrize(("text", "expected"), [("Red Cats", "red-cats"), ("../..", "item"), ("ünï/cödé", "n-c-d")])
 def test_slugs_are_safe_path_segments(text: str, expected: str) -> None:
-    assert storage.slug(text) == expected
+    assert object_keys.slug(text) == expected
 
 
 def test_http_host_serves_routes_and_404s() -> None:

@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pixcrawler import links, storage
+from pixcrawler import links, object_keys
 from pixcrawler.models import ActivityLog, ExportJob, JobStatus
 from tests import factories
 from tests.api.conftest import Call
@@ -20,7 +20,7 @@ from tests.api.conftest import Call
 
 def _export(session: Session, aws: dict[str, Any], user: uuid.UUID, **fields: Any) -> ExportJob:
     job = factories.crawl_job(session, factories.project(session, factories.profile(session, id=user)))
-    key = storage.export_key(job.project_id, 1, "cats.zip")
+    key = object_keys.export_key(job.project_id, 1, "cats.zip")
     aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=b"PK archive")
     defaults: dict[str, Any] = {
         "status": JobStatus.COMPLETED,

@@ -22,11 +22,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from pixcrawler import links, storage
-from pixcrawler.local import tokens
-from pixcrawler.local.functions import Function
-from pixcrawler.local.gateway import Gateway, serve
+from pixcrawler import links, object_keys
 from pixcrawler.models import ExportJob, JobStatus, ValidationJob
+from pixcrawler_local import tokens
+from pixcrawler_local.functions import Function
+from pixcrawler_local.gateway import Gateway, serve
 from tests import factories
 from tests.conftest import ROOT
 
@@ -50,7 +50,7 @@ def seed_rows(engine: Engine, aws: dict[str, Any]) -> None:
         for offset in range(3):
             factories.stored_image(session, aws["s3"], aws["bucket"], job, seed=offset, id=SEEDED + offset)
         session.add(ValidationJob(id=SEEDED, crawl_job=job, name="v", status=JobStatus.COMPLETED))
-        key = storage.export_key(job.project_id, SEEDED, "birds.zip")
+        key = object_keys.export_key(job.project_id, SEEDED, "birds.zip")
         aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=b"PK archive")
         session.add(
             ExportJob(

@@ -27,10 +27,10 @@ import pixcrawler.api.app
 from pixcrawler import db
 from pixcrawler.crawl import planning
 from pixcrawler.crawl.accounting import fail_chunk
-from pixcrawler.local.functions import load_module
 from pixcrawler.messages import DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, ExportJob, Image, JobStatus, Project, ProjectStatus
 from pixcrawler.settings import get_settings
+from pixcrawler_local.functions import load_module
 from tests import events, factories
 from tests.api.conftest import Call, Reply, queued
 

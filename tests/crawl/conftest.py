@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import Engine
 
 from pixcrawler import db
-from pixcrawler.local import samples
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.providers import base as provider_base
 from pixcrawler.settings import get_settings
+from pixcrawler_local import samples
+from pixcrawler_local.httphost import HttpHost, Response
 from tests.conftest import ROOT, load_function
 from tests.events import lambda_context
 

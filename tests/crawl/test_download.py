@@ -17,9 +17,9 @@ from pixcrawler.crawl import deadlines, download
 from pixcrawler.crawl.download import Downloader, DownloadRejected, opted_out
 from pixcrawler.crawl.net import refusal, resolve_public
 from pixcrawler.crawl.refusals import Refusal
-from pixcrawler.local import samples
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.settings import Settings, get_settings
+from pixcrawler_local import samples
+from pixcrawler_local.httphost import HttpHost, Response
 from tests.crawl.conftest import HostileHost
 
 JPEG = {"Content-Type": "image/jpeg"}

@@ -20,12 +20,12 @@ from pixcrawler import db
 from pixcrawler.crawl import worker
 from pixcrawler.crawl.accounting import ChunkEnd
 from pixcrawler.crawl.download import Downloader
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.services import crawl_jobs
 from pixcrawler.services.errors import Conflict
 from pixcrawler.settings import get_settings
+from pixcrawler_local.httphost import HttpHost, Response
 from tests import factories
 from tests.crawl.conftest import (
     Apps,

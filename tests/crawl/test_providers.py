@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.providers import ProviderError, RateLimited, Work, get_provider, openverse
 from pixcrawler.providers import base as provider_base
 from pixcrawler.settings import get_settings
+from pixcrawler_local.httphost import HttpHost, Response
 from tests.crawl.conftest import fixture_json
 
 

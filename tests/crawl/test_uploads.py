@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.uploads import Uploader, UploadFailed
+from pixcrawler_local.httphost import HttpHost, Response
 
 
 def test_uploads_store_the_bytes_and_content_type_under_the_exact_key(aws_over_http: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, make_url, text
 
 from pixcrawler import db
-from pixcrawler.local.httphost import HttpHost, Response
 from pixcrawler.settings import get_settings
+from pixcrawler_local.httphost import HttpHost, Response
 from tests.conftest import ROOT, alembic_config, load_function
 
 REPLY_PATH = "/cloudformation-reply"

@@ -24,8 +24,8 @@ import pytest
 from cfnlint.decode import decode
 from moto.server import ThreadedMotoServer
 
-from pixcrawler.local.httphost import HttpHost
 from pixcrawler.messages import ChunkMessage, DispatchMessage, ExportMessage, Message, ValidationMessage
+from pixcrawler_local.httphost import HttpHost
 from tests.conftest import QUEUES, ROOT
 from tests.deploy.conftest import REPLY_PATH, custom_resource_event, head_revision, python312, replies
 from tests.deploy.test_template import TEMPLATE, cli, cli_env
@@ -210,3 +210,12 @@ def test_built_layer_ships_hash_based_bytecode_that_python_uses(build_dir: Path)
     from_layer = [path for path in loaded if path.startswith(str(layer))]
     assert len(from_layer) > 100
     assert [path for path in from_layer if not path.endswith(".pyc")] == []
+
+
+def test_the_layer_ships_neither_the_local_stack_nor_its_dependencies(build_dir: Path) -> None:
+    """`pixcrawler demo|serve|crawl` runs on a laptop; no Lambda imports it, so no Lambda should carry it."""
+    layer = build_dir / "CommonLayer" / "python"
+    assert (layer / "pixcrawler" / "db.py").is_file()
+    shipped = {path.name.lower() for path in layer.iterdir()}
+    assert not shipped & {"pixcrawler_local", "moto", "pgserver", "werkzeug", "jwt", "tqdm"}
+    assert not (layer / "pixcrawler" / "local").exists()

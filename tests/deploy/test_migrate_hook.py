@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from pixcrawler import custom_resource, db, migrations
-from pixcrawler.local.httphost import HttpHost
 from pixcrawler.settings import get_settings
+from pixcrawler_local.httphost import HttpHost
 from tests.deploy.conftest import REPLY_PATH, custom_resource_event, head_revision, replies
 from tests.events import lambda_context
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcrawler.local import samples
-from pixcrawler.local.httphost import HttpHost, Response
+from pixcrawler_local import samples
+from pixcrawler_local.httphost import HttpHost, Response
 from tests.e2e.conftest import PIXCRAWLER, pixcrawler
 
 JPEG = {"Content-Type": "image/jpeg"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pixcrawler.local.demo import DISTINCT_IMAGES
+from pixcrawler_local.demo import DISTINCT_IMAGES
 from tests.e2e.conftest import pixcrawler
 
 

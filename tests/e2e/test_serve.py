@@ -19,9 +19,9 @@ import boto3
 import pytest
 import requests
 
-from pixcrawler.local import registry, samples, tokens
-from pixcrawler.local.httphost import HttpHost, Response
-from pixcrawler.local.stack import load_secrets
+from pixcrawler_local import registry, samples, tokens
+from pixcrawler_local.httphost import HttpHost, Response
+from pixcrawler_local.stack import load_secrets
 from tests.e2e.conftest import PIXCRAWLER, pixcrawler
 
 SERVE_OPTIONS = ("--port", "0", "--allow-loopback", "--visibility-timeout", "2", "--max-receive-count", "2")

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixcrawler import links
-from pixcrawler.local import samples
 from pixcrawler.models import ActivityLog, JobStatus, ValidationJob
+from pixcrawler_local import samples
 from tests import factories
 from tests.export.archive import members
 from tests.export.conftest import deliver, export_job, fetch, jsonl, manifest_rows, reload

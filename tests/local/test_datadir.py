@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pixcrawler.local.stack import DataDirBusy, load_secrets, lock_data_dir
+from pixcrawler_local.stack import DataDirBusy, load_secrets, lock_data_dir
 
 
 def test_a_data_dir_serves_one_stack_at_a_time(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.local.functions import Function, LambdaContext, RepositoryNotFound, repository_root
+from pixcrawler_local.functions import Function, LambdaContext, RepositoryNotFound, repository_root
 
 HANDLER = """
 from __future__ import annotations

@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 from werkzeug.test import Client
 
-from pixcrawler.local import tokens
-from pixcrawler.local.gateway import Gateway
+from pixcrawler_local import tokens
+from pixcrawler_local.gateway import Gateway
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.local.objectstore import QueueSnapshot, create_queues
-from pixcrawler.local.pollers import EventSource, Poller, succeeded
+from pixcrawler_local.emulator import QueueSnapshot, create_queues
+from pixcrawler_local.pollers import EventSource, Poller, succeeded
 
 
 class Worker:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.local.client import Client
-from pixcrawler.local.httphost import HttpHost, Response
-from pixcrawler.local.pipeline import DatasetRequest, Pipeline
+from pixcrawler_local.client import Client
+from pixcrawler_local.httphost import HttpHost, Response
+from pixcrawler_local.pipeline import DatasetRequest, Pipeline
 
 
 def _json(body: dict[str, Any]) -> Response:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcrawler.local import registry
-from pixcrawler.local.httphost import HttpHost
+from pixcrawler_local import registry
+from pixcrawler_local.httphost import HttpHost
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pixcrawler.local.cli import _parser
-from pixcrawler.local.objectstore import WORK_QUEUES
-from pixcrawler.local.stack import StackOptions
 from pixcrawler.settings import Settings
+from pixcrawler_local.cli import _parser
+from pixcrawler_local.emulator import WORK_QUEUES
+from pixcrawler_local.stack import StackOptions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 

@@ -8,7 +8,7 @@ import zlib
 
 from PIL import Image
 
-from pixcrawler.local import samples
+from pixcrawler_local import samples
 
 
 def png_claiming(width: int, height: int) -> bytes:

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from pixcrawler.local import samples
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.hashing import distance, to_signed, to_unsigned
 from pixcrawler.validation.neardup import Candidate, MultiIndex, find_duplicates, pairwise_duplicates
 from pixcrawler.validation.rules import Code, inspect
+from pixcrawler_local import samples
 from tests.validation import images
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pixcrawler.local import samples
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.rules import Inspection, inspect
+from pixcrawler_local import samples
 from tests.validation import images
 
 MAX_PIXELS = 50_000_000

@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from functions.validate import app
 from pixcrawler import db
-from pixcrawler.local import samples
 from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import ActivityLog, CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.services import images as images_service
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import worker
+from pixcrawler_local import samples
 from tests import factories
 from tests.events import lambda_context, sqs_event, sqs_record
 from tests.validation import images

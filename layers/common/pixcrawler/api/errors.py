@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from pixcrawler import errors as db_errors
+from pixcrawler import sqlstate
 from pixcrawler.api.context import Unauthenticated
 from pixcrawler.links import LinkError
 from pixcrawler.services.errors import ServiceError
@@ -83,10 +83,10 @@ def _validation(error: RequestValidationError) -> Response:
 
 
 def _database(error: DBAPIError) -> Response:
-    state = db_errors.sqlstate(error) or ""
-    if state == db_errors.UNIQUE_VIOLATION:
+    state = sqlstate.of(error) or ""
+    if state == sqlstate.UNIQUE_VIOLATION:
         return error_response(409, "conflict", "This conflicts with something that already exists.")
-    if db_errors.is_integrity_violation(error):
+    if sqlstate.is_integrity_violation(error):
         return error_response(409, "conflict", "The change conflicts with the stored data.")
     if state.startswith(DATA_EXCEPTION_CLASS):
         return error_response(400, "invalid_value", "A value is out of range or malformed.")

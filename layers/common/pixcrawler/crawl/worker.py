@@ -20,7 +20,7 @@ from functools import cache
 
 from sqlalchemy import select
 
-from pixcrawler import aws, bucket, storage
+from pixcrawler import aws, bucket, object_keys
 from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
 from pixcrawler.crawl.download import Downloader, DownloadRejected
 from pixcrawler.crawl.refusals import Refusal
@@ -190,7 +190,7 @@ def _store(
     if not budget.take():
         return None
     extension = fetched.format.extension
-    key = storage.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
+    key = object_keys.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
     uploader.put(key, fetched.data, fetched.content_type)
     row = {
         "original_url": candidate.url,
@@ -234,7 +234,7 @@ def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
 def _delete_job_orphans(claim: Claim) -> None:
     """When the job ends, its prefix keeps exactly its rows' objects: this also removes what failed or
     crashed attempts uploaded and their successful redelivery did not fetch again."""
-    stored = set(bucket.keys_under(storage.crawl_job_prefix(claim.project_id, claim.job_id)))
+    stored = set(bucket.keys_under(object_keys.crawl_job_prefix(claim.project_id, claim.job_id)))
     with session_scope() as session:
         referenced = set(session.scalars(select(Image.storage_url).where(Image.crawl_job_id == claim.job_id)))
     _delete(sorted(stored - referenced))

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from pixcrawler import storage
+from pixcrawler import object_keys
 from pixcrawler.exports.manifest import FORMULA_START
 from pixcrawler.schemas.export import ExportLayout
 
@@ -88,4 +88,4 @@ def archive_path(layout: ExportLayout, folder: str, name: str) -> str:
 def export_file_name(name: str, extension: str) -> str:
     """The export object's file name, which a browser keeps when saving the download: the job name's slug,
     never a Windows device name (`_con.tar.gz`)."""
-    return f"{safe_segment(storage.slug(name), 'export')}.{extension}"
+    return f"{safe_segment(object_keys.slug(name), 'export')}.{extension}"

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, links, queues, storage
+from pixcrawler import aws, links, object_keys, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, manifest, multipart
 from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES, ROW_WRITERS, Archive, Document, Utf8Sink, open_archive
@@ -204,7 +204,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     keywords = session.scalars(select(chosen.c.keyword).distinct())
     project_id = session.scalar(select(CrawlJob.project_id).where(CrawlJob.id == job.crawl_job_id))
     assert project_id is not None
-    key = storage.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
+    key = object_keys.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
     settings = get_settings()
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]

@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
-from pixcrawler import bucket, storage
+from pixcrawler import bucket, object_keys
 from pixcrawler.models import Project, ProjectStatus
 from pixcrawler.schemas import ProjectCreate, ProjectUpdate
 from pixcrawler.services import activity
@@ -60,6 +60,6 @@ def delete(session: Session, user_id: uuid.UUID, project_id: int) -> int:
     )
     if name is None:
         raise NotFound(f"Project {project_id} not found.")
-    removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in storage.project_prefixes(project_id))
+    removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in object_keys.project_prefixes(project_id))
     activity.record(session, user_id, "project.deleted", "project", project_id, name=name, objects_removed=removed)
     return removed

@@ -22,8 +22,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from pixcrawler.local import tokens
-from pixcrawler.local.ports import check_port
+from pixcrawler_local import tokens
+from pixcrawler_local.ports import check_port
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "+json", "+xml")
 

@@ -15,7 +15,7 @@ NOT_NULL_VIOLATION = "23502"
 INTEGRITY_VIOLATIONS = frozenset({UNIQUE_VIOLATION, FOREIGN_KEY_VIOLATION, CHECK_VIOLATION, NOT_NULL_VIOLATION})
 
 
-def sqlstate(error: BaseException) -> str | None:
+def of(error: BaseException) -> str | None:
     """The five-character SQLSTATE of a database error, or None when the error did not come from the server."""
     original = error.orig if isinstance(error, DBAPIError) else error
     for arg in getattr(original, "args", ()):
@@ -25,4 +25,4 @@ def sqlstate(error: BaseException) -> str | None:
 
 
 def is_integrity_violation(error: BaseException) -> bool:
-    return sqlstate(error) in INTEGRITY_VIOLATIONS
+    return of(error) in INTEGRITY_VIOLATIONS

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from pixcrawler.local.objectstore import BucketMirror
+from pixcrawler_local.emulator import BucketMirror
 
 
 def test_objects_survive_a_restart_with_their_content_type_and_metadata(aws: dict[str, Any], tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pixcrawler.local.pipeline import DatasetRequest, Outcome
-    from pixcrawler.local.stack import StackOptions
+    from pixcrawler_local.pipeline import DatasetRequest, Outcome
+    from pixcrawler_local.stack import StackOptions
 
 DEFAULT_DATA_DIR = ".pixcrawler"
 
@@ -58,7 +58,7 @@ def _stop_on_signals() -> None:
 
 
 def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> StackOptions:
-    from pixcrawler.local.stack import StackOptions
+    from pixcrawler_local.stack import StackOptions
 
     return StackOptions(
         data_dir=data_dir,
@@ -72,7 +72,7 @@ def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: A
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pixcrawler.local.stack import LocalStack
+    from pixcrawler_local.stack import LocalStack
 
     options = _options(
         args,
@@ -96,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _token_data_dir(args: argparse.Namespace) -> Path:
     """The data dir named (`--data-dir`, `PIXCRAWLER_DATA_DIR`), else the one `serve` running now; never a guess."""
-    from pixcrawler.local import registry
+    from pixcrawler_local import registry
 
     if args.data_dir or os.environ.get("PIXCRAWLER_DATA_DIR"):
         return _data_dir(args.data_dir)
@@ -114,8 +114,8 @@ def _token_data_dir(args: argparse.Namespace) -> Path:
 def cmd_token(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from pixcrawler.local import tokens
-    from pixcrawler.local.stack import read_secrets
+    from pixcrawler_local import tokens
+    from pixcrawler_local.stack import read_secrets
 
     data_dir = _token_data_dir(args)
     secrets = read_secrets(data_dir)
@@ -129,8 +129,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from pixcrawler.local import database
-    from pixcrawler.local.functions import repository_root
+    from pixcrawler_local import database
+    from pixcrawler_local.functions import repository_root
 
     repo = repository_root(args.repo)
     with ExitStack() as stack:
@@ -146,14 +146,14 @@ def _run_pipeline(
     args: argparse.Namespace, options: StackOptions, build: Callable[[ExitStack], DatasetRequest]
 ) -> Outcome:
     """Start the stack, run one dataset through it (with Ctrl-C cancelling the crawl), return the outcome."""
-    from pixcrawler.local.client import Client
-    from pixcrawler.local.pipeline import Pipeline
-    from pixcrawler.local.stack import LocalStack
+    from pixcrawler_local.client import Client
+    from pixcrawler_local.pipeline import Pipeline
+    from pixcrawler_local.stack import LocalStack
 
     with ExitStack() as resources, LocalStack(options) as stack:
         request = build(resources)
         pipeline = Pipeline(
-            Client(stack.api_url, stack.token("you@pixcrawler.local")), progress=not args.quiet, timeout=args.timeout
+            Client(stack.api_url, stack.token("you@pixcrawler_local")), progress=not args.quiet, timeout=args.timeout
         )
         try:
             return pipeline.run(request)
@@ -167,7 +167,7 @@ def _run_pipeline(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pixcrawler.local import demo
+    from pixcrawler_local import demo
 
     fresh = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
@@ -238,7 +238,7 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.crawl.refusals import describe
-    from pixcrawler.local.pipeline import DatasetRequest
+    from pixcrawler_local.pipeline import DatasetRequest
 
     urls = list(args.url or [])
     if args.urls_file:
@@ -346,11 +346,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pixcrawler.local.client import ApiError
-    from pixcrawler.local.functions import RepositoryNotFound
-    from pixcrawler.local.pipeline import StageFailed
-    from pixcrawler.local.ports import PortInUse
-    from pixcrawler.local.stack import DataDirBusy
+    from pixcrawler_local.client import ApiError
+    from pixcrawler_local.functions import RepositoryNotFound
+    from pixcrawler_local.pipeline import StageFailed
+    from pixcrawler_local.ports import PortInUse
+    from pixcrawler_local.stack import DataDirBusy
 
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
-from pixcrawler.local.ports import check_port
+from pixcrawler_local.ports import check_port
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 

@@ -11,9 +11,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixcrawler.local import samples
-from pixcrawler.local.httphost import HttpHost, Response
-from pixcrawler.local.pipeline import DatasetRequest, Outcome
+from pixcrawler_local import samples
+from pixcrawler_local.httphost import HttpHost, Response
+from pixcrawler_local.pipeline import DatasetRequest, Outcome
 
 DISTINCT_IMAGES = 20
 RULES = {"min_width": 64, "min_height": 64}

@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from pixcrawler.local import database, objectstore, registry
-from pixcrawler.local.functions import Function, repository_root
-from pixcrawler.local.gateway import Gateway, serve
-from pixcrawler.local.objectstore import WORK_QUEUES, BucketMirror, QueueSnapshot
-from pixcrawler.local.pollers import EventSource, Poller
-from pixcrawler.local.ports import PortInUse, check_port
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
+from pixcrawler_local import database, emulator, registry
+from pixcrawler_local.emulator import WORK_QUEUES, BucketMirror, QueueSnapshot
+from pixcrawler_local.functions import Function, repository_root
+from pixcrawler_local.gateway import Gateway, serve
+from pixcrawler_local.pollers import EventSource, Poller
+from pixcrawler_local.ports import PortInUse, check_port
 
 if TYPE_CHECKING:
     from pgserver import PostgresServer
@@ -173,7 +173,7 @@ class LocalStack:
         # PostgreSQL starts in its own processes: let it boot while this one starts moto and imports functions.
         with ThreadPoolExecutor(max_workers=1) as pool:
             database_ready = pool.submit(self._database)
-            self.aws_endpoint = self._exit.enter_context(objectstore.moto_server(options.host, options.aws_port))
+            self.aws_endpoint = self._exit.enter_context(emulator.moto_server(options.host, options.aws_port))
             self._configure()
             workers = {
                 queue: Function.from_repository(
@@ -193,7 +193,7 @@ class LocalStack:
         from pixcrawler import aws
 
         aws.s3().create_bucket(Bucket=BUCKET)
-        self.queues = objectstore.create_queues(
+        self.queues = emulator.create_queues(
             aws.sqs(), "pixcrawler", options.visibility_timeout, options.max_receive_count
         )
         for queue in WORK_QUEUES:
@@ -317,7 +317,7 @@ class LocalStack:
             self._exit.callback(entry.unlink, missing_ok=True)
 
     def token(self, email: str) -> str:
-        from pixcrawler.local import tokens
+        from pixcrawler_local import tokens
 
         return tokens.mint(self.secrets["token_secret"], email)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pixcrawler.local.client import Client, download
+from pixcrawler_local.client import Client, download
 
 
 class StageFailed(RuntimeError):
