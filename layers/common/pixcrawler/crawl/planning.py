@@ -17,9 +17,9 @@ from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import queues
-from pixcrawler.crawl.accounting import now
+from pixcrawler import lifecycle, queues
 from pixcrawler.db import session_scope
+from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
 from pixcrawler.providers import PROVIDERS
@@ -73,7 +73,7 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
     if job.status is JobStatus.PENDING:
         plans = plan(job, get_settings())
         if not plans:
-            job.status, job.error_message, job.completed_at = JobStatus.FAILED, "nothing to crawl", now()
+            lifecycle.fail(session, job, "nothing to crawl")
             return []
         session.execute(
             insert(CrawlChunk)
@@ -92,7 +92,7 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
             )
             .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
         )
-        job.status, job.started_at = JobStatus.RUNNING, job.started_at or now()
+        lifecycle.begin(session, job)
         job.total_chunks = job.active_chunks = len(plans)
     elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:
         return []

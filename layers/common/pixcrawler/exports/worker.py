@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, links, object_keys, queues
+from pixcrawler import aws, lifecycle, links, object_keys, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, manifest, multipart
 from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES, ROW_WRITERS, Archive, Document, Utf8Sink, open_archive
@@ -40,7 +40,6 @@ from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, Image, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
-from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
 
 logger = Logger(service="export")
@@ -209,13 +208,8 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
     )
-    row.status, row.started_at, row.total_images, row.exported_images, row.progress = (
-        JobStatus.RUNNING,
-        datetime.now(UTC),
-        total,
-        0,
-        0,
-    )
+    lifecycle.begin(session, row)
+    row.total_images, row.exported_images, row.progress = total, 0, 0
     return Checkpoint(
         key=key,
         only_valid=only_valid,
@@ -442,21 +436,13 @@ def _complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
     with session_scope() as session:
         row = _locked(session, job, clock)
         link = links.issue(job.id, timedelta(hours=job.options.link_lifetime_hours))
-        row.status, row.progress, row.completed_at = JobStatus.COMPLETED, 100, datetime.now(UTC)
+        lifecycle.complete(
+            session, row, format=job.format.value, images=checkpoint.exported, bytes=checkpoint.upload.size
+        )
         row.storage_key, row.file_size = checkpoint.key, checkpoint.upload.size
         row.total_images = row.exported_images = checkpoint.exported
         row.download_url, row.expires_at = link.url, link.expires_at
-        row.checkpoint, row.error_message = None, None
-        activity.record(
-            session,
-            job.user_id,
-            "export.completed",
-            "export_job",
-            job.id,
-            format=job.format.value,
-            images=checkpoint.exported,
-            bytes=checkpoint.upload.size,
-        )
+        row.checkpoint = None
 
 
 def _fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -468,13 +454,8 @@ def _fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
 
 
 def _mark_failed(session: Session, row: ExportJob, message: str) -> None:
-    row.status, row.error_message, row.completed_at, row.checkpoint = (
-        JobStatus.FAILED,
-        message,
-        datetime.now(UTC),
-        None,
-    )
-    activity.record(session, row.user_id, "export.failed", "export_job", row.id, error=message)
+    lifecycle.fail(session, row, message)
+    row.checkpoint = None
 
 
 def _discard(checkpoint: Checkpoint) -> None:
