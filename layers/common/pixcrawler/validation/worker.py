@@ -71,7 +71,9 @@ def plan(job_id: int) -> None:
             return
         if not job.batches:
             _create_batches(session, job, get_settings().validation_batch_size)
-        if not lifecycle.resume(session, job):
+        if job.status is JobStatus.FAILED:
+            lifecycle.resume(session, job)
+        else:
             lifecycle.begin(session, job)
         pending = [batch.batch_index for batch in job.batches if batch.status is not JobStatus.COMPLETED]
     if pending:
