@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         RepositoryNotFound,
         StageFailed,
         ApiError,
+        SettingsError,
         TimeoutError,
         FileNotFoundError,
     ) as error:
