@@ -8,11 +8,11 @@ message is harmless: the chunk's own row decides whether work remains.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
 from pixcrawler.providers import PROVIDERS
 from pixcrawler.settings import Settings, get_settings
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 HEADROOM = 1.25
 """Plan this much more than `max_images` from search providers: some candidates always fail to download."""
 

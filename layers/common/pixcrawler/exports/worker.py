@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, links, object_keys, queues
+from pixcrawler import aws, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, manifest, multipart
 from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES, ROW_WRITERS, Archive, Document, Utf8Sink, open_archive
@@ -43,7 +43,7 @@ from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
 from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
 
-logger = Logger(service="export")
+logger = Logger(child=True)
 
 PAGE_SIZE = 500
 SPOOL_IN_MEMORY = MiB
@@ -457,6 +457,8 @@ def _complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
             images=checkpoint.exported,
             bytes=checkpoint.upload.size,
         )
+        ran = row.completed_at - (row.started_at or row.completed_at)
+    observability.export_completed(checkpoint.exported, checkpoint.upload.size, ran.total_seconds())
 
 
 def _fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -475,6 +477,7 @@ def _mark_failed(session: Session, row: ExportJob, message: str) -> None:
         None,
     )
     activity.record(session, row.user_id, "export.failed", "export_job", row.id, error=message)
+    observability.job_failed("export")
 
 
 def _discard(checkpoint: Checkpoint) -> None:
