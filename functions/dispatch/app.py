@@ -16,7 +16,7 @@ logger = Logger()
 
 
 def record_handler(record: DispatchRecord) -> None:
-    observability.chunks_queued(len(dispatch(record.body)))
+    observability.chunks_queued(len(dispatch(record.body, sqs_records.receive_count(record))))
 
 
 @logger.inject_lambda_context

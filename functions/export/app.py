@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -15,10 +16,10 @@ from pixcrawler.messages import ExportRecord
 logger = Logger()
 
 
-def record_handler(record: ExportRecord, lambda_context: LambdaContext) -> str:
-    outcome = worker.run(record.body.export_job_id, worker.clock_for(lambda_context))
-    logger.info("export %s: %s", record.body.export_job_id, outcome)
-    return outcome.value
+def record_handler(record: ExportRecord, lambda_context: LambdaContext) -> None:
+    job_id = record.body.export_job_id
+    with sqs_records.fail_on_last_delivery("export", sqs_records.receive_count(record), partial(worker.fail, job_id)):
+        logger.info("export %s: %s", job_id, worker.run(job_id, worker.clock_for(lambda_context)))
 
 
 @logger.inject_lambda_context

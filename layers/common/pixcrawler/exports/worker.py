@@ -175,6 +175,18 @@ def _claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
         return job, checkpoint
 
 
+def fail(export_job_id: int, message: str) -> None:
+    """The message's last allowed delivery failed before the export could record why (its claim or plan
+    raised): fail it readably and drop its upload."""
+    with session_scope() as session:
+        row = session.get(ExportJob, export_job_id, with_for_update=True)
+        if row is None or row.status.finished:
+            return
+        if row.checkpoint:
+            _discard(Checkpoint.model_validate(row.checkpoint))
+        _mark_failed(session, row, message)
+
+
 def _options(stored: dict[str, Any]) -> ExportOptions:
     """The stored options; keys the API may keep beside them (such as the requesting user) are ignored."""
     return ExportOptions.model_validate({key: stored[key] for key in ExportOptions.model_fields if key in stored})
