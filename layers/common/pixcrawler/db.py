@@ -107,7 +107,7 @@ def session_scope() -> Iterator[Session]:
     session = _session_factory()()
     try:
         yield session
-        with observability.tracer.provider.in_subsegment("## database commit"):
+        with observability.subsegment("## database commit"):
             session.commit()
     except BaseException:
         session.rollback()

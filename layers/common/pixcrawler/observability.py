@@ -11,27 +11,38 @@ printed. The tracer is a no-op outside Lambda or with `POWERTOOLS_TRACE_DISABLED
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from pixcrawler.crawl.refusals import Refusal
 
-tracer = Tracer(patch_modules=["botocore"])
-"""Only boto3 is patched: patching HTTP clients would add a subsegment per downloaded image."""
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 _recorded: list[tuple[str, MetricUnit, float, tuple[str, str] | None]] = []
 """(metric, unit, value, optional (dimension, value)) recorded during this invocation, printed when it ends."""
+
+_tracer: Tracer | None = None
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def instrumented(handler: Handler) -> Handler:
-    """Trace the invocation and print its metrics when it ends (nothing when none were recorded)."""
-    traced = tracer.capture_lambda_handler(handler)
+    """Trace the invocation and print its metrics when it ends (nothing when none were recorded).
+
+    The tracer is made here, by the functions that are traced, so modules the API also imports (`db`) do not
+    load the X-Ray SDK (about 0.6 s, and botocore) for it. Only boto3 is patched: patching HTTP clients would
+    add a subsegment per downloaded image."""
+    global _tracer
+    from aws_lambda_powertools import Tracer
+
+    _tracer = _tracer or Tracer(patch_modules=["botocore"])
+    traced = _tracer.capture_lambda_handler(handler)
 
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
@@ -41,6 +52,16 @@ def instrumented(handler: Handler) -> Handler:
             _publish()
 
     return run  # type: ignore[return-value]
+
+
+@contextmanager
+def subsegment(name: str) -> Iterator[None]:
+    """An X-Ray subsegment around the block in a traced function; nothing elsewhere (the API, the tests)."""
+    if _tracer is None:
+        yield
+        return
+    with _tracer.provider.in_subsegment(name):
+        yield
 
 
 def chunk_completed(stored: int, refused: Mapping[Refusal, int], seconds: float) -> None:

@@ -129,7 +129,7 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     """Search (skipped once the job is full), then download and upload with bounded concurrency."""
     if claim.room == 0:
         return ChunkResult(found=0, stored=(), refused={}), []
-    with observability.tracer.provider.in_subsegment(f"## provider {claim.provider}"):
+    with observability.subsegment(f"## provider {claim.provider}"):
         candidates = get_provider(claim.provider).candidates(claim.work)
     settings = get_settings()
     downloader = Downloader(settings)
