@@ -29,7 +29,6 @@ from pixcrawler.schemas import (
     ExportJobCreate,
     ImageResponse,
     ProfileResponse,
-    ProjectDetailResponse,
     ValidationJobCreate,
 )
 from pixcrawler.sqlstate import CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION
@@ -106,9 +105,9 @@ def test_orm_objects_round_trip_through_schemas(session: Session) -> None:
     profile = make_tree(session)
     session.expire_all()
     project = session.get_one(Project, profile.projects[0].id)
-    detail = ProjectDetailResponse.model_validate(project)
-    assert detail.crawl_jobs[0].keywords == ["cat"]
-    assert detail.crawl_jobs[0].chunk_progress == 0.0
+    job = CrawlJobResponse.model_validate(project.crawl_jobs[0])
+    assert job.keywords == ["cat"]
+    assert job.chunk_progress == 0.0
     assert ProfileResponse.model_validate(profile).role == "user"
     image = ImageResponse.model_validate(project.crawl_jobs[0].images[0])
     assert image.sha256 == "a" * 64 and image.is_valid is None

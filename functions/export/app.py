@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pixcrawler import observability, sqs_records
-from pixcrawler.exports import worker
+from pixcrawler.exports import state, worker
 from pixcrawler.messages import ExportRecord
 
 logger = Logger()
@@ -18,7 +18,9 @@ logger = Logger()
 
 def record_handler(record: ExportRecord, lambda_context: LambdaContext) -> None:
     job_id = record.body.export_job_id
-    with sqs_records.fail_on_last_delivery("export", sqs_records.receive_count(record), partial(worker.fail, job_id)):
+    with sqs_records.fail_on_last_delivery(
+        "export", sqs_records.receive_count(record), partial(state.fail_unclaimed, job_id)
+    ):
         logger.info("export %s: %s", job_id, worker.run(job_id, worker.clock_for(lambda_context)))
 
 

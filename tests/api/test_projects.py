@@ -107,3 +107,15 @@ def test_delete_project_removes_rows_and_objects(
     log = session.scalars(select(ActivityLog).where(ActivityLog.action == "project.deleted")).one()
     assert log.resource_id == str(doomed_id) and log.metadata_["objects_removed"] == 4
     assert api("GET", f"/v1/projects/{doomed_id}", user=alice).status == 404
+
+
+def test_a_project_shows_its_newest_crawl_jobs_and_how_many_it_has(
+    api: Call, session: Session, alice: uuid.UUID
+) -> None:
+    owner = session.get_one(Profile, api("GET", "/v1/me", user=alice).json["id"])
+    project = factories.project(session, owner)
+    jobs = [factories.crawl_job(session, project, name=f"crawl {n}").id for n in range(25)]
+    session.commit()
+    detail = api("GET", f"/v1/projects/{project.id}", user=alice).json
+    assert detail["crawl_job_count"] == 25
+    assert [job["id"] for job in detail["crawl_jobs"]] == jobs[::-1][:20]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from pixcrawler.models import ProjectStatus
 from pixcrawler.schemas.common import Description, Name, RequestModel, ResponseModel
@@ -39,4 +39,8 @@ class ProjectResponse(ResponseModel):
 
 
 class ProjectDetailResponse(ProjectResponse):
-    crawl_jobs: list[CrawlJobResponse]
+    crawl_jobs: list[CrawlJobResponse] = Field(
+        description="The project's 20 newest crawl jobs, newest first; page through all of them with "
+        "`GET /v1/projects/{id}/crawl-jobs`."
+    )
+    crawl_job_count: int = Field(description="How many crawl jobs the project has.")

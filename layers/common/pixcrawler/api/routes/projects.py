@@ -32,7 +32,11 @@ def list_projects(
 
 @router.get("/projects/<project_id>", tags=["projects"])
 def get_project(project_id: Id) -> ProjectDetailResponse:
-    return ProjectDetailResponse.model_validate(projects.get(session(), user_id(), project_id))
+    found = projects.detail(session(), user_id(), project_id)
+    project = ProjectResponse.model_validate(found.project).model_dump()
+    return ProjectDetailResponse.model_validate(
+        {**project, "crawl_jobs": found.crawl_jobs, "crawl_job_count": found.crawl_job_count}
+    )
 
 
 @router.patch("/projects/<project_id>", tags=["projects"])
