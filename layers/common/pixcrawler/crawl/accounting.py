@@ -8,21 +8,22 @@ lose an increment.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import ColumnElement, Integer, bindparam, column, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
+from pixcrawler import observability
 from pixcrawler.crawl.refusals import Refusal, describe
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus, Project
 from pixcrawler.services import activity
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 LEADING_REASONS = 3
 """A failed job's `error_message` names this many of its most frequent refusal reasons."""
 
@@ -213,6 +214,7 @@ def _finish_job(session: Session, job: CrawlJob) -> None:
         failed_chunks=job.failed_chunks,
     )
     if job.status is JobStatus.FAILED:
+        observability.job_failed("crawl")
         logger.warning("crawl job %s failed: %s", job.id, job.error_message)
     else:
         logger.info("crawl job %s completed: %d image(s), refused %s", job.id, job.downloaded_images, job.refused)
