@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from pixcrawler import queues
+from pixcrawler import observability, queues
 from pixcrawler.messages import DispatchMessage, ExportMessage, Message, ValidationMessage
 from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, ExportJob, JobStatus, Project, ValidationJob
 from pixcrawler.services import activity
@@ -175,10 +175,12 @@ def complete(
 
 
 def fail(session: Session, job: Job, error: str, **details: Any) -> bool:
-    """A pending or running job fails with `error` (fit to show its user), recorded in its `failed` row."""
+    """A pending or running job fails with `error` (fit to show its user), recorded in its `failed` row and
+    counted in the `JobsFailed` metric."""
     moved = update_while(session, job, ACTIVE, status=JobStatus.FAILED, error_message=error, completed_at=now())
     if moved:
         _record(session, job, Event.FAILED, error=error, **details)
+        observability.job_failed(KINDS[type(job)].removesuffix("_job"))
     return moved
 
 

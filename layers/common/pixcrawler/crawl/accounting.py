@@ -8,11 +8,11 @@ lose an increment.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import ColumnElement, Integer, bindparam, column, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from pixcrawler.crawl.refusals import Refusal, describe
 from pixcrawler.lifecycle import now
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 LEADING_REASONS = 3
 """A failed job's `error_message` names this many of its most frequent refusal reasons."""
 

@@ -8,16 +8,17 @@ message is harmless: the chunk's own row decides whether work remains.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import lifecycle, queues
+from pixcrawler import lifecycle, queues, sqs_records
 from pixcrawler.db import session_scope
 from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage, DispatchMessage
@@ -25,7 +26,7 @@ from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
 from pixcrawler.providers import PROVIDERS
 from pixcrawler.settings import Settings, get_settings
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 HEADROOM = 1.25
 """Plan this much more than `max_images` from search providers: some candidates always fail to download."""
 
@@ -58,8 +59,15 @@ def plan(job: CrawlJob, settings: Settings) -> list[ChunkPlan]:
     return plans
 
 
-def dispatch(message: DispatchMessage) -> list[str]:
-    """Plan and queue a job (or, with `retry`, the chunks a retry reset); returns the chunk message ids sent."""
+def dispatch(message: DispatchMessage, receive_count: int = 1) -> list[str]:
+    """Plan and queue a job (or, with `retry`, the chunks a retry reset); returns the chunk message ids sent.
+    A failure on the message's last allowed delivery fails the job readably (`fail`)."""
+    with sqs_records.fail_on_last_delivery("dispatch", receive_count, partial(fail, message.crawl_job_id)):
+        return _dispatch(message)
+    return []
+
+
+def _dispatch(message: DispatchMessage) -> list[str]:
     with session_scope() as session:
         job = session.get(CrawlJob, message.crawl_job_id, with_for_update=True)
         if job is None or job.status is JobStatus.CANCELLED:
@@ -67,6 +75,14 @@ def dispatch(message: DispatchMessage) -> list[str]:
             return []
         chunk_ids = _retried(session, job) if message.retry else _plan_once(session, job)
     return _send(message.crawl_job_id, chunk_ids)
+
+
+def fail(crawl_job_id: int, reason: str) -> None:
+    """A job whose dispatch keeps failing (its plan or its chunk messages) ends failed rather than waiting forever."""
+    with session_scope() as session:
+        job = session.get(CrawlJob, crawl_job_id, with_for_update=True)
+        if job is not None:
+            lifecycle.fail(session, job, reason)
 
 
 def _plan_once(session: Session, job: CrawlJob) -> list[int]:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, lifecycle, links, object_keys, queues
+from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, multipart
 from pixcrawler.exports.formats import CONTENT_TYPES
@@ -34,7 +34,7 @@ from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
 from pixcrawler.settings import get_settings
 
-logger = Logger(service="export")
+logger = Logger(child=True)
 
 LEASE_MARGIN = timedelta(seconds=60)
 
@@ -212,7 +212,11 @@ def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
     """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
     multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
     with session_scope() as session:
-        _mark_completed(session, _locked(session, job, clock), job, checkpoint)
+        row = _locked(session, job, clock)
+        _mark_completed(session, row, job, checkpoint)
+        started = row.started_at or datetime.now(UTC)
+    ran = datetime.now(UTC) - started
+    observability.export_completed(checkpoint.exported, checkpoint.upload.size, ran.total_seconds())
 
 
 def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -220,6 +224,18 @@ def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
     discard(checkpoint)
     with session_scope() as session:
         _mark_failed(session, _locked(session, job, clock), message)
+
+
+def fail_unclaimed(export_job_id: int, message: str) -> None:
+    """The message's last allowed delivery failed before the export could record why (its claim or plan
+    raised): fail the job readably and drop its upload, whoever held the lease."""
+    with session_scope() as session:
+        row = session.get(ExportJob, export_job_id, with_for_update=True)
+        if row is None or row.status.finished:
+            return
+        if row.checkpoint:
+            discard(Checkpoint.model_validate(row.checkpoint))
+        _mark_failed(session, row, message)
 
 
 def discard(checkpoint: Checkpoint) -> None:

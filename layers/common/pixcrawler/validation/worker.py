@@ -10,11 +10,12 @@ SQS delivers at least once and batches run in parallel, so every step is a condi
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, literal, select, update
@@ -22,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, lifecycle, queues
+from pixcrawler import aws, lifecycle, observability, queues, sqs_records
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
@@ -31,24 +32,19 @@ from pixcrawler.settings import get_settings
 from pixcrawler.validation import neardup, rules
 from pixcrawler.validation.hashing import to_signed
 
-log = logging.getLogger(__name__)
+log = Logger(child=True)
 
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
-    """Run one message. On its last allowed delivery a failure also fails the job with a readable message
-    (and still raises, so the message lands in the dead-letter queue for inspection)."""
-    try:
+    """Run one message; a failure on its last allowed delivery fails the job with a readable message."""
+    step = "planning" if message.batch is None else f"batch {message.batch}"
+    with sqs_records.fail_on_last_delivery(step, receive_count, partial(fail, message.validation_job_id)):
         if message.batch is None:
             plan(message.validation_job_id)
         else:
             run_batch(message.validation_job_id, message.batch)
-    except Exception as error:
-        if receive_count >= get_settings().max_receive_count:
-            step = "planning" if message.batch is None else f"batch {message.batch}"
-            fail(message.validation_job_id, f"{step} failed after {receive_count} attempts: {error}")
-        raise
 
 
 def plan(job_id: int) -> None:
@@ -238,9 +234,11 @@ def finish_if_done(job_id: int) -> None:
     """Once every batch is done, and exactly once: drop duplicates, settle the counters, log the completion."""
     with session_scope() as session:
         job = session.get(ValidationJob, job_id)
-        if job is not None:
-            done = ValidationJob.completed_batches >= ValidationJob.total_batches
-            lifecycle.complete(session, job, where=(done,), settle=lambda: _settle(session, job))
+        done = ValidationJob.completed_batches >= ValidationJob.total_batches
+        if job is None or not lifecycle.complete(session, job, where=(done,), settle=lambda: _settle(session, job)):
+            return
+        outcome = (job.validated_images - job.invalid_images, job.invalid_images)
+    observability.validation_completed(*outcome)
 
 
 def _settle(session: Session, job: ValidationJob) -> dict[str, Any]:
