@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixcrawler.messages import DispatchMessage
-from pixcrawler.models import JobStatus
+from pixcrawler.models import ActivityLog, JobStatus
 from pixcrawler.settings import get_settings
 from pixcrawler_local.httphost import HttpHost
 from tests.crawl.conftest import Apps, serve_jpegs
@@ -38,3 +39,5 @@ def test_a_dispatch_failing_on_its_last_delivery_fails_the_job_readably(
     assert failed.status is JobStatus.FAILED and failed.completed_at is not None
     assert (failed.error_message or "").startswith(f"dispatch failed after {limit} attempts: ")
     assert "NonExistentQueue" in (failed.error_message or "")
+    logged = session.scalars(select(ActivityLog.resource_id).where(ActivityLog.action == "crawl_job.failed")).all()
+    assert logged == [str(job.id)]

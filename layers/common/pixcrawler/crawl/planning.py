@@ -18,9 +18,9 @@ from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import observability, queues, sqs_records
-from pixcrawler.crawl.accounting import now
+from pixcrawler import lifecycle, queues, sqs_records
 from pixcrawler.db import session_scope
+from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
 from pixcrawler.providers import PROVIDERS
@@ -81,16 +81,15 @@ def fail(crawl_job_id: int, reason: str) -> None:
     """A job whose dispatch keeps failing (its plan or its chunk messages) ends failed rather than waiting forever."""
     with session_scope() as session:
         job = session.get(CrawlJob, crawl_job_id, with_for_update=True)
-        if job is not None and not job.status.finished:
-            job.status, job.error_message, job.completed_at = JobStatus.FAILED, reason, now()
-            observability.job_failed("crawl")
+        if job is not None:
+            lifecycle.fail(session, job, reason)
 
 
 def _plan_once(session: Session, job: CrawlJob) -> list[int]:
     if job.status is JobStatus.PENDING:
         plans = plan(job, get_settings())
         if not plans:
-            job.status, job.error_message, job.completed_at = JobStatus.FAILED, "nothing to crawl", now()
+            lifecycle.fail(session, job, "nothing to crawl")
             return []
         session.execute(
             insert(CrawlChunk)
@@ -109,7 +108,7 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
             )
             .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
         )
-        job.status, job.started_at = JobStatus.RUNNING, job.started_at or now()
+        lifecycle.begin(session, job)
         job.total_chunks = job.active_chunks = len(plans)
     elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:
         return []

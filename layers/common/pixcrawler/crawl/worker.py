@@ -21,10 +21,11 @@ from aws_lambda_powertools import Logger
 from sqlalchemy import select
 
 from pixcrawler import aws, bucket, object_keys, observability, sqs_records
-from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
+from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk
 from pixcrawler.crawl.download import Downloader, DownloadRejected
 from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.db import session_scope
+from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
@@ -115,7 +116,7 @@ def _claim(message: ChunkMessage, seconds_left: float) -> Claim | None:
             project_id=job.project_id,
             provider=chunk.provider,
             work=Work(chunk.keyword, chunk.page, settings.crawl_page_size, tuple(chunk.urls or ())),
-            room=max(0, job.max_images - job.downloaded_images),
+            room=job.remaining_capacity,
             stop_by=time.monotonic() + seconds_left - _reserve(settings),
         )
 

@@ -10,10 +10,8 @@ SQS delivers at least once and batches run in parallel, so every step is a condi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -25,19 +23,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, observability, queues, sqs_records
+from pixcrawler import aws, lifecycle, observability, queues, sqs_records
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ValidationMessage
-from pixcrawler.models import CrawlJob, Image, JobStatus, Project, ValidationBatch, ValidationJob
+from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
-from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import neardup, rules
 from pixcrawler.validation.hashing import to_signed
 
 log = Logger(child=True)
 
-RESOURCE = "validation_job"
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
 
 
@@ -67,14 +63,14 @@ def plan(job_id: int) -> None:
         try:
             ValidationRules.model_validate(job.validation_rules)
         except ValidationError as error:
-            _mark_failed(session, job, f"invalid validation rules: {error}")
+            lifecycle.fail(session, job, f"invalid validation rules: {error}")
             return
         if not job.batches:
             _create_batches(session, job, get_settings().validation_batch_size)
-        job.status = JobStatus.RUNNING
-        job.error_message = None
-        job.completed_at = None
-        job.started_at = job.started_at or datetime.now(UTC)
+        if job.status is JobStatus.FAILED:
+            lifecycle.resume(session, job)
+        else:
+            lifecycle.begin(session, job)
         pending = [batch.batch_index for batch in job.batches if batch.status is not JobStatus.COMPLETED]
     if pending:
         messages = [ValidationMessage(validation_job_id=job_id, batch=index) for index in pending]
@@ -237,34 +233,25 @@ _WRITE_RESULTS = (
 def finish_if_done(job_id: int) -> None:
     """Once every batch is done, and exactly once: drop duplicates, settle the counters, log the completion."""
     with session_scope() as session:
-        job = session.scalars(
-            update(ValidationJob)
-            .where(
-                ValidationJob.id == job_id,
-                ValidationJob.status == JobStatus.RUNNING,
-                ValidationJob.completed_batches >= ValidationJob.total_batches,
-            )
-            .values(status=JobStatus.COMPLETED, progress=100, completed_at=func.now())
-            .returning(ValidationJob)
-        ).one_or_none()
-        if job is None:
+        job = session.get(ValidationJob, job_id)
+        done = ValidationJob.completed_batches >= ValidationJob.total_batches
+        if job is None or not lifecycle.complete(session, job, where=(done,), settle=lambda: _settle(session, job)):
             return
-        duplicates = _remove_duplicates(session, job)
-        job.invalid_images += len(duplicates)
-        crawl_job = _count_valid(session, job.crawl_job_id)
-        activity.record(
-            session,
-            _owner(session, crawl_job),
-            "validation_job.completed",
-            RESOURCE,
-            job.id,
-            crawl_job_id=crawl_job.id,
-            validated_images=job.validated_images,
-            invalid_images=job.invalid_images,
-            duplicates=len(duplicates),
-        )
         outcome = (job.validated_images - job.invalid_images, job.invalid_images)
     observability.validation_completed(*outcome)
+
+
+def _settle(session: Session, job: ValidationJob) -> dict[str, Any]:
+    """Drop the duplicates and set the crawl job's `valid_images`; what the completion's activity row tells."""
+    duplicates = _remove_duplicates(session, job)
+    job.invalid_images += len(duplicates)
+    crawl_job = _count_valid(session, job.crawl_job_id)
+    return {
+        "crawl_job_id": crawl_job.id,
+        "validated_images": job.validated_images,
+        "invalid_images": job.invalid_images,
+        "duplicates": len(duplicates),
+    }
 
 
 def _count_valid(session: Session, crawl_job_id: int) -> CrawlJob:
@@ -315,18 +302,5 @@ def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Dup
 def fail(job_id: int, message: str) -> None:
     with session_scope() as session:
         job = session.get(ValidationJob, job_id, with_for_update=True)
-        if job is not None and not job.status.finished:
-            _mark_failed(session, job, message)
-
-
-def _mark_failed(session: Session, job: ValidationJob, message: str) -> None:
-    job.status = JobStatus.FAILED
-    job.error_message = message
-    job.completed_at = datetime.now(UTC)
-    observability.job_failed("validation")
-    crawl_job = session.get_one(CrawlJob, job.crawl_job_id)
-    activity.record(session, _owner(session, crawl_job), "validation_job.failed", RESOURCE, job.id, error=message)
-
-
-def _owner(session: Session, crawl_job: CrawlJob) -> uuid.UUID | None:
-    return session.scalar(select(Project.user_id).where(Project.id == crawl_job.project_id))
+        if job is not None:
+            lifecycle.fail(session, job, message)
