@@ -3,8 +3,10 @@ and message is on disk before the client hears back), and the bucket's queues as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from pixcrawler_local.ports import check_port
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
     from pixcrawler_local.store import DurableStore
@@ -79,3 +82,35 @@ def create_queues(
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created[name] = {"url": url, "arn": arn, "dlq_url": dlq_url}
     return created
+
+
+def import_legacy_state(
+    s3: S3Client, sqs: SQSClient, bucket: str, queues: dict[str, dict[str, str]], data_dir: Path
+) -> int:
+    """Move a data dir written before the store (a periodic copy of the bucket in `objects/`, the queues saved
+    at shutdown in `queues.json`) into the running emulator, whose store keeps them from then on; then delete
+    the old files. The number of objects and messages moved."""
+    moved = 0
+    index_path, mirror = data_dir / "objects" / "index.json", data_dir / "objects" / "objects"
+    if index_path.is_file():
+        for key, entry in json.loads(index_path.read_text()).items():
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            if (path := mirror / digest[:2] / digest).is_file():
+                with path.open("rb") as body:
+                    s3.put_object(
+                        Bucket=bucket,
+                        Key=key,
+                        Body=body,
+                        ContentType=entry.get("content_type") or "binary/octet-stream",
+                        Metadata=entry.get("metadata") or {},
+                    )
+                moved += 1
+        shutil.rmtree(data_dir / "objects")
+    if (snapshot := data_dir / "queues.json").is_file():
+        for name, saved in json.loads(snapshot.read_text()).items():
+            for kind, url_key in (("queue", "url"), ("dlq", "dlq_url")):
+                for body in saved.get(kind, []):
+                    sqs.send_message(QueueUrl=queues[name][url_key], MessageBody=body)
+                    moved += 1
+        snapshot.unlink()
+    return moved

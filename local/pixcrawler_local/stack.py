@@ -202,6 +202,8 @@ class LocalStack:
         objects, messages = store.restore()
         if objects or messages:
             log.info("restored %d stored objects and %d queued messages", objects, messages)
+        if moved := emulator.import_legacy_state(aws.s3(), aws.sqs(), BUCKET, self.queues, self.data_dir):
+            log.info("moved %d objects and messages of an older data dir into the store", moved)
         for queue, function in workers.items():
             source = EventSource(
                 queue_url=self.queues[queue.name]["url"],

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import FakeKey, s3_backends
@@ -153,7 +153,7 @@ class DurableStore:
     # --- S3 -------------------------------------------------------------------------------------------------
 
     def _save_s3_request(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
-        bucket, _, key = unquote(path).lstrip("/").partition("/")
+        bucket, _, key = path.encode("latin-1").decode("utf-8").lstrip("/").partition("/")  # WSGI's PATH_INFO
         if "delete" in query:
             names = ET.fromstring(body).iter() if body else iter(())
             for element in names:
