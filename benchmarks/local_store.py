@@ -4,7 +4,7 @@ Each variant runs in its own process (as in `pixcrawler serve`): moto's plain `T
 memory, the old stand-in) and `emulator.moto_server` (objects written through to a data dir). The parent PUTs
 N photo-sized objects with boto3 from 8 threads, then reads the server's resident set from /proc.
 
-    python benchmarks/local_store.py [--objects 2000] [--size 115000]
+    python benchmarks/local_store.py [--objects 2000] [--size 115000] [--variants memory disk]
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--size", type=int, default=115_000)
+    parser.add_argument("--variants", nargs="+", choices=("memory", "disk"), default=["memory", "disk"])
     args = parser.parse_args()
     print(f"{args.objects} objects x {args.size // 1000} KB, 8 threads")
-    for variant in ("memory", "disk"):
+    for variant in args.variants:
         figures = measure(variant, args.objects, args.size)
         print(
             f"{variant:>6}: {figures['puts_per_s']:6.0f} PUT/s, emulator RSS {figures['rss_before']:6.1f} -> "
