@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, literal, select, update
+from sqlalchemy import BigInteger, Boolean, Integer, Row, String, bindparam, column, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from pixcrawler.models import CrawlJob, Image, JobStatus, Project, ValidationBat
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
-from pixcrawler.validation import neardup, rules
+from pixcrawler.validation import ingest, neardup, rules
 from pixcrawler.validation.hashing import to_signed
 
 log = logging.getLogger(__name__)
@@ -113,17 +113,44 @@ def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> No
 class _BatchWork:
     batch_id: int
     rules: ValidationRules
-    images: Sequence[tuple[int, str]]
+    images: Sequence[Row[Any]]
 
 
 def run_batch(job_id: int, batch_index: int) -> None:
-    """Validate one batch (S3 reads and decoding outside any transaction), then commit it exactly once."""
+    """Validate one batch (any S3 reads and decoding outside a transaction), then commit it exactly once.
+
+    An image whose facts the crawl took at ingest is judged from its row; only rows ingested before that
+    (`decodable IS NULL`) are read from S3 and decoded here."""
     work = _load_batch(job_id, batch_index)
     if work is not None:
         bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
-        results = [(image_id, _inspect_object(bucket, key, work.rules, max_pixels)) for image_id, key in work.images]
+        results = [
+            (
+                image.id,
+                _inspect_object(bucket, image.storage_url, work.rules, max_pixels)
+                if image.decodable is None
+                else rules.judge(_facts(image), work.rules, image.file_size),
+            )
+            for image in work.images
+        ]
         _commit_batch(job_id, work.batch_id, results)
     finish_if_done(job_id)
+
+
+_FACT_COLUMNS = (
+    Image.width,
+    Image.height,
+    Image.format,
+    Image.mode,
+    Image.orientation,
+    Image.decode_error,
+    Image.blank_variance,
+    Image.phash,
+)
+
+
+def _facts(image: Row[Any]) -> rules.Facts:
+    return ingest.facts_of(**{column.key: getattr(image, column.key) for column in _FACT_COLUMNS})
 
 
 def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
@@ -141,11 +168,11 @@ def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
         if status is not JobStatus.RUNNING or batch.status is JobStatus.COMPLETED:
             return None
         images = session.execute(
-            select(Image.id, Image.storage_url)
+            select(Image.id, Image.storage_url, Image.file_size, Image.decodable, *_FACT_COLUMNS)
             .where(Image.crawl_job_id == crawl_job_id, Image.id.between(batch.first_image_id, batch.last_image_id))
             .order_by(Image.id)
         ).all()
-        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), [(i, key) for i, key in images])
+        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), images)
 
 
 def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixels: int) -> rules.Inspection:
