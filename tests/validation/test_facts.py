@@ -91,8 +91,10 @@ def verdicts(session: Session, stored: dict[str, Image]) -> dict[str, tuple[Any,
 
 
 def test_images_with_facts_are_judged_without_reading_s3_and_as_decoding_them_would(
-    session: Session, aws: dict[str, Any], s3_requests: Counter[str]
+    session: Session, aws: dict[str, Any], s3_requests: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("VALIDATION_BATCH_SIZE", "3")
+    get_settings.cache_clear()
     with_facts, new = store_all(session, aws, ingested=True)
     assert all(image.decodable is not None for image in new.values())
     before_facts, old = store_all(session, aws, ingested=False)
@@ -108,6 +110,8 @@ def test_images_with_facts_are_judged_without_reading_s3_and_as_decoding_them_wo
     run(aws, decoded)
     assert reload(session, decoded).status is JobStatus.COMPLETED
     assert s3_requests["GetObject"] == len(old)
+    # A batch is worth 3 decodes: 11 images to decode take 4 batches, 11 judged from their facts take one.
+    assert (reload(session, judged).total_batches, reload(session, decoded).total_batches) == (1, 4)
 
     expected = verdicts(session, old)
     assert verdicts(session, new) == expected

@@ -123,8 +123,9 @@ class Facts:
     thumbnail: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
-def examine(file: IO[bytes], max_pixels: int) -> Facts:
-    """Open and decode once, at reduced size: the facts every rule is judged from."""
+def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
+    """Open and decode once, at reduced size: the facts every rule is judged from, and with `thumbnail` the
+    preview too. The decode's scale does not depend on `thumbnail`, so hashes compare across both uses."""
     # Pillow's protection is a module setting; escalating its warning makes every image above the limit fail,
     # not only those above twice the limit.
     Image.MAX_IMAGE_PIXELS = max_pixels
@@ -147,8 +148,8 @@ def examine(file: IO[bytes], max_pixels: int) -> Facts:
             gray = reduced.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
         except DECODE_ERRORS as error:
             return replace(header, problem=Problem(Code.UNDECODABLE, f"the image data does not decode: {error}"))
-        thumbnail = _thumbnail(reduced, header.orientation)
-    return replace(header, phash=dhash(gray), variance=ImageStat.Stat(gray).var[0], thumbnail=thumbnail)
+        preview = _thumbnail(reduced, header.orientation) if thumbnail else None
+    return replace(header, phash=dhash(gray), variance=ImageStat.Stat(gray).var[0], thumbnail=preview)
 
 
 def judge(facts: Facts, rules: ValidationRules, file_size: int | None = None) -> Inspection:

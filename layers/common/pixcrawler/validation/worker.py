@@ -19,7 +19,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Boolean, Integer, Row, String, bindparam, column, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -38,6 +50,9 @@ log = logging.getLogger(__name__)
 
 RESOURCE = "validation_job"
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
+FACTS_PER_DECODE = 25
+"""Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
+well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's single write statement moderate."""
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
@@ -88,8 +103,12 @@ def plan(job_id: int) -> None:
 
 
 def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> None:
+    """Cut the job's images into runs of consecutive ids, each worth `batch_size` decodes: an image judged
+    from its facts costs 1/FACTS_PER_DECODE of one, so a job crawled with facts needs far fewer batches."""
+    cost = case((Image.decodable.is_(None), FACTS_PER_DECODE), else_=1)
+    spent_before = func.sum(cost).over(order_by=Image.id) - cost
     numbered = (
-        select(Image.id, ((func.row_number().over(order_by=Image.id) - 1) // batch_size).label("batch_index"))
+        select(Image.id, (spent_before // (batch_size * FACTS_PER_DECODE)).label("batch_index"))
         .where(Image.crawl_job_id == job.crawl_job_id)
         .subquery()
     )
@@ -113,7 +132,8 @@ def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> No
 class _BatchWork:
     batch_id: int
     rules: ValidationRules
-    images: Sequence[Row[Any]]
+    images: Sequence[Any]
+    """Rows of (id, storage_url, file_size, decodable, *ingest.FACT_COLUMNS)."""
 
 
 def run_batch(job_id: int, batch_index: int) -> None:
@@ -126,31 +146,15 @@ def run_batch(job_id: int, batch_index: int) -> None:
         bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
         results = [
             (
-                image.id,
-                _inspect_object(bucket, image.storage_url, work.rules, max_pixels)
-                if image.decodable is None
-                else rules.judge(_facts(image), work.rules, image.file_size),
+                image_id,
+                _inspect_object(bucket, key, work.rules, max_pixels)
+                if decodable is None
+                else rules.judge(ingest.facts_of(*facts), work.rules, file_size),
             )
-            for image in work.images
+            for image_id, key, file_size, decodable, *facts in work.images
         ]
         _commit_batch(job_id, work.batch_id, results)
     finish_if_done(job_id)
-
-
-_FACT_COLUMNS = (
-    Image.width,
-    Image.height,
-    Image.format,
-    Image.mode,
-    Image.orientation,
-    Image.decode_error,
-    Image.blank_variance,
-    Image.phash,
-)
-
-
-def _facts(image: Row[Any]) -> rules.Facts:
-    return ingest.facts_of(**{column.key: getattr(image, column.key) for column in _FACT_COLUMNS})
 
 
 def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
@@ -168,7 +172,7 @@ def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
         if status is not JobStatus.RUNNING or batch.status is JobStatus.COMPLETED:
             return None
         images = session.execute(
-            select(Image.id, Image.storage_url, Image.file_size, Image.decodable, *_FACT_COLUMNS)
+            select(Image.id, Image.storage_url, Image.file_size, Image.decodable, *ingest.FACT_COLUMNS)
             .where(Image.crawl_job_id == crawl_job_id, Image.id.between(batch.first_image_id, batch.last_image_id))
             .order_by(Image.id)
         ).all()
