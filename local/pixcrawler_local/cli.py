@@ -13,11 +13,13 @@ import tempfile
 import threading
 import warnings
 from contextlib import ExitStack
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings
+from pixcrawler.schemas import ExportFormat, ExportLayout, Provider
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,6 +32,11 @@ DEFAULT_DATA_DIR = ".pixcrawler"
 
 class UsageError(Exception):
     """Input the command cannot use: one sentence on stderr and exit code 2, as argparse answers a bad option."""
+
+
+def _values(choices: type[StrEnum]) -> list[str]:
+    """An option's choices are the API's own enum values, so the CLI accepts exactly what a request may name."""
+    return [member.value for member in choices]
 
 
 def _data_dir(value: str | None) -> Path:
@@ -243,8 +250,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     urls = list(args.url or [])
     if args.urls_file:
         urls += _read_urls(args.urls_file)
-    providers = args.provider or (["urls"] if urls else ["openverse"])
-    if "urls" in providers and not urls:
+    providers = args.provider or [Provider.URLS.value if urls else Provider.OPENVERSE.value]
+    if Provider.URLS in providers and not urls:
         raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
     _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
     output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
@@ -328,10 +335,10 @@ def _parser() -> argparse.ArgumentParser:
 
     crawl = commands.add_parser("crawl", parents=[common, stack, pipeline], help="build a dataset from the web")
     crawl.add_argument("keywords", nargs="+", metavar="KEYWORD")
-    crawl.add_argument("--provider", action="append", choices=["openverse", "wikimedia", "urls"])
+    crawl.add_argument("--provider", action="append", choices=_values(Provider))
     crawl.add_argument("--max-images", type=int, default=100)
-    crawl.add_argument("--format", default="zip", choices=["zip", "tar", "tar.gz", "csv", "json", "jsonl"])
-    crawl.add_argument("--layout", default="by_keyword", choices=["flat", "by_keyword", "hf_imagefolder"])
+    crawl.add_argument("--format", default=ExportFormat.ZIP.value, choices=_values(ExportFormat))
+    crawl.add_argument("--layout", default=ExportLayout.BY_KEYWORD.value, choices=_values(ExportLayout))
     crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
@@ -370,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         RepositoryNotFound,
         StageFailed,
         ApiError,
+        SettingsError,
         TimeoutError,
         FileNotFoundError,
     ) as error:

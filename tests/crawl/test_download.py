@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import math
 import socket
@@ -266,7 +265,7 @@ def test_each_refusal_names_its_reason(downloader: Downloader, host: HttpHost) -
     reasons = {path: refusal_of(downloader, host.url(path)).reason for path in host.routes}
     reasons["/missing.jpg"] = refusal_of(downloader, host.url("/missing.jpg")).reason
     reasons["closed port"] = refusal_of(downloader, "http://127.0.0.1:1/a.jpg").reason
-    no_loopback = Downloader(dataclasses.replace(downloader.settings, crawl_allow_loopback=False))
+    no_loopback = Downloader(downloader.settings.model_copy(update={"crawl_allow_loopback": False}))
     reasons["loopback"] = refusal_of(no_loopback, host.url("/ai.jpg")).reason
     assert reasons == {
         "/page.jpg": Refusal.NOT_AN_IMAGE,

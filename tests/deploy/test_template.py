@@ -13,26 +13,14 @@ import pytest
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
 
+from pixcrawler.settings import Settings
 from tests.conftest import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
 PUBLIC_ROUTES = {"GET /v1/health", "GET /v1/docs", "GET /v1/openapi.json", "GET /v1/downloads/{token}"}
-SETTINGS_VARIABLES = {  # what the code reads (pixcrawler.settings and Powertools)
-    "DB_SECRET_ARN",
-    "DB_PROXY_ENDPOINT",
-    "DB_CA_BUNDLE",
-    "DATA_BUCKET",
-    "DISPATCH_QUEUE_URL",
-    "CRAWL_QUEUE_URL",
-    "VALIDATION_QUEUE_URL",
-    "EXPORT_QUEUE_URL",
-    "PUBLIC_API_URL",
-    "DOWNLOAD_LINK_SECRET_ARN",
-    "MAX_RECEIVE_COUNT",
-    "POWERTOOLS_SERVICE_NAME",
-    "POWERTOOLS_LOG_LEVEL",
-    "POWERTOOLS_METRICS_NAMESPACE",
-}
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
+SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields} | POWERTOOLS_VARIABLES
+"""What the code reads: a variable the template passes that no setting declares would be silently ignored."""
 
 
 def cli_env() -> dict[str, str]:

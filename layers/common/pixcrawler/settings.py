@@ -1,103 +1,119 @@
 """Runtime settings, read once per container from the environment.
 
-Every function, the CLI and the tests read configuration through `get_settings()`, so one place decides
-names and defaults. Call `get_settings.cache_clear()` after changing the environment (tests do).
+Every function, the CLI and the tests read configuration through `get_settings()`. Each setting is declared
+once below, as a field whose upper-cased name is its environment variable, with its type, default, bounds and
+meaning; the README's configuration tables are checked against these declarations (tests/test_settings.py).
+Reading settings touches nothing but the environment: secrets named by an ARN are fetched by the code that
+needs them, on first use. Call `get_settings.cache_clear()` after changing the environment (tests do).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_RECEIVE_COUNT = 5
 """Deliveries of one message before SQS moves it to its dead-letter queue: template.yaml's `MaxReceiveCount`
 default (a parity test keeps them equal), and what the workers assume when the variable is unset."""
 
-
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+MiB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str
-    db_secret_arn: str
-    db_proxy_endpoint: str
-    db_ca_bundle: str
-    db_pool_size: int
-    data_bucket: str
-    dispatch_queue_url: str
-    crawl_queue_url: str
-    validation_queue_url: str
-    export_queue_url: str
-    public_api_url: str
-    download_link_secret: str
-    download_link_secret_arn: str
-    validation_batch_size: int
-    validation_max_pixels: int
-    openverse_url: str
-    openverse_client_id: str
-    openverse_client_secret: str
-    wikimedia_url: str
-    crawl_user_agent: str
-    crawl_allow_loopback: bool
-    crawl_page_size: int
-    crawl_urls_per_chunk: int
-    max_receive_count: int
-    crawl_stuck_after_seconds: int
-    crawl_commit_reserve_seconds: float
-    download_max_bytes: int
-    download_connect_timeout: float
-    download_read_timeout: float
-    download_total_timeout: float
-    download_max_redirects: int
-    download_concurrency: int
-    export_part_size_mb: int
-    export_reserve_seconds: int
-    export_fetch_concurrency: int
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting refuses; the message names every such variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting; the environment variable is the field name in upper case. Empty variables count as
+    unset (CloudFormation passes an empty optional parameter as "")."""
+
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        repr=False,
+        description="`postgresql+pg8000://user:pass@host/db` (for a unix socket: `?unix_sock=/dir/.s.PGSQL.5432`)",
+    )
+    db_secret_arn: str = Field(
+        default="", description="used when `DATABASE_URL` is unset: an RDS-shaped Secrets Manager secret"
+    )
+    db_proxy_endpoint: str = Field(default="", description="optional RDS Proxy host that replaces the secret's host")
+    db_ca_bundle: str = Field(default="", description="optional CA bundle for TLS to RDS")
+    db_pool_size: int = Field(default=1, ge=1, le=100, description="database connections per process")
+    data_bucket: str = Field(default="pixcrawler-data", min_length=3, description="S3 bucket for images and exports")
+    dispatch_queue_url: str = Field(default="", description="SQS queue of crawl jobs to plan")
+    crawl_queue_url: str = Field(default="", description="SQS queue of crawl chunks")
+    validation_queue_url: str = Field(default="", description="SQS queue of validation batches")
+    export_queue_url: str = Field(default="", description="SQS queue of export jobs")
+    public_api_url: str = Field(default="http://127.0.0.1:3000", description="base URL of download links")
+    download_link_secret: str = Field(default="", repr=False, description="key that signs download links")
+    download_link_secret_arn: str = Field(
+        default="", description="Secrets Manager secret holding that key, used when DOWNLOAD_LINK_SECRET is unset"
+    )
+    validation_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="images to decode per validation message (one with facts: 1/25)"
+    )
+    validation_max_pixels: int = Field(
+        default=50_000_000, ge=1, description="larger images are refused as decompression bombs without decoding"
+    )
+    openverse_url: str = Field(default="https://api.openverse.org", description="Openverse API base URL")
+    openverse_client_id: str = Field(default="", description="Openverse OAuth client (anonymous when unset)")
+    openverse_client_secret: str = Field(default="", repr=False, description="Openverse OAuth client secret")
+    wikimedia_url: str = Field(
+        default="https://commons.wikimedia.org/w/api.php", description="Wikimedia Commons API endpoint"
+    )
+    crawl_user_agent: str = Field(
+        default="PixCrawler/0.1 (+https://github.com/pixcrawler/pixcrawler; crawler@pixcrawler.dev)",
+        min_length=1,
+        description="User-Agent of every provider call and download",
+    )
+    crawl_allow_loopback: bool = Field(
+        default=False, description="allow downloads from loopback addresses (local stack and tests only)"
+    )
+    crawl_page_size: int = Field(default=20, ge=1, le=500, description="results per provider search page")
+    crawl_urls_per_chunk: int = Field(default=100, ge=1, le=10_000, description="candidate URLs per crawl chunk")
+    max_receive_count: int = Field(
+        default=DEFAULT_MAX_RECEIVE_COUNT,
+        ge=1,
+        le=1000,
+        description="deliveries before a message moves to its dead-letter queue (SQS allows 1 to 1000)",
+    )
+    crawl_stuck_after_seconds: int = Field(
+        default=1800,
+        description="the sweep requeues chunks and jobs idle this long (tests pass -1 to call everything stuck)",
+    )
+    crawl_commit_reserve_seconds: float = Field(
+        default=15, ge=0, description="time kept for the commit after the last download may end"
+    )
+    download_max_bytes: int = Field(default=20 * MiB, ge=1, description="largest image downloaded, in bytes")
+    download_connect_timeout: float = Field(default=5, gt=0, description="seconds to connect to an image host")
+    download_read_timeout: float = Field(default=15, gt=0, description="seconds between bytes of a response")
+    download_total_timeout: float = Field(default=60, gt=0, description="seconds for one whole download")
+    download_max_redirects: int = Field(default=5, ge=0, le=30, description="redirects followed per download")
+    download_concurrency: int = Field(default=16, ge=1, le=256, description="parallel downloads per chunk")
+    export_part_size_mb: int = Field(
+        default=8, ge=5, le=5120, description="first multipart part size in MiB (S3 allows 5 to 5120)"
+    )
+    export_reserve_seconds: int = Field(
+        default=60, ge=0, description="time kept back at the end of an invocation to checkpoint or write manifests"
+    )
+    export_fetch_concurrency: int = Field(default=16, ge=1, le=256, description="parallel image downloads from S3")
+
+    @field_validator("openverse_url")
+    @classmethod
+    def _without_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            database_url=_env("DATABASE_URL"),
-            db_secret_arn=_env("DB_SECRET_ARN"),
-            db_proxy_endpoint=_env("DB_PROXY_ENDPOINT"),
-            db_ca_bundle=_env("DB_CA_BUNDLE"),
-            db_pool_size=int(_env("DB_POOL_SIZE", "1")),
-            data_bucket=_env("DATA_BUCKET", "pixcrawler-data"),
-            dispatch_queue_url=_env("DISPATCH_QUEUE_URL"),
-            crawl_queue_url=_env("CRAWL_QUEUE_URL"),
-            validation_queue_url=_env("VALIDATION_QUEUE_URL"),
-            export_queue_url=_env("EXPORT_QUEUE_URL"),
-            public_api_url=_env("PUBLIC_API_URL", "http://127.0.0.1:3000"),
-            download_link_secret=_env("DOWNLOAD_LINK_SECRET"),
-            download_link_secret_arn=_env("DOWNLOAD_LINK_SECRET_ARN"),
-            validation_batch_size=int(_env("VALIDATION_BATCH_SIZE", "200")),
-            validation_max_pixels=int(_env("VALIDATION_MAX_PIXELS", "50000000")),
-            openverse_url=_env("OPENVERSE_URL", "https://api.openverse.org").rstrip("/"),
-            openverse_client_id=_env("OPENVERSE_CLIENT_ID"),
-            openverse_client_secret=_env("OPENVERSE_CLIENT_SECRET"),
-            wikimedia_url=_env("WIKIMEDIA_URL", "https://commons.wikimedia.org/w/api.php"),
-            crawl_user_agent=_env(
-                "CRAWL_USER_AGENT", "PixCrawler/0.1 (+https://github.com/pixcrawler/pixcrawler; crawler@pixcrawler.dev)"
-            ),
-            crawl_allow_loopback=_env("CRAWL_ALLOW_LOOPBACK").lower() in ("1", "true", "yes"),
-            crawl_page_size=int(_env("CRAWL_PAGE_SIZE", "20")),
-            crawl_urls_per_chunk=int(_env("CRAWL_URLS_PER_CHUNK", "100")),
-            max_receive_count=int(_env("MAX_RECEIVE_COUNT", str(DEFAULT_MAX_RECEIVE_COUNT))),
-            crawl_stuck_after_seconds=int(_env("CRAWL_STUCK_AFTER_SECONDS", "1800")),
-            crawl_commit_reserve_seconds=float(_env("CRAWL_COMMIT_RESERVE_SECONDS", "15")),
-            download_max_bytes=int(_env("DOWNLOAD_MAX_BYTES", str(20 * 1024 * 1024))),
-            download_connect_timeout=float(_env("DOWNLOAD_CONNECT_TIMEOUT", "5")),
-            download_read_timeout=float(_env("DOWNLOAD_READ_TIMEOUT", "15")),
-            download_total_timeout=float(_env("DOWNLOAD_TOTAL_TIMEOUT", "60")),
-            download_max_redirects=int(_env("DOWNLOAD_MAX_REDIRECTS", "5")),
-            download_concurrency=int(_env("DOWNLOAD_CONCURRENCY", "16")),
-            export_part_size_mb=int(_env("EXPORT_PART_SIZE_MB", "8")),
-            export_reserve_seconds=int(_env("EXPORT_RESERVE_SECONDS", "60")),
-            export_fetch_concurrency=int(_env("EXPORT_FETCH_CONCURRENCY", "16")),
-        )
+        """Read the environment now; a refused value raises `SettingsError` naming its variable and why."""
+        try:
+            return cls()
+        except ValidationError as error:
+            problems = "; ".join(f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+            raise SettingsError(f"invalid configuration: {problems}") from None
 
 
 @cache

@@ -14,16 +14,21 @@ import gzip
 import io
 import shutil
 import tarfile
+import tempfile
 import zipfile
-from collections.abc import Callable
-from datetime import datetime
-from typing import IO, Any, Protocol
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports.manifest import LINK_COLUMNS, CsvRows, JsonArray, JsonLines, RowWriter, TextSink
-from pixcrawler.exports.multipart import MultipartWriter
-from pixcrawler.schemas.export import ExportFormat
+from pixcrawler.exports import layout, manifest
+from pixcrawler.exports.multipart import MiB, MultipartWriter
+from pixcrawler.models import Image
+from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
 
 GZIP_LEVEL = 6
+SPOOL_IN_MEMORY = MiB
 _ZIP_FIELDS = (
     "filename",
     "date_time",
@@ -132,9 +137,7 @@ class TarArchive:
 def open_archive(fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None) -> Archive:
     if fmt is ExportFormat.ZIP:
         return ZipArchive(out, state)
-    if fmt in (ExportFormat.TAR, ExportFormat.TAR_GZ):
-        return TarArchive(out, state, compress=fmt is ExportFormat.TAR_GZ)
-    raise ValueError(f"{fmt} is not an archive format")
+    return TarArchive(out, state, compress=fmt is ExportFormat.TAR_GZ)
 
 
 CONTENT_TYPES = {
@@ -148,43 +151,97 @@ CONTENT_TYPES = {
 ARCHIVES = frozenset({ExportFormat.ZIP, ExportFormat.TAR, ExportFormat.TAR_GZ})
 
 
-class Utf8Sink:
-    """Text into a byte stream, for csv/json writers."""
+class Output(Protocol):
+    """One export file being written, whatever its format: the stream calls these and nothing else.
 
-    def __init__(self, out: IO[bytes] | MultipartWriter) -> None:
-        self._out = out
+    `reads_images` says whether `write` uses the image's bytes: an archive holds them, a document only links
+    them, so the stream fetches them from storage only for an output that reads them."""
 
-    def write(self, text: str, /) -> int:
-        self._out.write(text.encode())
-        return len(text)
+    reads_images: ClassVar[bool]
 
-
-ROW_WRITERS: dict[ExportFormat, Callable[[TextSink, tuple[str, ...], int], RowWriter]] = {
-    ExportFormat.CSV: CsvRows,
-    ExportFormat.JSON: JsonArray,
-    ExportFormat.JSONL: JsonLines,
-}
-
-
-class Document:
-    """A csv/json/jsonl export: the manifest alone, one row per image with its storage key and a link."""
-
-    def __init__(self, fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None) -> None:
-        self._written = (state or {}).get("written", 0)
-        self._rows = ROW_WRITERS[fmt](Utf8Sink(out), LINK_COLUMNS, self._written)
-
-    def begin(self) -> None:
-        self._rows.begin()
-
-    def add(self, values: dict[str, Any]) -> None:
-        self._rows.write(values)
-        self._written += 1
-
+    def write(self, image: Image, path: str, data: bytes) -> None: ...
     def suspend(self) -> dict[str, Any]:
-        return {"written": self._written}
+        """Push every byte written so far into the writer; return the state `open_output` resumes from."""
+        ...
 
     def close(self) -> None:
-        self._rows.end()
+        """Write what follows the last image (extra files, end records, a closing bracket)."""
+        ...
 
     def abandon(self) -> None:
-        pass
+        """Stop writing for good; garbage collection must not append end records to the stream."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What an output needs beyond one image at a time: the export's name and options, its entries (image
+    and path) read again in order for the files that follow the images, and a link for a storage key."""
+
+    title: str
+    options: ExportOptions
+    entries: Callable[[], Iterable[tuple[Image, str]]]
+    link: Callable[[str], str]
+
+
+def open_output(fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None, listing: Listing) -> Output:
+    """The output for `fmt`, fresh when `state` is None, else continuing from what `suspend` returned."""
+    if fmt in ARCHIVES:
+        return ArchiveOutput(open_archive(fmt, out, state), listing)
+    return manifest.Document(manifest.ROW_WRITERS[fmt], out, state, listing.link)
+
+
+class ArchiveOutput:
+    """The images as archive entries, then the extra files: the manifest, Hugging Face metadata and the
+    attribution file."""
+
+    reads_images: ClassVar[bool] = True
+
+    def __init__(self, archive: Archive, listing: Listing) -> None:
+        self._archive, self._listing = archive, listing
+
+    def write(self, image: Image, path: str, data: bytes) -> None:
+        self._archive.add(path, data, image.created_at)
+
+    def suspend(self) -> dict[str, Any]:
+        return self._archive.suspend()
+
+    def close(self) -> None:
+        self._add_extras()
+        self._archive.close()
+
+    def abandon(self) -> None:
+        self._archive.abandon()
+
+    def _add_extras(self) -> None:
+        """The extra files come from a second read of the same rows, after the images, spooled to memory and
+        then /tmp past 1 MiB each: tar needs each entry's size before its bytes."""
+        now = datetime.now(UTC)
+        options = self._listing.options
+        with ExitStack() as stack:
+            files: dict[str, IO[bytes]] = {}
+
+            def spool(name: str) -> IO[bytes]:
+                files[name] = stack.enter_context(tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY))
+                return files[name]
+
+            attribution = manifest.Utf8Sink(spool(layout.ATTRIBUTION_FILE))
+            attribution.write(manifest.attribution_header(self._listing.title))
+            tables: list[manifest.RowWriter] = []
+            if options.include_manifest:
+                tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), manifest.COLUMNS))
+            if options.layout is ExportLayout.HF_IMAGEFOLDER:
+                tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS))
+            for table in tables:
+                table.begin()
+            for image, path in self._listing.entries():
+                attribution.write(manifest.attribution_entry(image, path))
+                values = manifest.row(image, path)
+                for table in tables:
+                    table.write(values)
+            for table in tables:
+                table.end()
+            for name, stream in files.items():
+                size = stream.tell()
+                stream.seek(0)
+                self._archive.add_stream(name, stream, size, now)

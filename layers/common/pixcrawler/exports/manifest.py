@@ -13,9 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import unicodedata
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import IO, Any, ClassVar, Protocol
 
+from pixcrawler.exports.multipart import MultipartWriter
 from pixcrawler.models import Image
+from pixcrawler.schemas.export import ExportFormat
 
 COLUMNS = (
     "file_name",
@@ -63,6 +66,17 @@ def row(image: Image, file_name: str) -> dict[str, Any]:
 
 class TextSink(Protocol):
     def write(self, text: str, /) -> int: ...
+
+
+class Utf8Sink:
+    """Text into a byte stream, for csv/json writers."""
+
+    def __init__(self, out: IO[bytes] | MultipartWriter) -> None:
+        self._out = out
+
+    def write(self, text: str, /) -> int:
+        self._out.write(text.encode())
+        return len(text)
 
 
 class RowWriter(Protocol):
@@ -147,6 +161,48 @@ class JsonArray:
 
     def end(self) -> None:
         self._sink.write("\n]\n")
+
+
+ROW_WRITERS: dict[ExportFormat, Callable[[TextSink, tuple[str, ...], int], RowWriter]] = {
+    ExportFormat.CSV: CsvRows,
+    ExportFormat.JSON: JsonArray,
+    ExportFormat.JSONL: JsonLines,
+}
+
+
+class Document:
+    """A csv/json/jsonl export: the manifest alone, one row per image with its storage key and a link (the
+    `link` callable signs one). Its `Output` state is the number of rows written, which the JSON array needs
+    to continue with the right separator."""
+
+    reads_images: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        rows: Callable[[TextSink, tuple[str, ...], int], RowWriter],
+        out: MultipartWriter,
+        state: dict[str, Any] | None,
+        link: Callable[[str], str],
+    ) -> None:
+        self._written = (state or {}).get("written", 0)
+        self._rows = rows(Utf8Sink(out), LINK_COLUMNS, self._written)
+        self._link = link
+        if state is None:
+            self._rows.begin()
+
+    def write(self, image: Image, path: str, data: bytes) -> None:
+        url = self._link(image.storage_url)
+        self._rows.write({"image_id": image.id, **row(image, path), "storage_key": image.storage_url, "url": url})
+        self._written += 1
+
+    def suspend(self) -> dict[str, Any]:
+        return {"written": self._written}
+
+    def close(self) -> None:
+        self._rows.end()
+
+    def abandon(self) -> None:
+        pass
 
 
 def attribution_header(title: str) -> str:

@@ -1,0 +1,273 @@
+"""An export job's state in the database: the plan, the lease, the checkpoint and the status writes.
+
+At-least-once delivery means two invocations may hold the same message. An invocation works under a lease
+kept in `export_jobs.checkpoint` (taken with `SELECT ... FOR UPDATE`), so a duplicate arriving while another
+invocation works on the job is dropped, and an invocation that lost its lease never writes state or completes
+the upload: every write after the claim goes through `_locked`, which checks the lease first.
+
+The job's status writes (started, completed, failed) are the small `_mark_*` functions at the end, one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pixcrawler import aws, links, object_keys, queues
+from pixcrawler.db import session_scope
+from pixcrawler.exports import layout, multipart
+from pixcrawler.exports.formats import CONTENT_TYPES
+from pixcrawler.exports.multipart import MiB, UploadState
+from pixcrawler.exports.selection import selection
+from pixcrawler.messages import ExportMessage
+from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
+from pixcrawler.schemas.export import ExportFormat, ExportOptions
+from pixcrawler.services import activity
+from pixcrawler.settings import get_settings
+
+logger = Logger(service="export")
+
+LEASE_MARGIN = timedelta(seconds=60)
+
+
+class ExportError(Exception):
+    """A failure whose message is fit to show the user as the job's `error_message`."""
+
+
+class LeaseLost(Exception):
+    """Another invocation owns the job now: stop without touching it."""
+
+
+class Cancelled(LeaseLost):
+    """The job was cancelled while it ran: drop the upload, leave the row as the canceller set it."""
+
+
+class Checkpoint(BaseModel):
+    """Everything an invocation needs to continue the export where the previous one stopped."""
+
+    key: str
+    only_valid: bool
+    last_image_id: int
+    total: int
+    labels: dict[str, str]
+    upload: UploadState
+    position: int = 0
+    exported: int = 0
+    output: dict[str, Any] | None = None
+    phase: Literal["images", "assembling"] = "images"
+    sequence: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The export's fixed facts, read once under the lease."""
+
+    id: int
+    crawl_job_id: int
+    user_id: Any
+    name: str
+    format: ExportFormat
+    options: ExportOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The invocation's time budget: `owner` names the lease, `remaining_ms` is the Lambda context's."""
+
+    owner: str
+    remaining_ms: Callable[[], int]
+    reserve_ms: int
+
+    def low(self) -> bool:
+        return self.remaining_ms() < self.reserve_ms
+
+    def lease_until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(milliseconds=self.remaining_ms()) + LEASE_MARGIN
+
+
+def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
+    """Take the job's lease, planning the export on first delivery; None when there is nothing to do."""
+    with session_scope() as session:
+        row = session.get(ExportJob, export_job_id, with_for_update=True)
+        if row is None or row.status.finished:
+            if row is not None and row.status is JobStatus.CANCELLED and row.checkpoint:
+                discard(Checkpoint.model_validate(row.checkpoint))
+                row.checkpoint = None
+            return None
+        job = Job(
+            row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
+        )
+        if row.checkpoint is None:
+            checkpoint = _plan(session, row, job)
+            if checkpoint is None:
+                return None
+        else:
+            checkpoint = Checkpoint.model_validate(row.checkpoint)
+            held = checkpoint.lease_owner not in (None, clock.owner)
+            if held and checkpoint.lease_until and checkpoint.lease_until > datetime.now(UTC):
+                logger.info("export %s is being written by %s; dropping duplicate", job.id, checkpoint.lease_owner)
+                return None
+        checkpoint.lease_owner, checkpoint.lease_until = clock.owner, clock.lease_until()
+        row.checkpoint = checkpoint.model_dump(mode="json")
+        return job, checkpoint
+
+
+def _options(stored: dict[str, Any]) -> ExportOptions:
+    """The stored options; keys the API may keep beside them (such as the requesting user) are ignored."""
+    return ExportOptions.model_validate({key: stored[key] for key in ExportOptions.model_fields if key in stored})
+
+
+def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
+    """Fix what the export contains (images up to the newest id now) and start its upload.
+
+    A defaulted `only_valid` is stored resolved, so the job shows the user which images it was made from."""
+    only_valid = job.options.only_valid
+    if only_valid is None:
+        only_valid = (
+            session.scalar(
+                select(func.count())
+                .select_from(ValidationJob)
+                .where(ValidationJob.crawl_job_id == job.crawl_job_id, ValidationJob.status == JobStatus.COMPLETED)
+            )
+            != 0
+        )
+        row.export_options = {**row.export_options, "only_valid": only_valid}
+    chosen = selection(job.crawl_job_id, only_valid).subquery()
+    total, last_id = session.execute(select(func.count(), func.max(chosen.c.id))).one()
+    if not total:
+        which = "valid images" if only_valid else "images"
+        _mark_failed(session, row, f"Crawl job {job.crawl_job_id} has no {which} to export.")
+        return None
+    keywords = session.scalars(select(chosen.c.keyword).distinct())
+    project_id = session.scalar(select(CrawlJob.project_id).where(CrawlJob.id == job.crawl_job_id))
+    assert project_id is not None
+    key = object_keys.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
+    settings = get_settings()
+    upload = multipart.start(
+        aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
+    )
+    _mark_started(row, total)
+    return Checkpoint(
+        key=key,
+        only_valid=only_valid,
+        last_image_id=last_id,
+        total=total,
+        labels=layout.label_folders(keywords),
+        upload=upload,
+    )
+
+
+def _locked(session: Session, job: Job, clock: Clock) -> ExportJob:
+    """The job row, locked, provided this invocation still holds its lease."""
+    row = session.get(ExportJob, job.id, with_for_update=True)
+    if row is None or row.status is JobStatus.CANCELLED:
+        raise Cancelled
+    if row.status is not JobStatus.RUNNING or row.checkpoint is None:
+        raise LeaseLost
+    if row.checkpoint.get("lease_owner") != clock.owner:
+        raise LeaseLost
+    return row
+
+
+def save(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
+    with session_scope() as session:
+        row = _locked(session, job, clock)
+        row.checkpoint = checkpoint.model_dump(mode="json")
+        _set_progress(row, checkpoint)
+
+
+def _set_progress(row: ExportJob, checkpoint: Checkpoint) -> None:
+    row.exported_images = checkpoint.exported
+    row.progress = min(99, checkpoint.exported * 100 // max(checkpoint.total, 1))
+
+
+def report_progress(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
+    """Cheap counter update between checkpoints; notices a cancellation or a lost lease."""
+    with session_scope() as session:
+        row = _locked(session, job, clock)
+        _set_progress(row, checkpoint)
+
+
+def hand_over(job: Job, checkpoint: Checkpoint, clock: Clock, previous_tail: str | None) -> None:
+    """Commit the checkpoint with the lease released and queue the message that continues the export."""
+    checkpoint.lease_owner = checkpoint.lease_until = None
+    save(job, checkpoint, clock)
+    delete_tail(previous_tail)
+    queues.send(get_settings().export_queue_url, ExportMessage(export_job_id=job.id))
+    logger.info("export %s suspended after %s/%s images", job.id, checkpoint.exported, checkpoint.total)
+
+
+def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
+    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
+    multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
+    with session_scope() as session:
+        _mark_completed(session, _locked(session, job, clock), job, checkpoint)
+
+
+def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
+    """Abort the upload (S3 bills stored parts until then), then record the failure."""
+    discard(checkpoint)
+    with session_scope() as session:
+        _mark_failed(session, _locked(session, job, clock), message)
+
+
+def discard(checkpoint: Checkpoint) -> None:
+    with suppress(ClientError):
+        multipart.abort(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload.upload_id)
+    delete_tail(checkpoint.upload.tail_key)
+
+
+def delete_tail(key: str | None) -> None:
+    if key:
+        with suppress(ClientError):
+            aws.s3().delete_object(Bucket=get_settings().data_bucket, Key=key)
+
+
+def _mark_started(row: ExportJob, total: int) -> None:
+    row.status, row.started_at, row.total_images, row.exported_images, row.progress = (
+        JobStatus.RUNNING,
+        datetime.now(UTC),
+        total,
+        0,
+        0,
+    )
+
+
+def _mark_completed(session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint) -> None:
+    link = links.issue(job.id, timedelta(hours=job.options.link_lifetime_hours))
+    row.status, row.progress, row.completed_at = JobStatus.COMPLETED, 100, datetime.now(UTC)
+    row.storage_key, row.file_size = checkpoint.key, checkpoint.upload.size
+    row.total_images = row.exported_images = checkpoint.exported
+    row.download_url, row.expires_at = link.url, link.expires_at
+    row.checkpoint, row.error_message = None, None
+    activity.record(
+        session,
+        job.user_id,
+        "export.completed",
+        "export_job",
+        job.id,
+        format=job.format.value,
+        images=checkpoint.exported,
+        bytes=checkpoint.upload.size,
+    )
+
+
+def _mark_failed(session: Session, row: ExportJob, message: str) -> None:
+    row.status, row.error_message, row.completed_at, row.checkpoint = (
+        JobStatus.FAILED,
+        message,
+        datetime.now(UTC),
+        None,
+    )
+    activity.record(session, row.user_id, "export.failed", "export_job", row.id, error=message)
