@@ -30,6 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("dispatch", "crawl", "validation", "export")
 
 
+@pytest.fixture(autouse=True)
+def metrics_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the local stack: handlers record no metrics and print no EMF, unless a test turns them on."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+
 def load_function(name: str) -> ModuleType:
     """`functions/<name>/app.py` as Lambda loads it; each call is a fresh module, like a new environment."""
     return load_module(ROOT / "functions" / name / "app.py", name)

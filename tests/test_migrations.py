@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from pixcrawler.models import Base
 from tests.conftest import alembic_config
@@ -66,3 +66,27 @@ def test_downgrade_removes_everything_and_upgrade_rebuilds(engine: Engine) -> No
     command.upgrade(config, "head")
     assert set(inspect(engine).get_table_names()) >= TABLES
     assert schema_diff(engine) == []
+
+
+def _actions(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.scalars(text("SELECT action FROM activity_logs ORDER BY id")))
+
+
+def test_0006_renames_the_export_workers_activity_rows_and_back(engine: Engine) -> None:
+    """`GET /v1/activity` shows rows written before and after the lifecycle module under one naming scheme."""
+    config = alembic_config()
+    engine.dispose()
+    command.downgrade(config, "0005")
+    with engine.begin() as connection:
+        for action in ("export_job.started", "export.completed", "export.failed", "crawl_job.completed"):
+            connection.execute(
+                text("INSERT INTO activity_logs (action, resource_type, resource_id) VALUES (:a, 'export_job', '1')"),
+                {"a": action},
+            )
+    command.upgrade(config, "head")
+    renamed = ["export_job.started", "export_job.completed", "export_job.failed", "crawl_job.completed"]
+    assert _actions(engine) == renamed
+    command.downgrade(config, "0005")
+    assert _actions(engine) == ["export_job.started", "export.completed", "export.failed", "crawl_job.completed"]
+    command.upgrade(config, "head")

@@ -5,22 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pixcrawler import observability, sqs_records
 from pixcrawler.crawl.planning import dispatch
-from pixcrawler.messages import DispatchMessage
+from pixcrawler.messages import DispatchRecord
 
-logger = Logger(service="dispatch")
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-"""Report every failed record instead of raising: the same redelivery, without an error-level invocation."""
+logger = Logger()
 
 
-def record_handler(record: SQSRecord) -> None:
-    dispatch(DispatchMessage.model_validate_json(record.body))
+def record_handler(record: DispatchRecord) -> None:
+    observability.chunks_queued(len(dispatch(record.body, sqs_records.receive_count(record))))
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+@observability.instrumented
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return sqs_records.process_batch(event, context, record_handler, DispatchRecord)

@@ -1,32 +1,30 @@
 """Export worker: SQS-triggered, one ExportMessage per export job (or per continuation of a long one)."""
 
+from __future__ import annotations
+
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
 
-from pixcrawler.exports import worker
-from pixcrawler.messages import ExportMessage
+from pixcrawler import observability, sqs_records
+from pixcrawler.exports import state, worker
+from pixcrawler.messages import ExportRecord
 
-logger = Logger(service="export")
-
-
-class ExportRecord(SqsRecordModel):
-    body: Json[ExportMessage]  # type: ignore[assignment]
+logger = Logger()
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=ExportRecord)
-
-
-def record_handler(record: ExportRecord, lambda_context: LambdaContext) -> str:
-    outcome = worker.run(record.body.export_job_id, worker.clock_for(lambda_context))
-    logger.info("export %s: %s", record.body.export_job_id, outcome)
-    return outcome.value
+def record_handler(record: ExportRecord, lambda_context: LambdaContext) -> None:
+    job_id = record.body.export_job_id
+    with sqs_records.fail_on_last_delivery(
+        "export", sqs_records.receive_count(record), partial(state.fail_unclaimed, job_id)
+    ):
+        logger.info("export %s: %s", job_id, worker.run(job_id, worker.clock_for(lambda_context)))
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+@observability.instrumented
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return sqs_records.process_batch(event, context, record_handler, ExportRecord)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pixcrawler.crawl.planning import redispatch_stalled, requeue_stuck
 
-logger = Logger(service="sweep")
+logger = Logger()
 
 
 @logger.inject_lambda_context

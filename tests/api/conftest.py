@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
+from pixcrawler import db
+from pixcrawler.settings import get_settings
 from tests import events
 from tests.conftest import load_function
 
 api_function = load_function("api")
+CALLERS = 10
+"""How many concurrent callers the race tests release at once."""
 
 
 @dataclass
@@ -79,3 +84,20 @@ def queued(aws: dict[str, Any], name: str) -> list[dict[str, Any]]:
     while batch := aws["sqs"].receive_message(QueueUrl=aws["queues"][name], MaxNumberOfMessages=10).get("Messages"):
         bodies += [json.loads(message["Body"]) for message in batch]
     return bodies
+
+
+@pytest.fixture
+def wide_pool(session: Session) -> Iterator[None]:
+    """A pool with a connection per caller (plus the test's own), as that many Lambda environments would have."""
+    previous = os.environ.get("DB_POOL_SIZE")
+    os.environ["DB_POOL_SIZE"] = str(CALLERS + 2)
+    get_settings.cache_clear()
+    db.reset()
+    db.get_engine()
+    yield
+    if previous is None:
+        os.environ.pop("DB_POOL_SIZE", None)
+    else:
+        os.environ["DB_POOL_SIZE"] = previous
+    get_settings.cache_clear()
+    db.reset()

@@ -8,12 +8,11 @@ mid-commit), the request is started, and the holder commits only once the reques
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -32,29 +31,11 @@ from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, ExportJob, Imag
 from pixcrawler.settings import get_settings
 from pixcrawler_local.functions import load_module
 from tests import events, factories
-from tests.api.conftest import Call, Reply, queued
+from tests.api.conftest import CALLERS, Call, Reply, queued
 
-CALLERS = 10
 API_APP = Path(pixcrawler.api.app.__file__)
 Together = Callable[..., list[Reply]]
 Held = Callable[..., Reply]
-
-
-@pytest.fixture
-def wide_pool(session: Session) -> Iterator[None]:
-    """A pool with a connection per caller (plus the test's own), as that many Lambda environments would have."""
-    previous = os.environ.get("DB_POOL_SIZE")
-    os.environ["DB_POOL_SIZE"] = str(CALLERS + 2)
-    get_settings.cache_clear()
-    db.reset()
-    db.get_engine()
-    yield
-    if previous is None:
-        os.environ.pop("DB_POOL_SIZE", None)
-    else:
-        os.environ["DB_POOL_SIZE"] = previous
-    get_settings.cache_clear()
-    db.reset()
 
 
 def _environment() -> Callable[[dict[str, Any]], Reply]:

@@ -67,7 +67,7 @@ def test_flat_archive_holds_every_image_manifest_and_attribution(
 
     assert links.verify(export.download_url.rsplit("/", 1)[1]) == export.id  # type: ignore[union-attr]
     log = session.scalar(select(ActivityLog).where(ActivityLog.resource_id == str(export.id)))
-    assert log is not None and log.action == "export.completed" and log.user_id == job.project.user_id
+    assert log is not None and log.action == "export_job.completed" and log.user_id == job.project.user_id
 
 
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])

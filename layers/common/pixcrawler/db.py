@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from pixcrawler import observability
 from pixcrawler.settings import get_settings
 
 
@@ -106,7 +107,8 @@ def session_scope() -> Iterator[Session]:
     session = _session_factory()()
     try:
         yield session
-        session.commit()
+        with observability.subsegment("## database commit"):
+            session.commit()
     except BaseException:
         session.rollback()
         raise

@@ -1,8 +1,11 @@
-"""The bodies of the SQS messages between functions: one definition for the sender and the receiver."""
+"""The bodies of the SQS messages between functions: one definition for the sender and the receiver, and the
+SQS record each receiving function parses (`<Kind>Record`, the body as its message).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from aws_lambda_powertools.utilities.parser.models.sqs import SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Json
 
 
 class Message(BaseModel):
@@ -30,3 +33,21 @@ class ValidationMessage(Message):
 
 class ExportMessage(Message):
     export_job_id: int
+
+
+class DispatchRecord(SqsRecordModel):
+    """An SQS record whose body Powertools' parser validates as a `DispatchMessage` before the handler runs."""
+
+    body: Json[DispatchMessage]  # type: ignore[assignment]
+
+
+class ChunkRecord(SqsRecordModel):
+    body: Json[ChunkMessage]  # type: ignore[assignment]
+
+
+class ValidationRecord(SqsRecordModel):
+    body: Json[ValidationMessage]  # type: ignore[assignment]
+
+
+class ExportRecord(SqsRecordModel):
+    body: Json[ExportMessage]  # type: ignore[assignment]

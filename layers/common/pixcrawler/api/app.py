@@ -37,7 +37,7 @@ for module in ROUTERS:
 errors.register(app)
 
 
-logger = Logger(service="api")
+logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -25,7 +25,7 @@ from pixcrawler.api.context import Unauthenticated
 from pixcrawler.links import LinkError
 from pixcrawler.services.errors import ServiceError
 
-logger = Logger(service="api")
+logger = Logger(child=True)
 
 _CODES = {status.value: status.phrase.lower().replace(" ", "_") for status in HTTPStatus}
 DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class: a value the column cannot hold (out of range, bad text)

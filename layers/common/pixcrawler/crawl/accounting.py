@@ -8,21 +8,21 @@ lose an increment.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import ColumnElement, Integer, bindparam, column, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
+from pixcrawler import lifecycle
 from pixcrawler.crawl.refusals import Refusal, describe
-from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus, Project
-from pixcrawler.services import activity
+from pixcrawler.lifecycle import now
+from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 LEADING_REASONS = 3
 """A failed job's `error_message` names this many of its most frequent refusal reasons."""
 
@@ -54,10 +54,6 @@ class ChunkResult:
     refused: Mapping[Refusal, int]
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, CrawlChunk] | None:
     """Lock the job, then the chunk (always in that order, so two enders never deadlock)."""
     job = session.execute(select(CrawlJob).where(CrawlJob.id == job_id).with_for_update()).scalar_one_or_none()
@@ -85,7 +81,7 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
         if shas
         else ()
     )
-    room = max(0, job.max_images - job.downloaded_images)
+    room = job.remaining_capacity
     accepted = [image for image in unique if image.sha256 not in existing][:room]
     inserted = _insert_images(session, [{**image.row, "crawl_job_id": job_id} for image in accepted])
     duplicates = len(result.stored) - len(unique) + len(existing) + len(accepted) - len(inserted)
@@ -182,6 +178,11 @@ def _refused_plus(delta: Mapping[str, int]) -> ColumnElement[Any]:
 
 def _finish_job(session: Session, job: CrawlJob) -> None:
     """The last chunk has ended: the job completes, or fails with a reason a user can act on."""
+    counts: dict[str, Any] = {
+        "downloaded_images": job.downloaded_images,
+        "completed_chunks": job.completed_chunks,
+        "failed_chunks": job.failed_chunks,
+    }
     if job.completed_chunks == 0:
         last_error = session.scalar(
             select(CrawlChunk.last_error)
@@ -189,30 +190,14 @@ def _finish_job(session: Session, job: CrawlJob) -> None:
             .order_by(CrawlChunk.completed_at.desc())
             .limit(1)
         )
-        job.status, job.error_message = (
-            JobStatus.FAILED,
-            f"all {job.failed_chunks} chunk(s) failed; last error: {last_error}",
-        )
+        error = f"all {job.failed_chunks} chunk(s) failed; last error: {last_error}"
     elif job.downloaded_images == 0:
-        job.status = JobStatus.FAILED
         candidates = f"{job.total_images} candidate{'' if job.total_images == 1 else 's'}"
         reasons = describe(job.refused, leading=LEADING_REASONS)
-        job.error_message = f"no image could be downloaded from {candidates}" + (f": {reasons}" if reasons else "")
+        error = f"no image could be downloaded from {candidates}" + (f": {reasons}" if reasons else "")
     else:
-        job.status, job.error_message = JobStatus.COMPLETED, None
-    job.completed_at, job.progress = now(), 100
-    owner = session.scalar(select(Project.user_id).where(Project.id == job.project_id))
-    activity.record(
-        session,
-        owner,
-        f"crawl_job.{job.status.value}",
-        "crawl_job",
-        job.id,
-        downloaded_images=job.downloaded_images,
-        completed_chunks=job.completed_chunks,
-        failed_chunks=job.failed_chunks,
-    )
-    if job.status is JobStatus.FAILED:
-        logger.warning("crawl job %s failed: %s", job.id, job.error_message)
-    else:
+        lifecycle.complete(session, job, **counts)
         logger.info("crawl job %s completed: %d image(s), refused %s", job.id, job.downloaded_images, job.refused)
+        return
+    lifecycle.fail(session, job, error, **counts)
+    logger.warning("crawl job %s failed: %s", job.id, error)

@@ -8,24 +8,25 @@ message is harmless: the chunk's own row decides whether work remains.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import queues
-from pixcrawler.crawl.accounting import now
+from pixcrawler import lifecycle, queues, sqs_records
 from pixcrawler.db import session_scope
+from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage, DispatchMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus
 from pixcrawler.providers import PROVIDERS
 from pixcrawler.settings import Settings, get_settings
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 HEADROOM = 1.25
 """Plan this much more than `max_images` from search providers: some candidates always fail to download."""
 
@@ -58,8 +59,15 @@ def plan(job: CrawlJob, settings: Settings) -> list[ChunkPlan]:
     return plans
 
 
-def dispatch(message: DispatchMessage) -> list[str]:
-    """Plan and queue a job (or, with `retry`, the chunks a retry reset); returns the chunk message ids sent."""
+def dispatch(message: DispatchMessage, receive_count: int = 1) -> list[str]:
+    """Plan and queue a job (or, with `retry`, the chunks a retry reset); returns the chunk message ids sent.
+    A failure on the message's last allowed delivery fails the job readably (`fail`)."""
+    with sqs_records.fail_on_last_delivery("dispatch", receive_count, partial(fail, message.crawl_job_id)):
+        return _dispatch(message)
+    return []
+
+
+def _dispatch(message: DispatchMessage) -> list[str]:
     with session_scope() as session:
         job = session.get(CrawlJob, message.crawl_job_id, with_for_update=True)
         if job is None or job.status is JobStatus.CANCELLED:
@@ -69,11 +77,19 @@ def dispatch(message: DispatchMessage) -> list[str]:
     return _send(message.crawl_job_id, chunk_ids)
 
 
+def fail(crawl_job_id: int, reason: str) -> None:
+    """A job whose dispatch keeps failing (its plan or its chunk messages) ends failed rather than waiting forever."""
+    with session_scope() as session:
+        job = session.get(CrawlJob, crawl_job_id, with_for_update=True)
+        if job is not None:
+            lifecycle.fail(session, job, reason)
+
+
 def _plan_once(session: Session, job: CrawlJob) -> list[int]:
     if job.status is JobStatus.PENDING:
         plans = plan(job, get_settings())
         if not plans:
-            job.status, job.error_message, job.completed_at = JobStatus.FAILED, "nothing to crawl", now()
+            lifecycle.fail(session, job, "nothing to crawl")
             return []
         session.execute(
             insert(CrawlChunk)
@@ -92,7 +108,7 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
             )
             .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
         )
-        job.status, job.started_at = JobStatus.RUNNING, job.started_at or now()
+        lifecycle.begin(session, job)
         job.total_chunks = job.active_chunks = len(plans)
     elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:
         return []

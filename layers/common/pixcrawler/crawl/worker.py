@@ -8,7 +8,6 @@ Objects whose rows were not inserted (over the cap, a cancelled job) are deleted
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -18,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
+from aws_lambda_powertools import Logger
 from sqlalchemy import select
 
-from pixcrawler import aws, bucket, object_keys
-from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk, now
+from pixcrawler import aws, bucket, object_keys, observability, sqs_records
+from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk
 from pixcrawler.crawl.download import Downloader, DownloadRejected
 from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.db import session_scope
+from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
@@ -32,7 +33,7 @@ from pixcrawler.settings import Settings, get_settings
 from pixcrawler.uploads import Uploader
 from pixcrawler.validation import ingest
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 
 class ChunkDeferred(Exception):
@@ -70,23 +71,23 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float
     claim = _claim(message, seconds_left)
     if claim is None:
         return
-    last_attempt = receive_count >= get_settings().max_receive_count
+    started = time.monotonic()
     uploaded: list[str] = []
     end = ChunkEnd(inserted=set(), job_ended=False)
-    try:
-        result, uploaded = _gather(claim)
-        with session_scope() as session:
-            end = complete_chunk(session, claim.job_id, claim.chunk_id, result)
-    except Exception as error:
-        reason = f"{type(error).__name__}: {error}"
-        if not last_attempt:
-            logger.warning("chunk %s attempt %s failed, will retry: %s", claim.chunk_id, receive_count, reason)
-            if isinstance(error, RateLimited):
-                raise ChunkDeferred(reason, error.retry_after) from error
-            raise
-        logger.error("chunk %s failed on its last attempt: %s", claim.chunk_id, reason)
+
+    def fail(reason: str) -> None:
+        nonlocal end
         with session_scope() as session:
             end = ChunkEnd(inserted=set(), job_ended=fail_chunk(session, claim.job_id, claim.chunk_id, reason))
+
+    with sqs_records.fail_on_last_delivery(f"chunk {claim.chunk_id}", receive_count, fail):
+        try:
+            result, uploaded = _gather(claim)
+        except RateLimited as error:
+            raise ChunkDeferred(f"{type(error).__name__}: {error}", error.retry_after) from error
+        with session_scope() as session:
+            end = complete_chunk(session, claim.job_id, claim.chunk_id, result)
+        observability.chunk_completed(len(end.inserted), result.refused, time.monotonic() - started)
     _clean_up(claim, end, uploaded)
 
 
@@ -116,7 +117,7 @@ def _claim(message: ChunkMessage, seconds_left: float) -> Claim | None:
             project_id=job.project_id,
             provider=chunk.provider,
             work=Work(chunk.keyword, chunk.page, settings.crawl_page_size, tuple(chunk.urls or ())),
-            room=max(0, job.max_images - job.downloaded_images),
+            room=job.remaining_capacity,
             stop_by=time.monotonic() + seconds_left - _reserve(settings),
         )
 
@@ -130,7 +131,8 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
     """Search (skipped once the job is full), then download and upload with bounded concurrency."""
     if claim.room == 0:
         return ChunkResult(found=0, stored=(), refused={}), []
-    candidates = get_provider(claim.provider).candidates(claim.work)
+    with observability.subsegment(f"## provider {claim.provider}"):
+        candidates = get_provider(claim.provider).candidates(claim.work)
     settings = get_settings()
     downloader = Downloader(settings)
     uploader = Uploader(settings.data_bucket, in_flight=settings.download_concurrency)

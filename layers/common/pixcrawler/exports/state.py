@@ -5,7 +5,8 @@ kept in `export_jobs.checkpoint` (taken with `SELECT ... FOR UPDATE`), so a dupl
 invocation works on the job is dropped, and an invocation that lost its lease never writes state or completes
 the upload: every write after the claim goes through `_locked`, which checks the lease first.
 
-The job's status writes (started, completed, failed) are the small `_mark_*` functions at the end, one each.
+The job's status writes (started, completed, failed) are the small `_mark_*` functions at the end, one each, and
+go through `pixcrawler.lifecycle` like every job's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, links, object_keys, queues
+from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, multipart
 from pixcrawler.exports.formats import CONTENT_TYPES
@@ -31,10 +32,9 @@ from pixcrawler.exports.selection import selection
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
-from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
 
-logger = Logger(service="export")
+logger = Logger(child=True)
 
 LEASE_MARGIN = timedelta(seconds=60)
 
@@ -157,7 +157,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
     )
-    _mark_started(row, total)
+    _mark_started(session, row, total)
     return Checkpoint(
         key=key,
         only_valid=only_valid,
@@ -212,7 +212,11 @@ def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
     """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
     multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
     with session_scope() as session:
-        _mark_completed(session, _locked(session, job, clock), job, checkpoint)
+        row = _locked(session, job, clock)
+        _mark_completed(session, row, job, checkpoint)
+        started = row.started_at or datetime.now(UTC)
+    ran = datetime.now(UTC) - started
+    observability.export_completed(checkpoint.exported, checkpoint.upload.size, ran.total_seconds())
 
 
 def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -220,6 +224,18 @@ def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
     discard(checkpoint)
     with session_scope() as session:
         _mark_failed(session, _locked(session, job, clock), message)
+
+
+def fail_unclaimed(export_job_id: int, message: str) -> None:
+    """The message's last allowed delivery failed before the export could record why (its claim or plan
+    raised): fail the job readably and drop its upload, whoever held the lease."""
+    with session_scope() as session:
+        row = session.get(ExportJob, export_job_id, with_for_update=True)
+        if row is None or row.status.finished:
+            return
+        if row.checkpoint:
+            discard(Checkpoint.model_validate(row.checkpoint))
+        _mark_failed(session, row, message)
 
 
 def discard(checkpoint: Checkpoint) -> None:
@@ -234,40 +250,20 @@ def delete_tail(key: str | None) -> None:
             aws.s3().delete_object(Bucket=get_settings().data_bucket, Key=key)
 
 
-def _mark_started(row: ExportJob, total: int) -> None:
-    row.status, row.started_at, row.total_images, row.exported_images, row.progress = (
-        JobStatus.RUNNING,
-        datetime.now(UTC),
-        total,
-        0,
-        0,
-    )
+def _mark_started(session: Session, row: ExportJob, total: int) -> None:
+    lifecycle.begin(session, row)
+    row.total_images, row.exported_images, row.progress = total, 0, 0
 
 
 def _mark_completed(session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint) -> None:
     link = links.issue(job.id, timedelta(hours=job.options.link_lifetime_hours))
-    row.status, row.progress, row.completed_at = JobStatus.COMPLETED, 100, datetime.now(UTC)
+    lifecycle.complete(session, row, format=job.format.value, images=checkpoint.exported, bytes=checkpoint.upload.size)
     row.storage_key, row.file_size = checkpoint.key, checkpoint.upload.size
     row.total_images = row.exported_images = checkpoint.exported
     row.download_url, row.expires_at = link.url, link.expires_at
-    row.checkpoint, row.error_message = None, None
-    activity.record(
-        session,
-        job.user_id,
-        "export.completed",
-        "export_job",
-        job.id,
-        format=job.format.value,
-        images=checkpoint.exported,
-        bytes=checkpoint.upload.size,
-    )
+    row.checkpoint = None
 
 
 def _mark_failed(session: Session, row: ExportJob, message: str) -> None:
-    row.status, row.error_message, row.completed_at, row.checkpoint = (
-        JobStatus.FAILED,
-        message,
-        datetime.now(UTC),
-        None,
-    )
-    activity.record(session, row.user_id, "export.failed", "export_job", row.id, error=message)
+    lifecycle.fail(session, row, message)
+    row.checkpoint = None

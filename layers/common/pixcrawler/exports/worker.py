@@ -19,7 +19,7 @@ from pixcrawler.exports import state, stream
 from pixcrawler.exports.state import Cancelled, Clock, ExportError, LeaseLost
 from pixcrawler.settings import get_settings
 
-logger = Logger(service="export")
+logger = Logger(child=True)
 
 
 class Outcome(StrEnum):

@@ -109,6 +109,11 @@ class CrawlJob(Base):
         back_populates="crawl_job", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @property
+    def remaining_capacity(self) -> int:
+        """Images the job can still take before it holds `max_images`."""
+        return max(0, self.max_images - self.downloaded_images)
+
 
 class CrawlChunk(Base):
     """One unit of crawl work (a keyword page of one provider); its row makes redelivery idempotent."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -19,11 +18,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
+from aws_lambda_powertools import Logger
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from pixcrawler.settings import get_settings
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 T = TypeVar("T")
 
 

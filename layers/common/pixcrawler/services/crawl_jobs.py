@@ -1,23 +1,19 @@
-"""Crawl jobs: started by queueing a dispatch message, cancelled in the database, retried chunk by chunk."""
+"""Crawl jobs: started by queueing a dispatch message, cancelled in the database, retried chunk by chunk (the
+status changes themselves are `pixcrawler.lifecycle`'s)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import queues
-from pixcrawler.messages import DispatchMessage, Message
-from pixcrawler.models import CrawlChunk, CrawlJob, JobStatus, Project, ProjectStatus
+from pixcrawler import lifecycle
+from pixcrawler.models import CrawlJob, JobStatus, Project, ProjectStatus
 from pixcrawler.schemas import CrawlJobCreate
-from pixcrawler.services import activity, projects
-from pixcrawler.services.errors import Conflict, Unavailable, found
-from pixcrawler.services.transitions import Lock, locked, transition
-from pixcrawler.settings import get_settings
-
-ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
+from pixcrawler.services import projects
+from pixcrawler.services.errors import Conflict, found
+from pixcrawler.services.transitions import Lock, locked
 
 
 def owned(user_id: uuid.UUID) -> Select[CrawlJob]:
@@ -34,34 +30,12 @@ def of_project(session: Session, user_id: uuid.UUID, project_id: int) -> Select[
     return select(CrawlJob).where(CrawlJob.project_id == project_id)
 
 
-def enqueue(session: Session, queue_url: str, message: Message, *undo: object) -> None:
-    """Commit a new job, then send the message that makes it run; if it cannot be sent, delete `undo` again.
-
-    The commit comes first because a worker may receive the message milliseconds after it is sent (SQS long
-    polling; the local stack's pollers show it every run) and must then find the row: a worker that finds no
-    row drops the message, and the job would stay pending forever. If the send fails, the rows this request
-    added (`undo`: the job and its activity entry) are deleted, so no job is left that nobody will run.
-    """
-    session.commit()
-    try:
-        queues.send(queue_url, message)
-    except queues.QueueSendError as error:
-        for row in undo:
-            session.delete(row)
-        session.commit()
-        raise Unavailable("The job could not be queued; nothing was saved. Try again shortly.") from error
-
-
 def create(session: Session, user_id: uuid.UUID, project_id: int, data: CrawlJobCreate) -> CrawlJob:
     project = projects.get(session, user_id, project_id, Lock.SHARE)
     if project.status == ProjectStatus.ARCHIVED:
         raise Conflict(f"Project {project_id} is archived; unarchive it to start crawl jobs.")
     job = CrawlJob(project_id=project.id, **data.model_dump(mode="json"))
-    session.add(job)
-    session.flush()
-    entry = activity.record(session, user_id, "crawl_job.started", "crawl_job", job.id, project_id=project.id)
-    enqueue(session, get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id), entry, job)
-    return job
+    return lifecycle.start(session, user_id, job, project_id=project.id)
 
 
 def cancel(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
@@ -71,9 +45,8 @@ def cancel(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
     one moves the job; the others answer 409 naming the status it has now.
     """
     job = get(session, user_id, crawl_job_id)
-    if not transition(session, job, ACTIVE, "Crawl job", status=JobStatus.CANCELLED, completed_at=datetime.now(UTC)):
+    if not lifecycle.cancel(session, user_id, job):
         raise Conflict(f"Crawl job {crawl_job_id} is already {job.status}; only pending or running jobs cancel.")
-    activity.record(session, user_id, "crawl_job.cancelled", "crawl_job", job.id)
     return job
 
 
@@ -81,38 +54,11 @@ def retry(session: Session, user_id: uuid.UUID, crawl_job_id: int) -> CrawlJob:
     """Move the failed chunks back to pending and the job back to running, then ask dispatch to re-send them.
 
     The job row is locked first (as chunk workers lock it), so of concurrent retries exactly one finds failed
-    chunks; the others answer 409. The dispatch message is sent before this transaction commits: dispatch locks
-    the same row, so it waits for the commit, and if SQS refuses, the rollback leaves the job as it was.
+    chunks; the others answer 409. If SQS refuses the dispatch message, the rollback leaves the job as it was.
     """
     job = get(session, user_id, crawl_job_id, Lock.UPDATE)
     if job.status == JobStatus.CANCELLED:
         raise Conflict(f"Crawl job {crawl_job_id} was cancelled; start a new job instead.")
-    failed = session.scalars(
-        update(CrawlChunk)
-        .where(CrawlChunk.crawl_job_id == job.id, CrawlChunk.status == JobStatus.FAILED)
-        .values(status=JobStatus.PENDING, completed_at=None)
-        .returning(CrawlChunk.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not failed:
+    if not lifecycle.retry_crawl(session, user_id, job):
         raise Conflict(f"Crawl job {crawl_job_id} has no failed chunks to retry.")
-    session.execute(
-        update(CrawlJob)
-        .where(CrawlJob.id == job.id)
-        .values(
-            failed_chunks=CrawlJob.failed_chunks - len(failed),
-            active_chunks=CrawlJob.active_chunks + len(failed),
-            progress=CrawlJob.completed_chunks * 100 // func.greatest(CrawlJob.total_chunks, 1),
-            status=JobStatus.RUNNING,
-            completed_at=None,
-            error_message=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(job)
-    activity.record(session, user_id, "crawl_job.retried", "crawl_job", job.id, failed_chunks=len(failed))
-    try:
-        queues.send(get_settings().dispatch_queue_url, DispatchMessage(crawl_job_id=job.id, retry=True))
-    except queues.QueueSendError as error:
-        raise Unavailable("The retry could not be queued; nothing was changed. Try again shortly.") from error
     return job

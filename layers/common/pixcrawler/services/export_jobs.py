@@ -13,15 +13,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import links
-from pixcrawler.messages import ExportMessage
+from pixcrawler import lifecycle, links
 from pixcrawler.models import ExportJob, JobStatus
 from pixcrawler.schemas import ExportJobCreate
 from pixcrawler.schemas.export import ExportOptions
 from pixcrawler.services import activity, crawl_jobs
 from pixcrawler.services.errors import Conflict, NotFound, found
-from pixcrawler.services.transitions import Lock, transition
-from pixcrawler.settings import get_settings
+from pixcrawler.services.transitions import Lock
 
 DEFAULT_LINK_LIFETIME_HOURS = ExportOptions.model_fields["link_lifetime_hours"].default
 
@@ -37,7 +35,7 @@ def get(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
 
 def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: ExportJobCreate) -> ExportJob:
     crawl_job = crawl_jobs.get(session, user_id, crawl_job_id, Lock.SHARE)
-    if crawl_job.status in crawl_jobs.ACTIVE:
+    if crawl_job.status in lifecycle.ACTIVE:
         raise Conflict(f"Crawl job {crawl_job_id} is still {crawl_job.status}; export it once it has finished.")
     job = ExportJob(
         crawl_job_id=crawl_job.id,
@@ -46,11 +44,7 @@ def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: Export
         format=data.format.value,
         export_options=data.options.model_dump(mode="json"),
     )
-    session.add(job)
-    session.flush()
-    entry = activity.record(session, user_id, "export_job.started", "export_job", job.id, crawl_job_id=crawl_job.id)
-    crawl_jobs.enqueue(session, get_settings().export_queue_url, ExportMessage(export_job_id=job.id), entry, job)
-    return job
+    return lifecycle.start(session, user_id, job, crawl_job_id=crawl_job.id)
 
 
 def link_expired(job: ExportJob, now: datetime | None = None) -> bool:
@@ -68,7 +62,7 @@ def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> Expo
         raise Conflict(f"Export job {export_job_id} is {job.status}; links exist only for completed exports.")
     hours = int(job.export_options.get("link_lifetime_hours", DEFAULT_LINK_LIFETIME_HOURS))
     link = links.issue(job.id, timedelta(hours=hours))
-    transition(session, job, (JobStatus.COMPLETED,), "Export job", download_url=link.url, expires_at=link.expires_at)
+    lifecycle.update_while(session, job, (JobStatus.COMPLETED,), download_url=link.url, expires_at=link.expires_at)
     activity.record(
         session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat()
     )

@@ -2,24 +2,18 @@
 
 Reading a row, deciding in Python and writing it back lets every concurrent caller decide on the same stale
 read. Instead a change is either one conditional statement (`UPDATE ... WHERE id = :id AND status IN (...)`,
-`DELETE ... RETURNING`): PostgreSQL re-checks the condition after waiting for a concurrent writer, so exactly
-one caller matches the row; or, where the decision needs more than one statement, it is taken on a row locked
-with `SELECT ... FOR UPDATE`. Only the caller that changed the row writes its activity entry.
+`DELETE ... RETURNING`; a job's status always, see `pixcrawler.lifecycle`): PostgreSQL re-checks the condition
+after waiting for a concurrent writer, so exactly one caller matches the row; or, where the decision needs more
+than one statement, it is taken on a row locked with `SELECT ... FOR UPDATE` (this module). Only the caller that
+changed the row writes its activity entry.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
-
-from pixcrawler.models import CrawlJob, ExportJob, JobStatus
-from pixcrawler.services.errors import NotFound
-
-Job = TypeVar("Job", CrawlJob, ExportJob)
+from sqlalchemy import Select
 
 
 class Lock(enum.Enum):
@@ -38,23 +32,6 @@ def locked(query: Select[Any], model: type[Any], lock: Lock | None) -> Select[An
     if lock is None:
         return query
     return query.with_for_update(of=model, read=lock is Lock.SHARE).execution_options(populate_existing=True)
-
-
-def transition(session: Session, row: Job, allowed: Collection[JobStatus], label: str, **values: Any) -> bool:
-    """Set `values` on `row` only while its status is one of `allowed`; False when another caller moved it
-    first. Either way `row` is refreshed to what is now stored; NotFound when it has been deleted meanwhile."""
-    model, ident = type(row), row.id
-    moved = session.execute(
-        update(model)
-        .where(model.id == ident, model.status.in_(allowed))
-        .values(**values)
-        .returning(model.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    current = session.scalars(select(model).where(model.id == ident).execution_options(populate_existing=True))
-    if current.one_or_none() is None:
-        raise NotFound(f"{label} {ident} not found.")
-    return moved is not None
 
 
 def apply_changes(row: object, fields: dict[str, Any]) -> list[str]:

@@ -7,13 +7,12 @@ import uuid
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from pixcrawler.messages import ValidationMessage
+from pixcrawler import lifecycle
 from pixcrawler.models import CrawlJob, Image, Project, ValidationJob
 from pixcrawler.schemas import ValidationJobCreate
-from pixcrawler.services import activity, crawl_jobs
+from pixcrawler.services import crawl_jobs
 from pixcrawler.services.errors import Conflict, found
 from pixcrawler.services.transitions import Lock
-from pixcrawler.settings import get_settings
 
 
 def get(session: Session, user_id: uuid.UUID, validation_job_id: int) -> ValidationJob:
@@ -38,11 +37,4 @@ def create(session: Session, user_id: uuid.UUID, crawl_job_id: int, data: Valida
     if not session.scalar(select(exists().where(Image.crawl_job_id == crawl_job.id))):
         raise Conflict(f"Crawl job {crawl_job_id} has no images to validate.")
     job = ValidationJob(crawl_job_id=crawl_job.id, name=data.name, validation_rules=data.rules.model_dump(mode="json"))
-    session.add(job)
-    session.flush()
-    entry = activity.record(
-        session, user_id, "validation_job.started", "validation_job", job.id, crawl_job_id=crawl_job.id
-    )
-    message = ValidationMessage(validation_job_id=job.id)
-    crawl_jobs.enqueue(session, get_settings().validation_queue_url, message, entry, job)
-    return job
+    return lifecycle.start(session, user_id, job, crawl_job_id=crawl_job.id)

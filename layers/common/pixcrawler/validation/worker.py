@@ -10,13 +10,12 @@ SQS delivers at least once and batches run in parallel, so every step is a condi
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -36,19 +35,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, queues
+from pixcrawler import aws, lifecycle, observability, queues, sqs_records
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ValidationMessage
-from pixcrawler.models import CrawlJob, Image, JobStatus, Project, ValidationBatch, ValidationJob
+from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
-from pixcrawler.services import activity
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import ingest, neardup, rules
 from pixcrawler.validation.hashing import to_signed
 
-log = logging.getLogger(__name__)
+log = Logger(child=True)
 
-RESOURCE = "validation_job"
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
 FACTS_PER_DECODE = 25
 """Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
@@ -56,18 +53,13 @@ well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's single
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
-    """Run one message. On its last allowed delivery a failure also fails the job with a readable message
-    (and still raises, so the message lands in the dead-letter queue for inspection)."""
-    try:
+    """Run one message; a failure on its last allowed delivery fails the job with a readable message."""
+    step = "planning" if message.batch is None else f"batch {message.batch}"
+    with sqs_records.fail_on_last_delivery(step, receive_count, partial(fail, message.validation_job_id)):
         if message.batch is None:
             plan(message.validation_job_id)
         else:
             run_batch(message.validation_job_id, message.batch)
-    except Exception as error:
-        if receive_count >= get_settings().max_receive_count:
-            step = "planning" if message.batch is None else f"batch {message.batch}"
-            fail(message.validation_job_id, f"{step} failed after {receive_count} attempts: {error}")
-        raise
 
 
 def plan(job_id: int) -> None:
@@ -86,14 +78,14 @@ def plan(job_id: int) -> None:
         try:
             ValidationRules.model_validate(job.validation_rules)
         except ValidationError as error:
-            _mark_failed(session, job, f"invalid validation rules: {error}")
+            lifecycle.fail(session, job, f"invalid validation rules: {error}")
             return
         if not job.batches:
             _create_batches(session, job, get_settings().validation_batch_size)
-        job.status = JobStatus.RUNNING
-        job.error_message = None
-        job.completed_at = None
-        job.started_at = job.started_at or datetime.now(UTC)
+        if job.status is JobStatus.FAILED:
+            lifecycle.resume(session, job)
+        else:
+            lifecycle.begin(session, job)
         pending = [batch.batch_index for batch in job.batches if batch.status is not JobStatus.COMPLETED]
     if pending:
         messages = [ValidationMessage(validation_job_id=job_id, batch=index) for index in pending]
@@ -272,32 +264,25 @@ _WRITE_RESULTS = (
 def finish_if_done(job_id: int) -> None:
     """Once every batch is done, and exactly once: drop duplicates, settle the counters, log the completion."""
     with session_scope() as session:
-        job = session.scalars(
-            update(ValidationJob)
-            .where(
-                ValidationJob.id == job_id,
-                ValidationJob.status == JobStatus.RUNNING,
-                ValidationJob.completed_batches >= ValidationJob.total_batches,
-            )
-            .values(status=JobStatus.COMPLETED, progress=100, completed_at=func.now())
-            .returning(ValidationJob)
-        ).one_or_none()
-        if job is None:
+        job = session.get(ValidationJob, job_id)
+        done = ValidationJob.completed_batches >= ValidationJob.total_batches
+        if job is None or not lifecycle.complete(session, job, where=(done,), settle=lambda: _settle(session, job)):
             return
-        duplicates = _remove_duplicates(session, job)
-        job.invalid_images += len(duplicates)
-        crawl_job = _count_valid(session, job.crawl_job_id)
-        activity.record(
-            session,
-            _owner(session, crawl_job),
-            "validation_job.completed",
-            RESOURCE,
-            job.id,
-            crawl_job_id=crawl_job.id,
-            validated_images=job.validated_images,
-            invalid_images=job.invalid_images,
-            duplicates=len(duplicates),
-        )
+        outcome = (job.validated_images - job.invalid_images, job.invalid_images)
+    observability.validation_completed(*outcome)
+
+
+def _settle(session: Session, job: ValidationJob) -> dict[str, Any]:
+    """Drop the duplicates and set the crawl job's `valid_images`; what the completion's activity row tells."""
+    duplicates = _remove_duplicates(session, job)
+    job.invalid_images += len(duplicates)
+    crawl_job = _count_valid(session, job.crawl_job_id)
+    return {
+        "crawl_job_id": crawl_job.id,
+        "validated_images": job.validated_images,
+        "invalid_images": job.invalid_images,
+        "duplicates": len(duplicates),
+    }
 
 
 def _count_valid(session: Session, crawl_job_id: int) -> CrawlJob:
@@ -348,17 +333,5 @@ def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Dup
 def fail(job_id: int, message: str) -> None:
     with session_scope() as session:
         job = session.get(ValidationJob, job_id, with_for_update=True)
-        if job is not None and not job.status.finished:
-            _mark_failed(session, job, message)
-
-
-def _mark_failed(session: Session, job: ValidationJob, message: str) -> None:
-    job.status = JobStatus.FAILED
-    job.error_message = message
-    job.completed_at = datetime.now(UTC)
-    crawl_job = session.get_one(CrawlJob, job.crawl_job_id)
-    activity.record(session, _owner(session, crawl_job), "validation_job.failed", RESOURCE, job.id, error=message)
-
-
-def _owner(session: Session, crawl_job: CrawlJob) -> uuid.UUID | None:
-    return session.scalar(select(Project.user_id).where(Project.id == crawl_job.project_id))
+        if job is not None:
+            lifecycle.fail(session, job, message)
