@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import tempfile
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
@@ -126,19 +125,23 @@ class Facts:
 def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
     """Open and decode once, at reduced size: the facts every rule is judged from, and with `thumbnail` the
     preview too. The decode's scale does not depend on `thumbnail`, so hashes compare across both uses."""
-    # Pillow's protection is a module setting; escalating its warning makes every image above the limit fail,
-    # not only those above twice the limit.
+    # Pillow's protection is a module setting, set alike by every caller. Pillow raises above twice the limit
+    # and only warns above it; the check below makes every image above the limit fail. (Escalating the warning
+    # with `warnings.catch_warnings` would not do: its filters are process-wide, and the crawl examines images
+    # in many threads at once.)
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        image = Image.open(file)
+    except Image.DecompressionBombError as error:
         return Facts(problem=Problem(Code.DECOMPRESSION_BOMB, str(error)))
     except UnidentifiedImageError:
         return Facts(problem=Problem(Code.UNDECODABLE, "not a recognisable image file"))
     except DECODE_ERRORS as error:
         return Facts(problem=Problem(Code.UNDECODABLE, f"unreadable image header: {error}"))
+    if (pixels := max(1, image.width) * max(1, image.height)) > max_pixels:
+        image.close()
+        message = f"Image size ({pixels} pixels) exceeds limit of {max_pixels} pixels, could be decompression bomb "
+        return Facts(problem=Problem(Code.DECOMPRESSION_BOMB, message + "DOS attack."))
     with image:
         width, height = image.size
         image_format = FORMAT_ALIASES.get(image.format or "", (image.format or "unknown").lower())

@@ -4,8 +4,8 @@ The crawl decodes each image once as it stores it; validation judges these colum
 decoding the object again. Rows from before stay NULL (`decodable IS NULL`) and are validated from S3 as
 before. Adding nullable columns (and one with a constant default) rewrites nothing on PostgreSQL 11+.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
