@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixcrawler.crawl.refusals import describe
 from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
 from pixcrawler_local.pipeline import DatasetRequest, Outcome
@@ -66,10 +67,11 @@ def summary(outcome: Outcome, urls: int) -> str:
     crawled = crawl["downloaded_images"]
     valid = validation["total_images"] - validation["invalid_images"]
     size_mb = outcome.archive_size / 1_000_000
+    refused = describe(crawl.get("refused") or {})
     return "\n".join(
         [
             f"PixCrawler demo finished in {outcome.elapsed:.1f} s",
-            f"  crawled   {crawled} images from {urls} URLs ({urls - crawled} refused by the crawler)",
+            f"  crawled   {crawled} images from {urls} URLs (refused by the crawler: {refused or 'none'})",
             f"  valid     {valid} ({validation['invalid_images']} rejected by validation)",
             f"  exported  {export['exported_images']} images, {size_mb:.2f} MB",
             f"  archive   {outcome.archive}",

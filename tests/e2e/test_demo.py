@@ -31,6 +31,7 @@ def test_the_demo_runs_offline_and_produces_a_dataset(tmp_path: Path, clean_env:
 def _check(archive: Path, stdout: str) -> None:
     assert archive.is_file() and archive.parent.name.startswith("pixcrawler-demo-")  # a fresh temp dir
     assert re.search(r"crawled\s+\d+ images", stdout) and re.search(r"valid\s+\d+", stdout)
+    assert "refused by the crawler: 1 HTTP error status, 1 not an image" in stdout, stdout
     assert re.search(r"finished in [\d.]+ s", stdout)
 
     with zipfile.ZipFile(archive) as bundle:

@@ -8,16 +8,13 @@ list the very same rows in the same order and under the same paths.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout
+from pixcrawler.exports.checkpoint import Checkpoint, Job
 from pixcrawler.models import Image
-
-if TYPE_CHECKING:
-    from pixcrawler.exports.state import Checkpoint, Job
 
 PAGE_SIZE = 500
 

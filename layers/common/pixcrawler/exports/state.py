@@ -11,23 +11,21 @@ go through `pixcrawler.lifecycle` like every job's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import layout, multipart
+from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost
 from pixcrawler.exports.formats import CONTENT_TYPES
-from pixcrawler.exports.multipart import MiB, UploadState
+from pixcrawler.exports.multipart import MiB
 from pixcrawler.exports.selection import selection
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
@@ -35,65 +33,6 @@ from pixcrawler.schemas.export import ExportFormat, ExportOptions
 from pixcrawler.settings import get_settings
 
 logger = Logger(child=True)
-
-LEASE_MARGIN = timedelta(seconds=60)
-
-
-class ExportError(Exception):
-    """A failure whose message is fit to show the user as the job's `error_message`."""
-
-
-class LeaseLost(Exception):
-    """Another invocation owns the job now: stop without touching it."""
-
-
-class Cancelled(LeaseLost):
-    """The job was cancelled while it ran: drop the upload, leave the row as the canceller set it."""
-
-
-class Checkpoint(BaseModel):
-    """Everything an invocation needs to continue the export where the previous one stopped."""
-
-    key: str
-    only_valid: bool
-    last_image_id: int
-    total: int
-    labels: dict[str, str]
-    upload: UploadState
-    position: int = 0
-    exported: int = 0
-    output: dict[str, Any] | None = None
-    phase: Literal["images", "assembling"] = "images"
-    sequence: int = 0
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """The export's fixed facts, read once under the lease."""
-
-    id: int
-    crawl_job_id: int
-    user_id: Any
-    name: str
-    format: ExportFormat
-    options: ExportOptions
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """The invocation's time budget: `owner` names the lease, `remaining_ms` is the Lambda context's."""
-
-    owner: str
-    remaining_ms: Callable[[], int]
-    reserve_ms: int
-
-    def low(self) -> bool:
-        return self.remaining_ms() < self.reserve_ms
-
-    def lease_until(self) -> datetime:
-        return datetime.now(UTC) + timedelta(milliseconds=self.remaining_ms()) + LEASE_MARGIN
 
 
 def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:

@@ -19,9 +19,9 @@ from botocore.exceptions import ClientError
 
 from pixcrawler import aws, links
 from pixcrawler.exports import selection, state
+from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job
 from pixcrawler.exports.formats import Listing, Output, open_output
 from pixcrawler.exports.multipart import MultipartWriter
-from pixcrawler.exports.state import Checkpoint, Clock, ExportError, Job
 from pixcrawler.models import Image
 from pixcrawler.settings import get_settings
 

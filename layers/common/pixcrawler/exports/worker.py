@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from pixcrawler.exports import state, stream
-from pixcrawler.exports.state import Cancelled, Clock, ExportError, LeaseLost
+from pixcrawler.exports.checkpoint import Cancelled, Clock, ExportError, LeaseLost
 from pixcrawler.settings import get_settings
 
 logger = Logger(child=True)

@@ -1,0 +1,76 @@
+"""What an export invocation carries: the job's fixed facts, its checkpoint, its time budget, and how it stops.
+
+These are the types the state, selection, stream and worker modules pass each other; they hold no behaviour that
+touches the database or S3, so any of those modules can import them without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from pixcrawler.exports.multipart import UploadState
+from pixcrawler.schemas.export import ExportFormat, ExportOptions
+
+LEASE_MARGIN = timedelta(seconds=60)
+
+
+class ExportError(Exception):
+    """A failure whose message is fit to show the user as the job's `error_message`."""
+
+
+class LeaseLost(Exception):
+    """Another invocation owns the job now: stop without touching it."""
+
+
+class Cancelled(LeaseLost):
+    """The job was cancelled while it ran: drop the upload, leave the row as the canceller set it."""
+
+
+class Checkpoint(BaseModel):
+    """Everything an invocation needs to continue the export where the previous one stopped."""
+
+    key: str
+    only_valid: bool
+    last_image_id: int
+    total: int
+    labels: dict[str, str]
+    upload: UploadState
+    position: int = 0
+    exported: int = 0
+    output: dict[str, Any] | None = None
+    phase: Literal["images", "assembling"] = "images"
+    sequence: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The export's fixed facts, read once under the lease."""
+
+    id: int
+    crawl_job_id: int
+    user_id: Any
+    name: str
+    format: ExportFormat
+    options: ExportOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The invocation's time budget: `owner` names the lease, `remaining_ms` is the Lambda context's."""
+
+    owner: str
+    remaining_ms: Callable[[], int]
+    reserve_ms: int
+
+    def low(self) -> bool:
+        return self.remaining_ms() < self.reserve_ms
+
+    def lease_until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(milliseconds=self.remaining_ms()) + LEASE_MARGIN
