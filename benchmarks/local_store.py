@@ -51,15 +51,17 @@ def measure(variant: str, objects: int, size: int) -> dict[str, float]:
             assert server.stdout is not None
             url = server.stdout.readline().strip()
             s3 = boto3.client(
-                "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
-            )
+                "s3", endpoint_url=url, region_name="us-east-1",
+                aws_access_key_id="local", aws_secret_access_key="local",
+            )  # fmt: skip
             s3.create_bucket(Bucket="bench")
             s3.put_object(Bucket="bench", Key="warm", Body=b"x")
             before = rss_mib(server.pid)
             body = os.urandom(size)
             started = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda n: s3.put_object(Bucket="bench", Key=f"images/{n}.jpg", Body=body), range(objects)))
+                keys = [f"images/{n}.jpg" for n in range(objects)]
+                list(pool.map(lambda key: s3.put_object(Bucket="bench", Key=key, Body=body), keys))
             elapsed = time.perf_counter() - started
             return {"puts_per_s": objects / elapsed, "rss_before": before, "rss_after": rss_mib(server.pid)}
         finally:
