@@ -395,7 +395,6 @@ def record(database_url: str) -> dict[str, Statement]:
             data_dir=data_dir,
             port=0,
             database_url=database_url,
-            keep_state=False,
             sweep_interval=0,
             allow_loopback=True,
         )

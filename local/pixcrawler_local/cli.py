@@ -180,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
     output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
     throwaway = fresh and not args.keep
-    options = _options(args, data_dir, args.port, allow_loopback=True, keep_state=not throwaway)
+    options = _options(args, data_dir, args.port, allow_loopback=True)
     sample_urls: list[str] = []
 
     def build(resources: ExitStack) -> DatasetRequest:
@@ -191,8 +191,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         outcome = _run_pipeline(args, options, build)
     finally:
-        if throwaway:  # the archive stays; the database and the secrets that made it go
-            shutil.rmtree(data_dir / "postgres", ignore_errors=True)
+        if throwaway:  # the archive stays; the database, objects, messages and secrets go
+            for stored in ("postgres", "s3", "sqs"):
+                shutil.rmtree(data_dir / stored, ignore_errors=True)
             for leftover in ("secrets.json", ".lock"):
                 (data_dir / leftover).unlink(missing_ok=True)
             if not any(data_dir.iterdir()):

@@ -108,7 +108,7 @@ class Poller:
             thread.join(timeout)
 
     def release_failed(self) -> None:
-        """Make the messages that failed here visible again now (at shutdown), so they can be saved."""
+        """Make the messages that failed here visible again now (at shutdown): the next start delivers them at once."""
         with self._lock:
             handles, self._failed = list(self._failed.values()), {}
         for handle in handles:

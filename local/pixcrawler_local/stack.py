@@ -2,8 +2,8 @@
 
 PostgreSQL (embedded, or `DATABASE_URL`), moto's server for S3 and SQS, an HTTP server playing API Gateway
 in front of the API function, and one SQS poller per worker queue playing Lambda's event source mapping.
-Everything a restart must keep lives in the data dir: the database files, a copy of the bucket's objects,
-and the secrets that sign tokens and download links.
+Everything a restart must keep lives in the data dir: the database files, every object and queued message
+(written through before the emulator answers, see store.py), and the secrets that sign tokens and links.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
 from pixcrawler_local import database, emulator, registry
-from pixcrawler_local.emulator import WORK_QUEUES, BucketMirror, QueueSnapshot
+from pixcrawler_local.emulator import WORK_QUEUES
 from pixcrawler_local.functions import Function, repository_root
 from pixcrawler_local.gateway import Gateway, serve
 from pixcrawler_local.pollers import EventSource, Poller
@@ -53,8 +53,6 @@ class StackOptions:
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     concurrency: int = 1
     sweep_interval: float = 300.0  # template.yaml: rate(5 minutes)
-    sync_interval: float = 10.0
-    keep_state: bool = True  # objects and queued messages saved in the data dir for the next start
     stop_timeout: float = 60.0
     allow_loopback: bool = False
     announce: bool = False  # listed among the user's running stacks (serve), so `pixcrawler token` finds it
@@ -140,7 +138,6 @@ class LocalStack:
         self.pollers: dict[str, Poller] = {}
         self._exit = ExitStack()
         self._stopping = threading.Event()
-        self._mirror: BucketMirror | None = None
 
     def __enter__(self) -> LocalStack:
         """A stack that fails to start leaves no new data dir behind, and a taken port touches no existing one."""
@@ -173,7 +170,9 @@ class LocalStack:
         # PostgreSQL starts in its own processes: let it boot while this one starts moto and imports functions.
         with ThreadPoolExecutor(max_workers=1) as pool:
             database_ready = pool.submit(self._database)
-            self.aws_endpoint = self._exit.enter_context(emulator.moto_server(options.host, options.aws_port))
+            self.aws_endpoint, store = self._exit.enter_context(
+                emulator.moto_server(options.host, options.aws_port, self.data_dir, REGION)
+            )
             self._configure()
             workers = {
                 queue: Function.from_repository(
@@ -200,19 +199,11 @@ class LocalStack:
             os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
 
-        if options.keep_state:
-            self._mirror = BucketMirror(aws.s3(), BUCKET, self.data_dir / "objects")
-            restored = self._mirror.restore()
-            if restored:
-                log.info("restored %d stored objects", restored)
-            self._exit.callback(self._mirror.sync)
-            self._background(self._keep_mirror, "mirror")
-
-        if options.keep_state:
-            snapshot = QueueSnapshot(aws.sqs(), self.queues, self.data_dir / "queues.json")
-            if requeued := snapshot.restore():
-                log.info("re-queued %d messages saved at the last shutdown", requeued)
-            self._exit.callback(snapshot.save)
+        objects, messages = store.restore()
+        if objects or messages:
+            log.info("restored %d stored objects and %d queued messages", objects, messages)
+        if moved := emulator.import_legacy_state(aws.s3(), aws.sqs(), BUCKET, self.queues, self.data_dir):
+            log.info("moved %d objects and messages of an older data dir into the store", moved)
         for queue, function in workers.items():
             source = EventSource(
                 queue_url=self.queues[queue.name]["url"],
@@ -290,14 +281,6 @@ class LocalStack:
                 function.invoke(scheduled_event(function.name))
             except Exception:
                 log.exception("scheduled %s failed; next run in %.0f s", function.name, interval)
-
-    def _keep_mirror(self) -> None:
-        while not self._stopping.wait(self.options.sync_interval):
-            try:
-                assert self._mirror is not None
-                self._mirror.sync()
-            except Exception:
-                log.exception("saving stored objects to %s failed; will retry", self.data_dir)
 
     def _write_state(self) -> None:
         """Where everything listens, for tools and tests that drive a running `serve`."""

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from sqlalchemy import Engine, text
 
 from pixcrawler_local import registry, samples, tokens
 from pixcrawler_local.httphost import HttpHost, Response
@@ -28,8 +29,9 @@ SERVE_OPTIONS = ("--port", "0", "--allow-loopback", "--visibility-timeout", "2",
 
 
 @contextmanager
-def serving(data_dir: Path, env: dict[str, str], cwd: Path) -> Iterator[dict[str, Any]]:
-    """Start `pixcrawler serve`, wait for its state file, stop it with Ctrl-C (SIGINT) at the end."""
+def serving(data_dir: Path, env: dict[str, str], cwd: Path, killed: bool = False) -> Iterator[dict[str, Any]]:
+    """Start `pixcrawler serve`, wait for its state file, stop it with Ctrl-C (SIGINT) at the end, unless the
+    block `killed` it (SIGKILL: nothing is cleaned up, the state file stays)."""
     state_file = data_dir / "stack.json"
     log = (cwd / "serve.log").open("a")
     process = subprocess.Popen(
@@ -41,7 +43,7 @@ def serving(data_dir: Path, env: dict[str, str], cwd: Path) -> Iterator[dict[str
     )
     try:
         deadline = time.monotonic() + 90
-        while not state_file.exists():
+        while not state_file.exists() or json.loads(state_file.read_text())["pid"] != process.pid:
             assert process.poll() is None, (cwd / "serve.log").read_text()
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.2)
@@ -49,11 +51,11 @@ def serving(data_dir: Path, env: dict[str, str], cwd: Path) -> Iterator[dict[str
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            assert process.wait(timeout=60) in (0, 130)
+            assert process.wait(timeout=60) in ((-signal.SIGKILL,) if killed else (0, 130))
         finally:
             process.kill()
             log.close()
-    assert not state_file.exists()
+    assert state_file.exists() == killed
 
 
 def run_job(
@@ -62,11 +64,16 @@ def run_job(
     """POST the job, then poll it until it ends; its final state."""
     started = requests.post(api + start, json=body, headers=headers, timeout=10)
     assert started.status_code == 202, started.text
+    return wait_job(api, f"{jobs}/{started.json()['id']}", headers, timeout)
+
+
+def wait_job(api: str, job: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Poll the job until it ends (or the time is up); its last state."""
     deadline = time.monotonic() + timeout
     while True:
-        job: dict[str, Any] = requests.get(f"{api}{jobs}/{started.json()['id']}", headers=headers, timeout=10).json()
-        if job["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
-            return job
+        state: dict[str, Any] = requests.get(f"{api}{job}", headers=headers, timeout=10).json()
+        if state["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return state
         time.sleep(0.3)
 
 
@@ -196,3 +203,60 @@ def test_token_picks_the_one_running_stack_and_asks_among_several(
     assert two.returncode == 2 and two.stdout == "", two.stdout + two.stderr
     assert two.stderr.startswith("pixcrawler token: 2 stacks are running") and "--data-dir" in two.stderr
     assert str(tmp_path / "first") in two.stderr and str(tmp_path / "second") in two.stderr
+
+
+def test_a_killed_serve_keeps_every_accepted_object_and_message(
+    tmp_path: Path, clean_env: dict[str, str], engine: Engine, migrated: str
+) -> None:
+    """SIGKILL mid-crawl: after a restart on the same data dir every image row has its object, every accepted
+    message is queued, and the crawl completes (its chunks in flight are delivered again at once)."""
+    data_dir = tmp_path / "state"
+    env = {**clean_env, "DATABASE_URL": migrated, "CRAWL_URLS_PER_CHUNK": "4", "DOWNLOAD_CONCURRENCY": "2"}
+    count = 40
+    with HttpHost() as images:
+        for seed in range(count):
+            images.routes[f"/{seed}.jpg"] = Response(
+                samples.jpeg(seed, 320, 240), headers={"Content-Type": "image/jpeg"}, delay=0.2
+            )
+        urls = [images.url(f"/{seed}.jpg") for seed in range(count)]
+
+        def stored_rows() -> list[str]:
+            with engine.connect() as connection:
+                return list(connection.execute(text("SELECT storage_url FROM images")).scalars())
+
+        with serving(data_dir, env, tmp_path, killed=True) as stack:
+            api = stack["api_url"]
+            auth = {"Authorization": f"Bearer {tokens.mint(load_secrets(data_dir)['token_secret'], 'ada@e.com')}"}
+            project = requests.post(f"{api}/v1/projects", json={"name": "Birds"}, headers=auth, timeout=10).json()
+            started = requests.post(
+                f"{api}/v1/projects/{project['id']}/crawl-jobs",
+                json={"name": "c", "keywords": ["birds"], "max_images": count, "providers": ["urls"], "urls": urls},
+                headers=auth,
+                timeout=10,
+            )
+            assert started.status_code == 202, started.text
+            sqs = sqs_client(stack)
+            parked = stack["queues"]["export"]["dlq_url"]  # nothing consumes a dead-letter queue
+            accepted = {sqs.send_message(QueueUrl=parked, MessageBody=f"m{n}")["MessageId"] for n in range(5)}
+            deadline = time.monotonic() + 60
+            while len(stored_rows()) < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(stack["pid"], signal.SIGKILL)
+        rows_at_kill = stored_rows()
+        assert 0 < len(rows_at_kill) < count, "the kill did not land mid-crawl"
+
+        with serving(data_dir, env, tmp_path) as stack:
+            s3 = boto3.client(
+                "s3", endpoint_url=stack["aws_endpoint_url"], region_name=stack["region"],
+                aws_access_key_id="local", aws_secret_access_key="local",
+            )  # fmt: skip
+            for key in rows_at_kill:
+                assert s3.head_object(Bucket=stack["bucket"], Key=key)["ContentLength"] > 0, key
+            sqs = sqs_client(stack)
+            parked = stack["queues"]["export"]["dlq_url"]
+            kept = sqs.receive_message(QueueUrl=parked, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+            assert {message["MessageId"] for message in kept} == accepted
+            job = wait_job(stack["api_url"], f"/v1/crawl-jobs/{started.json()['id']}", auth, timeout=120)
+            assert job["status"] == "completed" and job["downloaded_images"] == count, job
+            for key in stored_rows():
+                assert s3.head_object(Bucket=stack["bucket"], Key=key)["ContentLength"] > 0, key

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pixcrawler_local.emulator import QueueSnapshot, create_queues
+from pixcrawler_local.emulator import create_queues
 from pixcrawler_local.pollers import EventSource, Poller, succeeded
 
 
@@ -111,25 +110,3 @@ def test_the_batch_size_is_respected(aws: dict[str, Any], queue: dict[str, str])
 )
 def test_lambda_rules_for_reported_failures(result: Any, deleted: list[str]) -> None:
     assert succeeded(["a", "b"], result) == deleted
-
-
-def test_queued_and_failed_messages_are_saved_at_shutdown_and_sent_again_at_start(
-    aws: dict[str, Any], tmp_path: Path
-) -> None:
-    queues = create_queues(aws["sqs"], "s", visibility_timeout=60, max_receive_count=5)
-    crawl = queues["crawl"]
-    aws["sqs"].send_message(QueueUrl=crawl["url"], MessageBody=json.dumps({"poison": True}))
-    poller = _poller(aws, crawl, Worker())
-    assert poller.poll_once() == 1  # failed: invisible for a minute
-    for n in range(2):
-        aws["sqs"].send_message(QueueUrl=crawl["url"], MessageBody=json.dumps({"n": n}))
-    aws["sqs"].send_message(QueueUrl=queues["dispatch"]["dlq_url"], MessageBody='{"dead": 1}')
-
-    poller.release_failed()
-    snapshot = QueueSnapshot(aws["sqs"], queues, tmp_path / "queues.json")
-    assert snapshot.save() == 4
-    assert all(_count(aws, urls[key]) == 0 for urls in queues.values() for key in ("url", "dlq_url"))
-
-    assert snapshot.restore() == 4
-    assert _count(aws, crawl["url"]) == 3 and _count(aws, queues["dispatch"]["dlq_url"]) == 1
-    assert not (tmp_path / "queues.json").exists()
