@@ -9,8 +9,9 @@ number of threads, `output_format=files`, `resize_mode=no`). Needs `pip install 
 benchmark-only tool, not a dependency).
 
 Our crawl runs twice, with two S3 stand-ins in their own process: moto's server, which checks the result
-(one object per image row) but takes only ~120 PUTs/s here, far below real S3; and a sink that accepts PUTs
-as fast as it can and keeps only their keys, so the figure is the crawl's own rate, as against real S3.
+(an original and a thumbnail per image row) but takes only ~120 PUTs/s here, far below real S3; and a sink
+that accepts PUTs as fast as it can and keeps only their keys, so the figure is the crawl's own rate, as
+against real S3.
 img2dataset's figure includes writing the files.
 """
 
@@ -71,7 +72,7 @@ def _moto(ready: Any, stop: Any) -> None:
 
 def _sink(ready: Any, stop: Any) -> None:
     """An S3 stand-in that answers every PUT at once and remembers only the keys; on stop, sends each bucket's
-    object count."""
+    object count, originals and thumbnails apart: `(bucket, is_thumbnail)`."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     keys: set[str] = set()
@@ -103,7 +104,7 @@ def _sink(ready: Any, stop: Any) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ready.send(f"http://127.0.0.1:{server.server_port}")
     stop.wait()
-    ready.send(collections.Counter(key.split("/")[1] for key in keys))
+    ready.send(collections.Counter((key.split("/")[1], key.endswith(".thumb.webp")) for key in keys))
 
 
 def in_child(target: Any, *args: Any) -> tuple[Any, Any, Any]:
@@ -349,9 +350,10 @@ def main() -> None:
             )
         sink_stop.set()
         stored = sink_report.recv()
-        assert all(stored[run.bucket] == run.rows for run in ours), "one object per image row"
+        # Every served JPEG decodes, so each row has its original and its thumbnail.
+        assert all(stored[run.bucket, False] == stored[run.bucket, True] == run.rows for run in ours), "2 per row"
         on_moto = run_ours(urls, moto_endpoint, moto_endpoint)
-        assert count_objects(on_moto.bucket) == on_moto.rows, "one object per image row"
+        assert count_objects(on_moto.bucket) == 2 * on_moto.rows, "an original and a thumbnail per image row"
         puts_seconds, puts = run_moto_puts(moto_endpoint, min(len(urls), 500), args.concurrency)
         moto_stop.set()
         fetch_seconds, fetched = run_downloader(urls, args.concurrency)

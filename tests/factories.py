@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import object_keys
 from pixcrawler.models import CrawlJob, Image, JobStatus, Profile, Project
+from pixcrawler.settings import get_settings
+from pixcrawler.validation import ingest
 from pixcrawler_local import samples
 
 
@@ -51,13 +53,22 @@ def stored_image(
     *,
     seed: int = 0,
     keyword: str = "cat",
+    ingested: bool = False,
     **fields: Any,
 ) -> Image:
-    """An image row plus its object in the bucket, as the crawl worker would have left them."""
+    """An image row plus its object in the bucket, as the crawl worker would have left them; `ingested`: with
+    the facts and thumbnail today's crawl takes (`ingest.take`), else as rows from before it did."""
     data = data if data is not None else samples.jpeg(seed)
     digest = hashlib.sha256(data).hexdigest()
     key = object_keys.image_key(job.project_id, job.id, keyword, digest, fields.pop("extension", "jpg"))
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
+    if ingested:
+        taken = ingest.take(data, get_settings().validation_max_pixels)
+        if taken.thumbnail is not None:
+            s3.put_object(
+                Bucket=bucket, Key=object_keys.thumbnail_key(key), Body=taken.thumbnail, ContentType="image/webp"
+            )
+        fields = {**taken.columns, **fields}
     defaults: dict[str, Any] = {
         "original_url": f"https://images.example.com/{digest[:12]}.jpg",
         "filename": f"{digest[:12]}.jpg",

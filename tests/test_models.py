@@ -27,10 +27,10 @@ from pixcrawler.schemas import (
     CrawlJobCreate,
     CrawlJobResponse,
     ExportJobCreate,
-    ImageResponse,
     ProfileResponse,
     ValidationJobCreate,
 )
+from pixcrawler.services import images
 from pixcrawler.sqlstate import CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION
 
 
@@ -109,8 +109,8 @@ def test_orm_objects_round_trip_through_schemas(session: Session) -> None:
     assert job.keywords == ["cat"]
     assert job.chunk_progress == 0.0
     assert ProfileResponse.model_validate(profile).role == "user"
-    image = ImageResponse.model_validate(project.crawl_jobs[0].images[0])
-    assert image.sha256 == "a" * 64 and image.is_valid is None
+    image = images.response(project.crawl_jobs[0].images[0])
+    assert image.sha256 == "a" * 64 and image.is_valid is None and image.thumbnail_url is None
     log = ActivityLogResponse.model_validate(session.scalars(select(ActivityLog)).one())
     assert log.metadata == {}
     job = project.crawl_jobs[0]

@@ -22,7 +22,14 @@ def _job_with_images(session: Session, aws: dict[str, Any], user: uuid.UUID) -> 
     validity = [True, False, None, None]
     ids = [
         factories.stored_image(
-            session, aws["s3"], aws["bucket"], job, seed=n, keyword="dog" if n == 3 else "cat", is_valid=validity[n]
+            session,
+            aws["s3"],
+            aws["bucket"],
+            job,
+            seed=n,
+            keyword="dog" if n == 3 else "cat",
+            is_valid=validity[n],
+            ingested=n == 0,
         ).id
         for n in range(4)
     ]
@@ -40,6 +47,9 @@ def test_list_filters_by_keyword_and_validity(
         ]
 
     assert listed() == ids
+    items = api("GET", f"/v1/crawl-jobs/{job_id}/images", user=alice).json["items"]
+    assert [item["thumbnail_url"] is not None for item in items] == [True, False, False, False]
+    assert requests.get(items[0]["thumbnail_url"], timeout=10).content[8:12] == b"WEBP"
     assert listed(keyword="dog") == [ids[3]]
     assert listed(validity="valid") == [ids[0]]
     assert listed(validity="invalid") == [ids[1]]
@@ -65,6 +75,10 @@ def test_get_image_has_a_short_lived_view_url(
     key = session.get(Image, ids[0]).storage_url  # type: ignore[union-attr]
     assert urlsplit(body["view_url"]).path.endswith(key)
     assert requests.get(body["view_url"], timeout=10).content[:2] == b"\xff\xd8"
+    thumbnail = urlsplit(body["thumbnail_url"])
+    assert thumbnail.path.endswith(f"{key}.thumb.webp") and parse_qs(thumbnail.query)["X-Amz-Expires"] == ["900"]
+    assert requests.get(body["thumbnail_url"], timeout=10).content[8:12] == b"WEBP"
+    assert api("GET", f"/v1/images/{ids[1]}", user=alice).json["thumbnail_url"] is None
 
 
 def test_delete_image_removes_row_object_and_counts(
@@ -72,6 +86,7 @@ def test_delete_image_removes_row_object_and_counts(
 ) -> None:
     job_id, ids = _job_with_images(session, aws, alice)
     key = session.get(Image, ids[0]).storage_url  # type: ignore[union-attr]
+    assert aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=key).get("KeyCount") == 2  # and its thumbnail
     assert api("DELETE", f"/v1/images/{ids[0]}", user=alice).status == 204
     assert session.get(Image, ids[0]) is None
     assert aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=key).get("KeyCount") == 0

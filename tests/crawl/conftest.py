@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import pytest
 from sqlalchemy import Engine
 
-from pixcrawler import db
+from pixcrawler import db, object_keys
+from pixcrawler.models import Image
 from pixcrawler.providers import base as provider_base
 from pixcrawler.settings import get_settings
 from pixcrawler_local import samples
@@ -209,3 +210,9 @@ def queued(aws: dict[str, Any], queue: str = "crawl") -> int:
 def bucket_keys(aws: dict[str, Any]) -> list[str]:
     listing = aws["s3"].list_objects_v2(Bucket=aws["bucket"])
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def objects_of(rows: Sequence[Image]) -> list[str]:
+    """The keys image rows account for: each original, and its thumbnail when the row says it has one."""
+    keys = [row.storage_url for row in rows]
+    return sorted([*keys, *(object_keys.thumbnail_key(row.storage_url) for row in rows if row.has_thumbnail)])

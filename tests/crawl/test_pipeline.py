@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import threading
@@ -13,10 +14,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from pixcrawler import db
+from pixcrawler import db, object_keys
 from pixcrawler.crawl import worker
 from pixcrawler.crawl.accounting import ChunkEnd
 from pixcrawler.crawl.download import Downloader
@@ -25,6 +27,7 @@ from pixcrawler.models import ActivityLog, CrawlChunk, CrawlJob, Image, JobStatu
 from pixcrawler.services import crawl_jobs
 from pixcrawler.services.errors import Conflict
 from pixcrawler.settings import get_settings
+from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
 from tests import factories
 from tests.crawl.conftest import (
@@ -35,6 +38,7 @@ from tests.crawl.conftest import (
     fixture_json,
     lambda_record,
     load_function,
+    objects_of,
     queued,
     serve_jpegs,
 )
@@ -108,7 +112,13 @@ def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, ho
     stored = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=row.storage_url)
     assert stored["ContentType"] == "image/jpeg" and stored["ContentLength"] == row.file_size
     assert hashlib.sha256(stored["Body"].read()).hexdigest() == row.sha256
-    assert bucket_keys(crawl_env) == sorted(r.storage_url for r in rows)
+    assert (row.decodable, row.decode_error, row.mode, row.has_thumbnail) == (True, None, "RGB", True)
+    assert row.phash is not None and row.blank_variance is not None and row.blank_variance > 0
+    thumbnail = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=object_keys.thumbnail_key(row.storage_url))
+    assert thumbnail["ContentType"] == "image/webp"
+    with PILImage.open(io.BytesIO(thumbnail["Body"].read())) as preview:
+        assert (preview.format, preview.size) == ("WEBP", (64, 48))
+    assert bucket_keys(crawl_env) == objects_of(rows)
     assert chunks(session, job.id)[2].failed == 1
     log = session.scalars(select(ActivityLog)).one()
     assert (log.action, log.resource_id, log.user_id) == ("crawl_job.completed", str(job.id), job.project.user_id)
@@ -208,6 +218,47 @@ def crash_each_chunks_first_commit(monkeypatch: pytest.MonkeyPatch, then: Callab
     return crashes
 
 
+def test_each_image_is_stored_with_the_facts_of_one_decode_and_an_undecodable_one_is_kept_saying_so(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    """Validation judges these facts instead of decoding again: the planted cases must carry what it needs."""
+    upright = PILImage.open(io.BytesIO(samples.jpeg(1, 1024, 768)))
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise
+    planted = {
+        "photo.jpg": samples.jpeg(0, 1024, 768),
+        "rotated.jpg": samples.encode(upright, "JPEG", exif=exif.tobytes()),
+        "truncated.jpg": samples.jpeg(2, 512, 512)[:4000],
+        "blank.png": samples.encode(PILImage.new("RGB", (300, 200), (128, 128, 128)), "PNG"),
+    }
+    types = {"jpg": "image/jpeg", "png": "image/png"}
+    for name, data in planted.items():
+        host.routes[f"/{name}"] = Response(data, headers={"Content-Type": types[name.rsplit(".", 1)[1]]})
+    job = new_job(session, urls=[host.url(f"/{name}") for name in planted], max_images=10)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl)
+    rows = {row.original_url.rsplit("/", 1)[1]: row for row in images(session, job.id)}
+    assert sorted(rows) == sorted(planted)
+    s3, data_bucket = crawl_env["s3"], crawl_env["bucket"]
+
+    def preview(row: Image) -> tuple[int, int]:
+        body = s3.get_object(Bucket=data_bucket, Key=object_keys.thumbnail_key(row.storage_url))["Body"].read()
+        with PILImage.open(io.BytesIO(body)) as opened:
+            return opened.size
+
+    photo = rows["photo.jpg"]
+    assert (photo.width, photo.height, photo.decodable, photo.orientation, photo.mode) == (1024, 768, True, None, "RGB")
+    assert preview(photo) == (256, 192)
+    rotated = rows["rotated.jpg"]
+    assert (rotated.width, rotated.height, rotated.orientation) == (1024, 768, 6)
+    assert preview(rotated) == (192, 256)
+    truncated = rows["truncated.jpg"]
+    assert (truncated.decodable, truncated.has_thumbnail, truncated.phash) == (False, False, None)
+    assert truncated.decode_error is not None and truncated.decode_error["code"] == "undecodable"
+    assert rows["blank.png"].blank_variance == 0 and rows["blank.png"].decodable is True
+    assert bucket_keys(crawl_env) == objects_of(list(rows.values()))
+
+
 def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -230,7 +281,7 @@ def test_crash_between_upload_and_commit_then_redelivery_equals_one_clean_run(
         (sha, key.replace(f"/crawl-jobs/{clean.id}/", f"/crawl-jobs/{crashed.id}/"), url, w, size)
         for sha, key, url, w, size in expected["images"]
     ]
-    assert [k for k in after["objects"] if f"/crawl-jobs/{crashed.id}/" in k] == [row[1] for row in after["images"]]
+    assert [k for k in after["objects"] if f"/crawl-jobs/{crashed.id}/" in k] == objects_of(images(session, crashed.id))
     assert (after["counters"], after["refused"], after["active"], after["chunks"]) == (
         expected["counters"],
         expected["refused"],
@@ -252,7 +303,7 @@ def test_uploads_of_a_crashed_attempt_that_its_retry_did_not_fetch_are_deleted_w
 
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, crashed) == (JobStatus.COMPLETED, 2, [chunks(session, job.id)[0].id])
-    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in images(session, job.id))
+    assert bucket_keys(crawl_env) == objects_of(images(session, job.id))
 
 
 def test_two_workers_on_two_chunks_respect_the_cap(
@@ -283,7 +334,7 @@ def test_two_workers_on_two_chunks_respect_the_cap(
     rows = images(session, job.id)
     assert len(rows) == done.downloaded_images == 5
     assert (done.status, done.completed_chunks, done.active_chunks, done.total_images) == (JobStatus.COMPLETED, 2, 0, 8)
-    assert bucket_keys(crawl_env) == sorted(r.storage_url for r in rows)
+    assert bucket_keys(crawl_env) == objects_of(rows)
     assert sum(c.downloaded for c in chunks(session, job.id)) == 5
     assert sum(c.skipped for c in chunks(session, job.id)) == 3
 
@@ -296,7 +347,7 @@ def test_a_full_job_skips_remaining_chunks_without_fetching(
     drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, done.completed_chunks) == (JobStatus.COMPLETED, 4, 3)
-    assert len(images(session, job.id)) == 4 and len(bucket_keys(crawl_env)) == 4
+    assert bucket_keys(crawl_env) == objects_of(images(session, job.id)) and len(images(session, job.id)) == 4
     assert len(host.requests) == 4
 
 
@@ -579,7 +630,7 @@ def test_malformed_candidates_are_refused_and_their_chunk_mates_stored(
     assert (done.status, done.downloaded_images, done.refused) == (JobStatus.COMPLETED, 9, {"malformed_url": 4})
     rows = images(session, job.id)
     assert sorted(row.original_url for row in rows) == sorted(good)
-    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in rows)
+    assert bucket_keys(crawl_env) == objects_of(rows)
 
 
 def test_an_unexpected_error_in_one_candidate_costs_only_that_candidate(
@@ -606,7 +657,7 @@ def test_an_unexpected_error_in_one_candidate_costs_only_that_candidate(
     assert drain(crawl_env, apps.crawl) == [{"batchItemFailures": []}]
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, done.refused) == (JobStatus.COMPLETED, 3, {"unexpected_error": 1})
-    assert len(bucket_keys(crawl_env)) == 3
+    assert bucket_keys(crawl_env) == objects_of(images(session, job.id)) and len(images(session, job.id)) == 3
     [logged] = [record for record in caplog.records if cursed in record.getMessage()]
     assert "unexpected_error" in logged.getMessage() and logged.exc_info is not None
 
@@ -643,7 +694,7 @@ def test_a_chunk_of_hostile_hosts_commits_inside_its_invocation(
     assert (chunk.status, chunk.downloaded, chunk.refused) == (JobStatus.COMPLETED, 4, {"out_of_time": 2})
     rows = images(session, job.id)
     assert sorted(row.original_url for row in rows) == sorted([*good[:3], hostile.url("/redirect-endless")])
-    assert bucket_keys(crawl_env) == sorted(row.storage_url for row in rows)
+    assert bucket_keys(crawl_env) == objects_of(rows)
 
 
 def test_a_job_that_stored_nothing_says_why(

@@ -34,3 +34,9 @@ def image_key(project_id: int, crawl_job_id: int, keyword: str, sha256: str, ext
 def export_key(project_id: int, export_job_id: int, filename: str) -> str:
     """An unguessable key: a random segment keeps the object private even if a bucket listing leaks ids."""
     return f"exports/{project_id}/{export_job_id}-{secrets.token_hex(16)}/{filename}"
+
+
+def thumbnail_key(image_key: str) -> str:
+    """An image's 256 px WebP preview, stored beside it: under the same job prefix, so whatever removes a job's
+    or a project's objects removes it too, and no original's key (they end in their format) can collide."""
+    return f"{image_key}.thumb.webp"

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     download_link_secret_arn: str = Field(
         default="", description="Secrets Manager secret holding that key, used when DOWNLOAD_LINK_SECRET is unset"
     )
-    validation_batch_size: int = Field(default=200, ge=1, le=10_000, description="images per validation message")
+    validation_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="images to decode per validation message (one with facts: 1/25)"
+    )
     validation_max_pixels: int = Field(
         default=50_000_000, ge=1, description="larger images are refused as decompression bombs without decoding"
     )

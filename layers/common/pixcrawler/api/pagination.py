@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -51,12 +52,14 @@ def page(
     cursor: str | None,
     *,
     newest_first: bool = False,
+    convert: Callable[[Any], ItemT] | None = None,
 ) -> Page[ItemT]:
-    """One page of `query` ordered by `key`; fetching one extra row tells whether another page exists."""
+    """One page of `query` ordered by `key`; fetching one extra row tells whether another page exists.
+    `convert` builds an item from a row when the schema holds more than the row's columns (e.g. links)."""
     if cursor is not None:
         after = decode(cursor)
         query = query.where(key < after if newest_first else key > after)
     rows = session().scalars(query.order_by(key.desc() if newest_first else key).limit(limit + 1)).all()
-    items = [schema.model_validate(row) for row in rows[:limit]]
+    items = [(convert or schema.model_validate)(row) for row in rows[:limit]]
     next_cursor = encode(rows[limit - 1].id) if len(rows) > limit else None
     return Page[schema](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]

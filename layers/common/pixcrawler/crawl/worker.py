@@ -31,6 +31,7 @@ from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
 from pixcrawler.settings import Settings, get_settings
 from pixcrawler.uploads import Uploader
+from pixcrawler.validation import ingest
 
 logger = Logger(child=True)
 
@@ -175,7 +176,9 @@ class _Budget:
 def _store(
     claim: Claim, downloader: Downloader, uploader: Uploader, budget: _Budget, candidate: Candidate
 ) -> StoredImage | Refusal | None:
-    """Download one candidate and start its upload: a StoredImage, the Refusal, or None over the budget.
+    """Download one candidate, start its upload and take its facts (one reduced decode, plus the thumbnail it
+    yields, uploaded beside it): a StoredImage, the Refusal, or None over the budget. An undecodable image is
+    still stored, its facts saying so: validation decides its fate.
 
     Nothing a candidate's download raises may fail its chunk-mates: a refusal is counted by reason, and an
     exception no one expected (a bug) is logged with its traceback and counted as `unexpected_error`.
@@ -194,6 +197,9 @@ def _store(
     extension = fetched.format.extension
     key = object_keys.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
     uploader.put(key, fetched.data, fetched.content_type)
+    ingested = ingest.take(fetched.data, get_settings().validation_max_pixels)
+    if ingested.thumbnail is not None:
+        uploader.put(object_keys.thumbnail_key(key), ingested.thumbnail, ingest.THUMBNAIL_TYPE)
     row = {
         "original_url": candidate.url,
         "filename": f"{fetched.sha256[:16]}.{extension}",
@@ -210,6 +216,7 @@ def _store(
         "license": candidate.license,
         "license_url": candidate.license_url,
         "creator": candidate.creator,
+        **ingested.columns,
     }
     return StoredImage(key=key, sha256=fetched.sha256, row=row)
 
@@ -228,9 +235,11 @@ def _clean_up(claim: Claim, end: ChunkEnd, uploaded: list[str]) -> None:
 
 def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
     """Remove uploads that got no row of this chunk (over the cap, job cancelled, a failed commit), unless
-    another row of the job uses the same key."""
+    another row of the job uses the same key. Their thumbnails go with them (deleting one never stored is a
+    no-op)."""
     if keys:
-        _delete(sorted(set(keys) - _referenced(job_id, keys)))
+        unused = set(keys) - _referenced(job_id, keys)
+        _delete(sorted(unused | {object_keys.thumbnail_key(key) for key in unused}))
 
 
 def _delete_job_orphans(claim: Claim) -> None:
@@ -238,8 +247,13 @@ def _delete_job_orphans(claim: Claim) -> None:
     crashed attempts uploaded and their successful redelivery did not fetch again."""
     stored = set(bucket.keys_under(object_keys.crawl_job_prefix(claim.project_id, claim.job_id)))
     with session_scope() as session:
-        referenced = set(session.scalars(select(Image.storage_url).where(Image.crawl_job_id == claim.job_id)))
+        rows = session.execute(select(Image.storage_url, Image.has_thumbnail).where(Image.crawl_job_id == claim.job_id))
+        referenced = {name for key, thumbnail in rows for name in _objects(key, thumbnail)}
     _delete(sorted(stored - referenced))
+
+
+def _objects(key: str, has_thumbnail: bool) -> tuple[str, ...]:
+    return (key, object_keys.thumbnail_key(key)) if has_thumbnail else (key,)
 
 
 def _referenced(job_id: int, keys: list[str]) -> set[str]:

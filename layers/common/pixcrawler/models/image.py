@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint, false
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, CreatedAt, non_negative
@@ -68,6 +69,18 @@ class Image(Base):
     format: Mapped[str | None] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64))
     phash: Mapped[int | None] = mapped_column(BigInteger, doc="64-bit perceptual hash, stored signed")
+    decodable: Mapped[bool | None] = mapped_column(
+        doc="Whether the pixels decoded at ingest; NULL for images ingested before the crawl took facts"
+    )
+    decode_error: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="Why not (`{code, message}` as in validation_errors), when not decodable"
+    )
+    mode: Mapped[str | None] = mapped_column(String(16), doc="Pillow mode (RGB, L, P, ...); NULL if the header failed")
+    orientation: Mapped[int | None] = mapped_column(SmallInteger, doc="EXIF orientation 1-8, when present")
+    blank_variance: Mapped[float | None] = mapped_column(DOUBLE_PRECISION, doc="Pixel variance of the 64x64 greyscale")
+    has_thumbnail: Mapped[bool] = mapped_column(
+        default=False, server_default=false(), doc="A 256 px WebP lies beside the original (`object_keys`)"
+    )
     keyword: Mapped[str | None] = mapped_column(String(200))
     provider: Mapped[str | None] = mapped_column(String(40))
     source_url: Mapped[str | None] = mapped_column(Text, doc="The page the image was found on")

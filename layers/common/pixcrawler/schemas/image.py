@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from pixcrawler.schemas.common import ResponseModel
 
 
@@ -26,6 +28,10 @@ class ImageResponse(ResponseModel):
     is_valid: bool | None
     validation_errors: list[Any] | None
     created_at: datetime
+    thumbnail_url: str | None = Field(
+        description="A presigned GET of the 256 px WebP preview, valid for 15 minutes; null when the image has "
+        "none (ingested before previews existed, or its pixels did not decode)"
+    )
 
 
 class ImageDetailResponse(ImageResponse):

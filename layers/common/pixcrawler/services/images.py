@@ -5,16 +5,17 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
-from pixcrawler import aws, links
+from pixcrawler import bucket, links, object_keys
 from pixcrawler.models import CrawlJob, Image, Project
+from pixcrawler.schemas import ImageDetailResponse, ImageResponse
 from pixcrawler.services import activity, crawl_jobs
 from pixcrawler.services.errors import NotFound, found
-from pixcrawler.settings import get_settings
 
 VIEW_LINK_LIFETIME = timedelta(minutes=15)
 
@@ -53,6 +54,29 @@ def view_url(image: Image) -> str:
     return links.presigned_get(image.storage_url, VIEW_LINK_LIFETIME)
 
 
+def thumbnail_url(image: Image) -> str | None:
+    """Like `view_url`, for the 256 px WebP preview the crawl stored; None for images without one (ingested
+    before previews existed, or whose pixels did not decode)."""
+    if not image.has_thumbnail:
+        return None
+    return links.presigned_get(object_keys.thumbnail_key(image.storage_url), VIEW_LINK_LIFETIME)
+
+
+def response(image: Image) -> ImageResponse:
+    """An image as listings show it: its row plus its thumbnail link."""
+    return ImageResponse.model_validate({**_columns(image), "thumbnail_url": thumbnail_url(image)})
+
+
+def detail(image: Image) -> ImageDetailResponse:
+    return ImageDetailResponse.model_validate(
+        {**_columns(image), "thumbnail_url": thumbnail_url(image), "view_url": view_url(image)}
+    )
+
+
+def _columns(image: Image) -> dict[str, Any]:
+    return {name: getattr(image, name) for name in ImageResponse.model_fields if name != "thumbnail_url"}
+
+
 def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
     """Remove the row, keep the job's counters true, then the object (inside the transaction: S3 failing
     rolls the row back rather than leaving a row whose object is gone).
@@ -64,15 +88,15 @@ def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
     deleted = session.execute(
         delete_rows(Image)
         .where(Image.id == image_id, Image.crawl_job_id.in_(owned_jobs))
-        .returning(Image.crawl_job_id, Image.storage_url, Image.is_valid)
+        .returning(Image.crawl_job_id, Image.storage_url, Image.is_valid, Image.has_thumbnail)
         .execution_options(synchronize_session=False)
     ).first()
     if deleted is None:
         raise NotFound(f"Image {image_id} not found.")
-    job_id, key, was_valid = deleted
+    job_id, key, was_valid, has_thumbnail = deleted
     counters = {"downloaded_images": func.greatest(CrawlJob.downloaded_images - 1, 0)}
     if was_valid:
         counters["valid_images"] = func.greatest(CrawlJob.valid_images - 1, 0)
     session.execute(update(CrawlJob).where(CrawlJob.id == job_id).values(counters))
-    aws.s3().delete_object(Bucket=get_settings().data_bucket, Key=key)
+    bucket.delete([key, object_keys.thumbnail_key(key)] if has_thumbnail else [key])
     activity.record(session, user_id, "image.deleted", "image", image_id, crawl_job_id=job_id)

@@ -1,20 +1,21 @@
 """Per-image checks against a job's `ValidationRules`, plus the perceptual hash the duplicate pass needs.
 
-One reduced-size greyscale decode serves three purposes: it proves the pixel data decodes (a truncated or
-corrupt stream fails in `load()`, which `verify()` would miss), it feeds the hash, and it measures blankness.
-JPEGs use `draft()`, which decodes every coefficient at 1/2 to 1/8 scale: as strict as a full decode about
-corruption, about 1.7 times faster and far smaller in memory.
+Checking is two steps. `examine` decodes once, at reduced size, and records `Facts` that hold whatever the
+rules: that decode proves the pixel data decodes (a truncated or corrupt stream fails in `load()`, which
+`verify()` would miss), feeds the hash, measures blankness and yields the thumbnail. JPEGs use `draft()`,
+which decodes every coefficient at 1/2 to 1/8 scale: as strict as a full decode about corruption, about 1.7
+times faster and far smaller in memory. `judge` then applies a job's rules to the facts, touching no pixel.
+The crawl examines each image at ingest and stores its facts on the row, so validation usually only judges.
 """
 
 from __future__ import annotations
 
 import enum
 import tempfile
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
-from PIL import Image, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.hashing import dhash
@@ -22,6 +23,10 @@ from pixcrawler.validation.hashing import dhash
 SPOOL_BYTES = 8 * 1024 * 1024
 COPY_BYTES = 1024 * 1024
 THUMB_SIZE = 64
+"""The greyscale the hash and the blank figure are computed on."""
+THUMBNAIL_SIZE = 256
+"""The longest side of the stored thumbnail; the decode is reduced to just cover it."""
+ORIENTATION_TAG = 0x0112
 # Pillow names the multi-picture JPEGs cameras write "MPO"; to a dataset they are JPEGs.
 FORMAT_ALIASES = {"MPO": "jpeg"}
 # Raised by Pillow's decoders on malformed data; anything else is a bug or an infrastructure error.
@@ -88,52 +93,121 @@ def inspect(stream: Readable, file_size: int, rules: ValidationRules, max_pixels
     An oversized file is rejected before a byte is read. Otherwise the stream is spooled (memory up to
     8 MiB, then a temporary file) because image decoders seek.
     """
-    if rules.max_file_size is not None and file_size > rules.max_file_size:
-        return Inspection((Problem(Code.FILE_TOO_LARGE, f"{file_size} bytes exceeds {rules.max_file_size}"),))
+    if too_large := _size_problem(rules, file_size):
+        return Inspection((too_large,))
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         while chunk := stream.read(COPY_BYTES):
             spool.write(chunk)
         spool.seek(0)
-        return _inspect_image(spool, rules, max_pixels)
+        return judge(examine(spool, max_pixels), rules)
 
 
-def _inspect_image(file: IO[bytes], rules: ValidationRules, max_pixels: int) -> Inspection:
-    # Pillow's protection is a module setting; escalating its warning makes every image above the limit fail,
-    # not only those above twice the limit.
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What one reduced decode establishes about an image, whatever a job's rules say: the crawl stores it on
+    the image row at ingest, so validation can judge without reading the object again.
+
+    `width`, `height`, `format` and `mode` are None when not even the header opens; `problem` is the
+    `undecodable` or `decompression_bomb` reason; `phash` (unsigned) and `variance` exist only when the
+    pixels decoded; `thumbnail` is the decoded picture reduced to fit `THUMBNAIL_SIZE`, upright."""
+
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    mode: str | None = None
+    orientation: int | None = None
+    problem: Problem | None = None
+    phash: int | None = None
+    variance: float | None = None
+    thumbnail: Image.Image | None = field(default=None, compare=False, repr=False)
+
+
+def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
+    """Open and decode once, at reduced size: the facts every rule is judged from, and with `thumbnail` the
+    preview too. The decode's scale does not depend on `thumbnail`, so hashes compare across both uses."""
+    # Pillow's protection is a module setting, set alike by every caller. Pillow raises above twice the limit
+    # and only warns above it; the check below makes every image above the limit fail. (Escalating the warning
+    # with `warnings.catch_warnings` would not do: its filters are process-wide, and the crawl examines images
+    # in many threads at once.)
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        return Inspection((Problem(Code.DECOMPRESSION_BOMB, str(error)),))
+        image = Image.open(file)
+    except Image.DecompressionBombError as error:
+        return Facts(problem=Problem(Code.DECOMPRESSION_BOMB, str(error)))
     except UnidentifiedImageError:
-        return Inspection((Problem(Code.UNDECODABLE, "not a recognisable image file"),))
+        return Facts(problem=Problem(Code.UNDECODABLE, "not a recognisable image file"))
     except DECODE_ERRORS as error:
-        return Inspection((Problem(Code.UNDECODABLE, f"unreadable image header: {error}"),))
+        return Facts(problem=Problem(Code.UNDECODABLE, f"unreadable image header: {error}"))
+    if (pixels := max(1, image.width) * max(1, image.height)) > max_pixels:
+        image.close()
+        message = f"Image size ({pixels} pixels) exceeds limit of {max_pixels} pixels, could be decompression bomb "
+        return Facts(problem=Problem(Code.DECOMPRESSION_BOMB, message + "DOS attack."))
     with image:
         width, height = image.size
         image_format = FORMAT_ALIASES.get(image.format or "", (image.format or "unknown").lower())
-        problems = _header_problems(rules, width, height, image_format)
+        header = Facts(width, height, image_format, image.mode, _orientation(image))
         try:
-            thumb = _reduced_greyscale(image)
+            reduced = _reduced(image)
+            gray = reduced.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
         except DECODE_ERRORS as error:
-            if rules.decodable:
-                problems.append(Problem(Code.UNDECODABLE, f"the image data does not decode: {error}"))
-            return Inspection(tuple(problems), width, height, image_format)
-    if rules.reject_blank:
-        variance = ImageStat.Stat(thumb).var[0]
-        if variance < rules.blank_variance_threshold:
-            message = f"pixel variance {variance:.1f} is below {rules.blank_variance_threshold}"
-            problems.append(Problem(Code.BLANK, message))
-    return Inspection(tuple(problems), width, height, image_format, dhash(thumb))
+            return replace(header, problem=Problem(Code.UNDECODABLE, f"the image data does not decode: {error}"))
+        preview = _thumbnail(reduced, header.orientation) if thumbnail else None
+    return replace(header, phash=dhash(gray), variance=ImageStat.Stat(gray).var[0], thumbnail=preview)
 
 
-def _reduced_greyscale(image: Image.Image) -> Image.Image:
-    """A THUMB_SIZE² greyscale of the whole picture (aspect ignored: hashing and variance do not need it)."""
-    image.draft("L", (THUMB_SIZE, THUMB_SIZE))
+def judge(facts: Facts, rules: ValidationRules, file_size: int | None = None) -> Inspection:
+    """Apply a job's rules to an image's facts: what `inspect` concludes, without touching a pixel."""
+    if file_size is not None and (too_large := _size_problem(rules, file_size)):
+        return Inspection((too_large,))
+    if facts.width is None or facts.height is None or facts.format is None:
+        return Inspection((facts.problem,) if facts.problem else ())
+    problems = _header_problems(rules, facts.width, facts.height, facts.format)
+    if facts.problem is not None:
+        if rules.decodable:
+            problems.append(facts.problem)
+        return Inspection(tuple(problems), facts.width, facts.height, facts.format)
+    if rules.reject_blank and facts.variance is not None and facts.variance < rules.blank_variance_threshold:
+        message = f"pixel variance {facts.variance:.1f} is below {rules.blank_variance_threshold}"
+        problems.append(Problem(Code.BLANK, message))
+    return Inspection(tuple(problems), facts.width, facts.height, facts.format, facts.phash)
+
+
+def _size_problem(rules: ValidationRules, file_size: int) -> Problem | None:
+    if rules.max_file_size is not None and file_size > rules.max_file_size:
+        return Problem(Code.FILE_TOO_LARGE, f"{file_size} bytes exceeds {rules.max_file_size}")
+    return None
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation tag (1-8) when present and sane; a broken EXIF block is no reason to reject."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG)
+    except DECODE_ERRORS:
+        return None
+    return value if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """The whole picture, decoded at the smallest JPEG scale that still covers a THUMBNAIL_SIZE thumbnail.
+
+    `draft()` is asked for the thumbnail's own aspect, so it picks the deepest reduction that still covers it;
+    it decodes every coefficient even so, which is what catches a truncated or corrupt stream."""
+    width, height = image.size
+    scale = THUMBNAIL_SIZE / max(width, height, 1)
+    image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
     image.load()
-    return image.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+    return image
+
+
+def _thumbnail(reduced: Image.Image, orientation: int | None) -> Image.Image | None:
+    """The picture upright, fitting THUMBNAIL_SIZE; None for the rare mode Pillow cannot show as RGB, which
+    costs the listing a preview, not the image its validity."""
+    try:
+        picture = reduced.convert("RGBA" if "A" in reduced.getbands() or "transparency" in reduced.info else "RGB")
+        picture.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BICUBIC)
+    except DECODE_ERRORS:
+        return None
+    return ImageOps.exif_transpose(picture) if orientation not in (None, 1) else picture
 
 
 def _header_problems(rules: ValidationRules, width: int, height: int, image_format: str) -> list[Problem]:

@@ -18,7 +18,19 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -29,12 +41,15 @@ from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.settings import get_settings
-from pixcrawler.validation import neardup, rules
+from pixcrawler.validation import ingest, neardup, rules
 from pixcrawler.validation.hashing import to_signed
 
 log = Logger(child=True)
 
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
+FACTS_PER_DECODE = 25
+"""Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
+well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's single write statement moderate."""
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
@@ -80,8 +95,12 @@ def plan(job_id: int) -> None:
 
 
 def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> None:
+    """Cut the job's images into runs of consecutive ids, each worth `batch_size` decodes: an image judged
+    from its facts costs 1/FACTS_PER_DECODE of one, so a job crawled with facts needs far fewer batches."""
+    cost = case((Image.decodable.is_(None), FACTS_PER_DECODE), else_=1)
+    spent_before = func.sum(cost).over(order_by=Image.id) - cost
     numbered = (
-        select(Image.id, ((func.row_number().over(order_by=Image.id) - 1) // batch_size).label("batch_index"))
+        select(Image.id, (spent_before // (batch_size * FACTS_PER_DECODE)).label("batch_index"))
         .where(Image.crawl_job_id == job.crawl_job_id)
         .subquery()
     )
@@ -105,15 +124,27 @@ def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> No
 class _BatchWork:
     batch_id: int
     rules: ValidationRules
-    images: Sequence[tuple[int, str]]
+    images: Sequence[Any]
+    """Rows of (id, storage_url, file_size, decodable, *ingest.FACT_COLUMNS)."""
 
 
 def run_batch(job_id: int, batch_index: int) -> None:
-    """Validate one batch (S3 reads and decoding outside any transaction), then commit it exactly once."""
+    """Validate one batch (any S3 reads and decoding outside a transaction), then commit it exactly once.
+
+    An image whose facts the crawl took at ingest is judged from its row; only rows ingested before that
+    (`decodable IS NULL`) are read from S3 and decoded here."""
     work = _load_batch(job_id, batch_index)
     if work is not None:
         bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
-        results = [(image_id, _inspect_object(bucket, key, work.rules, max_pixels)) for image_id, key in work.images]
+        results = [
+            (
+                image_id,
+                _inspect_object(bucket, key, work.rules, max_pixels)
+                if decodable is None
+                else rules.judge(ingest.facts_of(*facts), work.rules, file_size),
+            )
+            for image_id, key, file_size, decodable, *facts in work.images
+        ]
         _commit_batch(job_id, work.batch_id, results)
     finish_if_done(job_id)
 
@@ -133,11 +164,11 @@ def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
         if status is not JobStatus.RUNNING or batch.status is JobStatus.COMPLETED:
             return None
         images = session.execute(
-            select(Image.id, Image.storage_url)
+            select(Image.id, Image.storage_url, Image.file_size, Image.decodable, *ingest.FACT_COLUMNS)
             .where(Image.crawl_job_id == crawl_job_id, Image.id.between(batch.first_image_id, batch.last_image_id))
             .order_by(Image.id)
         ).all()
-        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), [(i, key) for i, key in images])
+        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), images)
 
 
 def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixels: int) -> rules.Inspection:

@@ -26,16 +26,13 @@ def list_images(
     cursor: pagination.Cursor = None,
 ) -> Page[ImageResponse]:
     query = images.of_crawl_job(session(), user_id(), crawl_job_id, keyword, validity)
-    return pagination.page(query, Image.id, ImageResponse, limit, cursor)
+    return pagination.page(query, Image.id, ImageResponse, limit, cursor, convert=images.response)
 
 
 @router.get("/images/<image_id>", tags=["images"])
 def get_image(image_id: Id) -> ImageDetailResponse:
-    """Metadata plus `view_url`, a presigned link valid for 15 minutes."""
-    image = images.get(session(), user_id(), image_id)
-    return ImageDetailResponse.model_validate(
-        {**ImageResponse.model_validate(image).model_dump(), "view_url": images.view_url(image)}
-    )
+    """Metadata plus `view_url` and `thumbnail_url`, presigned links valid for 15 minutes."""
+    return images.detail(images.get(session(), user_id(), image_id))
 
 
 @router.delete("/images/<image_id>", tags=["images"], status_code=204)

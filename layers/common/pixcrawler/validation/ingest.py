@@ -1,0 +1,86 @@
+"""The facts the crawl records of each image as it stores it, and how validation reads them back.
+
+The crawl worker already holds every image's bytes: one reduced decode there (`rules.examine`) yields all a
+validation job needs, stored in the image's row, and the thumbnail listings show, stored beside the original.
+Validation then judges rows (`facts_of`) and reads an object again only for rows ingested without facts.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from pixcrawler.models import Image
+from pixcrawler.validation import rules
+from pixcrawler.validation.hashing import to_signed, to_unsigned
+
+THUMBNAIL_TYPE = "image/webp"
+THUMBNAIL_QUALITY = 75
+THUMBNAIL_EFFORT = 0
+"""libwebp `method` (0 fastest, 6 smallest). Measured at 256x192 (benchmarks/ingest.py): 0.8 ms and 1.8 KB at
+0, 1.5 ms and 1.3 KB at 2, 3.0 ms and 1.2 KB at the default 4: the crawl's CPU matters more than 600 bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """An image's facts as row columns, and its encoded thumbnail when the pixels decoded."""
+
+    columns: dict[str, Any]
+    thumbnail: bytes | None
+
+
+def take(data: bytes, max_pixels: int) -> Ingested:
+    """Examine downloaded bytes once; the columns are JSON-ready (they travel in one jsonb parameter). When the
+    header opened, they include its width, height and format, so a row's facts all come from one reading."""
+    facts = rules.examine(io.BytesIO(data), max_pixels, thumbnail=True)
+    thumbnail = None
+    if facts.thumbnail is not None:
+        encoded = io.BytesIO()
+        facts.thumbnail.save(encoded, "WEBP", quality=THUMBNAIL_QUALITY, method=THUMBNAIL_EFFORT)
+        thumbnail = encoded.getvalue()
+    header = {"width": facts.width, "height": facts.height, "format": facts.format} if facts.mode else {}
+    columns = {
+        **header,
+        "decodable": facts.problem is None,
+        "decode_error": None if facts.problem is None else facts.problem.as_json(),
+        "mode": facts.mode,
+        "orientation": facts.orientation,
+        "blank_variance": facts.variance,
+        "phash": None if facts.phash is None else to_signed(facts.phash),
+        "has_thumbnail": thumbnail is not None,
+    }
+    return Ingested(columns, thumbnail)
+
+
+FACT_COLUMNS = (
+    Image.width,
+    Image.height,
+    Image.format,
+    Image.mode,
+    Image.orientation,
+    Image.decode_error,
+    Image.blank_variance,
+    Image.phash,
+)
+"""What `facts_of` takes, in its order: select these and pass a row's values on."""
+
+
+def facts_of(
+    width: int | None,
+    height: int | None,
+    image_format: str | None,
+    mode: str | None,
+    orientation: int | None,
+    decode_error: dict[str, str] | None,
+    blank_variance: float | None,
+    phash: int | None,
+) -> rules.Facts:
+    """The facts an image row holds (one with `decodable` set). Without a mode the header never opened: the
+    row's width, height and format then come from the download's header check, not from these facts, and
+    the facts' problem alone is the verdict, as when `rules.examine` reads the object."""
+    problem = None if decode_error is None else rules.Problem(rules.Code(decode_error["code"]), decode_error["message"])
+    if mode is None:
+        return rules.Facts(problem=problem)
+    unsigned = None if phash is None else to_unsigned(phash)
+    return rules.Facts(width, height, image_format, mode, orientation, problem, unsigned, blank_variance)

@@ -1,0 +1,145 @@
+"""Validation from the facts the crawl took at ingest: no S3 read, the same verdicts as decoding the objects.
+
+The planted cases (truncated, corrupted, thumbnail-sized, blank, a near-duplicate copy, a decompression bomb)
+are stored twice: in one crawl job as today's crawl stores them (facts on the row), in another as rows from
+before facts existed. Each S3 request the worker's client makes is counted by a botocore event hook.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pixcrawler import aws as pixcrawler_aws
+from pixcrawler import db
+from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationJob
+from pixcrawler.settings import get_settings
+from pixcrawler_local import samples
+from tests import factories
+from tests.validation import images
+from tests.validation.test_worker import reload, run, validation_job
+
+RULES = {"min_width": 64, "reject_blank": True}
+
+
+def planted() -> dict[str, bytes]:
+    return {
+        **{f"picture{seed}": samples.jpeg(seed) for seed in range(4)},
+        "copy0": images.resized_copy(0, 512, 512),
+        "truncated": images.truncated(samples.jpeg(10, 512, 512)),
+        "corrupted": images.corrupted(samples.jpeg(6, 512, 512)),
+        "tiny": samples.jpeg(11, 40, 40),
+        "blank": images.blank(),
+        "bomb": images.png_claiming(10_000, 6_000),
+    }
+
+
+@pytest.fixture(autouse=True)
+def worker_connections(migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DB_POOL_SIZE", "8")
+    get_settings.cache_clear()
+    db.reset()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    db.reset()
+
+
+@pytest.fixture
+def s3_requests() -> Iterator[Counter[str]]:
+    """Operations the pipeline's own S3 client sends, by name."""
+    counts: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counts[model.name] += 1
+
+    events = pixcrawler_aws.s3().meta.events
+    events.register("before-call.s3", count)
+    yield counts
+    events.unregister("before-call.s3", count)
+
+
+def store_all(session: Session, aws: dict[str, Any], *, ingested: bool) -> tuple[CrawlJob, dict[str, Image]]:
+    crawl = factories.crawl_job(session)
+    stored = {}
+    for name, data in planted().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            width, height = PILImage.open(io.BytesIO(data)).size
+        stored[name] = factories.stored_image(
+            session, aws["s3"], aws["bucket"], crawl, data, width=width, height=height, ingested=ingested
+        )
+    session.commit()
+    return crawl, stored
+
+
+def verdicts(session: Session, stored: dict[str, Image]) -> dict[str, tuple[Any, ...]]:
+    session.expire_all()
+    rows = {name: session.get_one(Image, image.id) for name, image in stored.items()}
+    return {
+        name: (row.is_valid, [error["code"] for error in row.validation_errors or []], row.phash, row.width, row.format)
+        for name, row in rows.items()
+    }
+
+
+def test_images_with_facts_are_judged_without_reading_s3_and_as_decoding_them_would(
+    session: Session, aws: dict[str, Any], s3_requests: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VALIDATION_BATCH_SIZE", "3")
+    get_settings.cache_clear()
+    with_facts, new = store_all(session, aws, ingested=True)
+    assert all(image.decodable is not None for image in new.values())
+    before_facts, old = store_all(session, aws, ingested=False)
+    assert all(image.decodable is None for image in old.values())
+
+    s3_requests.clear()
+    judged = validation_job(session, with_facts, **RULES)
+    run(aws, judged)
+    assert reload(session, judged).status is JobStatus.COMPLETED
+    assert s3_requests["GetObject"] == 0
+
+    decoded = validation_job(session, before_facts, **RULES)
+    run(aws, decoded)
+    assert reload(session, decoded).status is JobStatus.COMPLETED
+    assert s3_requests["GetObject"] == len(old)
+    # A batch is worth 3 decodes: 11 images to decode take 4 batches, 11 judged from their facts take one.
+    assert (reload(session, judged).total_batches, reload(session, decoded).total_batches) == (1, 4)
+
+    expected = verdicts(session, old)
+    assert verdicts(session, new) == expected
+    codes = {name: verdict[1] for name, verdict in expected.items()}
+    assert codes["truncated"] == ["undecodable"] and codes["corrupted"] == ["undecodable"]
+    assert codes["tiny"] == ["width_too_small"] and codes["blank"] == ["blank"]
+    assert codes["bomb"] == ["decompression_bomb"] and codes["picture0"] == ["near_duplicate"]
+    assert [name for name, verdict in expected.items() if verdict[0]] == ["picture1", "picture2", "picture3", "copy0"]
+    messages = [
+        session.get_one(Image, stored[name].id).validation_errors
+        for stored in (new, old)
+        for name in ("truncated", "bomb", "blank")
+    ]
+    assert messages[:3] == messages[3:]
+
+
+def test_rules_the_facts_answer_differently_per_job_still_need_no_read(
+    session: Session, aws: dict[str, Any], s3_requests: Counter[str]
+) -> None:
+    """Lenient rules keep what the default rules drop, from the same facts: undecodable pictures pass
+    `decodable: false`, blank ones pass without `reject_blank`."""
+    crawl, stored = store_all(session, aws, ingested=True)
+    s3_requests.clear()
+    job = validation_job(session, crawl, decodable=False, near_duplicates="allow")
+    run(aws, job)
+    assert s3_requests["GetObject"] == 0
+    session.expire_all()
+    valid = set(session.scalars(select(Image.id).where(Image.crawl_job_id == crawl.id, Image.is_valid.is_(True))))
+    assert valid == {stored[name].id for name in stored if name != "bomb"}
+    assert reload(session, job).status is JobStatus.COMPLETED
+    assert session.get_one(ValidationJob, job.id).invalid_images == 1
