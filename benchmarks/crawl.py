@@ -213,7 +213,13 @@ def _record(body: str, receive_count: str, message: Mapping[str, Any] | None = N
         "messageId": (message or {}).get("MessageId", "m"),
         "receiptHandle": (message or {}).get("ReceiptHandle", "h"),
         "body": body,
-        "attributes": {"ApproximateReceiveCount": receive_count},
+        "attributes": {  # the fields the handlers' SQS record models require (Powertools' SqsAttributesModel)
+            "SentTimestamp": "0",
+            "SenderId": "bench",
+            "ApproximateFirstReceiveTimestamp": "0",
+            **(message or {}).get("Attributes", {}),
+            "ApproximateReceiveCount": receive_count,
+        },
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
@@ -308,6 +314,8 @@ def main() -> None:
             "DOWNLOAD_CONCURRENCY": str(args.concurrency),
             "CRAWL_URLS_PER_CHUNK": str(args.urls_per_chunk),
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerBench",  # as the local stack: metrics named, not printed
+            "POWERTOOLS_METRICS_DISABLED": "true",
         }
     )
     workdir = tempfile.mkdtemp(prefix="pixcrawler-bench-")
