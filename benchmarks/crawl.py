@@ -5,8 +5,9 @@
 Serves N generated JPEGs from a loopback `HttpHost` in its own process, runs a URL-list crawl job through the
 real handlers in ONE process, as one Lambda environment would (SQS on a moto server process, an embedded
 PostgreSQL unless DATABASE_URL is set), then downloads the same URLs with img2dataset (one process, the same
-number of threads, `output_format=files`, `resize_mode=no`). Needs `pip install img2dataset` (a
-benchmark-only tool, not a dependency).
+number of threads, `output_format=files`, `resize_mode=no`), run from its own virtualenv, the one
+`benchmarks/pipeline.py` creates on first use (~/.cache/pixcrawler-bench/img2dataset-venv, `pip install
+img2dataset`; a benchmark-only tool, not a dependency).
 
 Our crawl runs twice, with two S3 stand-ins in their own process: moto's server, which checks the result
 (an original and a thumbnail per image row) but takes only ~120 PUTs/s here, far below real S3; and a sink
@@ -25,6 +26,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +39,8 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "common"))
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.pipeline import PEER_SCRIPT, ensure_peer  # noqa: E402  (img2dataset from its own venv)
 
 
 def database(workdir: str) -> tuple[str, Any]:
@@ -209,7 +213,13 @@ def _record(body: str, receive_count: str, message: Mapping[str, Any] | None = N
         "messageId": (message or {}).get("MessageId", "m"),
         "receiptHandle": (message or {}).get("ReceiptHandle", "h"),
         "body": body,
-        "attributes": {"ApproximateReceiveCount": receive_count},
+        "attributes": {  # the fields the handlers' SQS record models require (Powertools' SqsAttributesModel)
+            "SentTimestamp": "0",
+            "SenderId": "bench",
+            "ApproximateFirstReceiveTimestamp": "0",
+            **(message or {}).get("Attributes", {}),
+            "ApproximateReceiveCount": receive_count,
+        },
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
@@ -257,30 +267,18 @@ def run_moto_puts(moto_endpoint: str, count: int, threads: int) -> tuple[float, 
     return time.perf_counter() - started, count
 
 
-def run_img2dataset(urls: list[str], workdir: Path, threads: int) -> tuple[float, int, float, float]:
+def run_img2dataset(python: Path, urls: list[str], workdir: Path, threads: int) -> tuple[float, int, float, float]:
     """Wall time (its process start-up and sharding included), its own shard download time, and the CPU
-    seconds of the worker process it spawns (start-up included)."""
-    from img2dataset import download
-
+    seconds of the processes it runs (its interpreter's start-up and imports included), with img2dataset
+    run by `python` (its own venv: installed beside aws-sam-cli it breaks sam's `click` pin)."""
     workdir.mkdir()
     url_list = workdir / "urls.txt"
     url_list.write_text("\n".join(urls))
     output = workdir / "i2d"
-    started, children_started = time.perf_counter(), _children_cpu()
-    download(
-        url_list=str(url_list),
-        input_format="txt",
-        output_folder=str(output),
-        output_format="files",
-        resize_mode="no",
-        processes_count=1,
-        thread_count=threads,
-        timeout=10,
-        retries=0,
-        number_sample_per_shard=len(urls),
-        disallowed_header_directives=[],
-    )
-    elapsed, cpu = time.perf_counter() - started, _children_cpu() - children_started
+    children_started = _children_cpu()
+    command = [str(python), "-c", PEER_SCRIPT, str(url_list), str(output), str(threads), str(len(urls))]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    elapsed, cpu = float(result.stdout.split()[-1]), _children_cpu() - children_started
     shard_seconds = sum(json.loads(stats.read_text())["duration"] for stats in output.glob("*_stats.json"))
     return elapsed, len(list(output.rglob("*.jpg"))), shard_seconds, cpu
 
@@ -316,6 +314,8 @@ def main() -> None:
             "DOWNLOAD_CONCURRENCY": str(args.concurrency),
             "CRAWL_URLS_PER_CHUNK": str(args.urls_per_chunk),
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerBench",  # as the local stack: metrics named, not printed
+            "POWERTOOLS_METRICS_DISABLED": "true",
         }
     )
     workdir = tempfile.mkdtemp(prefix="pixcrawler-bench-")
@@ -338,10 +338,13 @@ def main() -> None:
         sink_endpoint, sink_stop, sink_report = in_child(_sink)
         ours: list[OurRun] = []
         theirs: list[tuple[float, int, float, float]] = []
-        start_up = run_img2dataset(urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency)[3]
+        peer = ensure_peer()
+        if peer is None:
+            sys.exit("img2dataset is the peer of this benchmark: without it there is nothing to compare")
+        start_up = run_img2dataset(peer, urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency)[3]
         for round_number in range(args.rounds):
             ours.append(run_ours(urls, moto_endpoint, sink_endpoint))
-            theirs.append(run_img2dataset(urls, Path(workdir) / f"i2d-{round_number}", args.concurrency))
+            theirs.append(run_img2dataset(peer, urls, Path(workdir) / f"i2d-{round_number}", args.concurrency))
             run, (wall, _, shard, _) = ours[-1], theirs[-1]
             print(
                 f"round {round_number + 1}: pixcrawler {run.rows / run.handlers:.0f} (handlers), "

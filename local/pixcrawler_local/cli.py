@@ -273,6 +273,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         f"{outcome.crawl['downloaded_images']} crawled, {valid} valid, {outcome.export['exported_images']} exported "
         f"in {outcome.elapsed:.1f} s -> {outcome.archive}"
     )
+    print("stages: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in outcome.stages.items()))
     if refused := describe(outcome.crawl.get("refused") or {}):
         print(f"refused: {refused}")
     return 0

@@ -45,6 +45,9 @@ class Outcome:
     archive: Path
     archive_size: int
     elapsed: float
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds from each stage's request to its observed end (crawl, validate, export, download), so a user
+    and `benchmarks/pipeline.py` see where the time went."""
 
 
 class Pipeline:
@@ -71,6 +74,7 @@ class Pipeline:
 
     def run(self, request: DatasetRequest) -> Outcome:
         started = time.monotonic()
+        stages: dict[str, float] = {}
         client = self.client
         project = client.post("/v1/projects", {"name": request.name})
         body: dict[str, Any] = {
@@ -85,22 +89,26 @@ class Pipeline:
         crawl_id = self.current["id"]
         crawl = self._stage("crawl", f"/v1/crawl-jobs/{crawl_id}", "max_images", "downloaded_images")
         self.current = None
+        stages["crawl"], mark = time.monotonic() - started, time.monotonic()
         validation = client.post(
             f"/v1/crawl-jobs/{crawl_id}/validation-jobs", {"name": request.name, "rules": request.rules}
         )
         validation = self._stage(
             "validate", f"/v1/validation-jobs/{validation['id']}", "total_images", "validated_images"
         )
+        stages["validate"], mark = time.monotonic() - mark, time.monotonic()
         export = client.post(
             f"/v1/crawl-jobs/{crawl_id}/export-jobs",
             {"name": request.name, "format": request.export_format, "options": request.export_options},
         )
         export = self._stage("export", f"/v1/export-jobs/{export['id']}", "total_images", "exported_images")
+        stages["export"], mark = time.monotonic() - mark, time.monotonic()
         with tqdm(
             desc=f"{'download':<9}", unit="B", unit_scale=True, total=export.get("file_size"), disable=not self.progress
         ) as bar:
             size = download(export["download_url"], request.output, bar.update)
-        return Outcome(crawl, validation, export, request.output, size, time.monotonic() - started)
+        stages["download"] = time.monotonic() - mark
+        return Outcome(crawl, validation, export, request.output, size, time.monotonic() - started, stages)
 
     def cancel(self) -> None:
         """Best effort, on Ctrl-C: stop the crawl job so no worker keeps downloading for it."""

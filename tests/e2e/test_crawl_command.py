@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import tarfile
@@ -34,6 +35,9 @@ def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 crawled" in result.stdout and str(tmp_path / "birds.tar") in result.stdout
     assert "refused: 1 HTTP error status, 1 not an image" in result.stdout
+    assert re.search(
+        r"^stages: crawl [\d.]+ s, validate [\d.]+ s, export [\d.]+ s, download [\d.]+ s$", result.stdout, re.M
+    )
     with tarfile.open(tmp_path / "birds.tar") as archive:
         images = [m for m in archive.getmembers() if m.name.endswith(".jpg")]
         assert len(images) == 5  # max_images is a hard cap

@@ -1,0 +1,372 @@
+"""A user's first comparison: `pixcrawler crawl` against img2dataset on the same photos, same machine, same run.
+
+    python benchmarks/pipeline.py [--images 2000] [--rounds 2] [--threads 16] [--skip-peer]
+
+Generates N photo-sized JPEGs (1024x768, about 115 KB, deterministic; cached under
+~/.cache/pixcrawler-bench/photos-1024x768), serves them from loopback in a separate process, then times, in
+alternating rounds, each tool as a user runs it, in its own process tree:
+
+- img2dataset (1 process, `--threads` threads, `output_format=files`, no resize), from its own virtualenv
+  (~/.cache/pixcrawler-bench/img2dataset-venv, created with `pip install img2dataset` on first use: installed
+  next to aws-sam-cli it upgrades the `click` that sam pins);
+- `pixcrawler crawl photos --provider urls --urls-file ... --format tar --allow-loopback` on a fresh data dir
+  each round: start-up (embedded PostgreSQL initdb included), crawl, validate, export, download, shutdown.
+
+For each: wall time, images delivered per second, and peak memory of ALL its processes (the sum of their RSS,
+sampled every 50 ms over the process tree plus the embedded PostgreSQL, which `pg_ctl` leaves reparented),
+and for ours the time per stage as `pixcrawler crawl` prints it. Then whether the goals of issue #15 are met.
+The machine's load average is printed: figures on a shared machine swing with other tenants' work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import psutil  # already installed: pgserver, a dependency of the local stack, requires it
+from PIL import Image
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixcrawler-bench"
+PHOTOS = CACHE / "photos-1024x768"
+PEER_VENV = CACHE / "img2dataset-venv"
+PIXCRAWLER = Path(sys.executable).parent / "pixcrawler"
+MiB = 1 << 20
+MEMORY_GOAL = 400 * MiB
+SAMPLE_EVERY = 0.05
+
+PEER_SCRIPT = """
+import sys, time
+from img2dataset import download
+
+urls, output, threads, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+started = time.perf_counter()
+download(
+    url_list=urls, input_format="txt", output_folder=output, output_format="files", resize_mode="no",
+    processes_count=1, thread_count=threads, timeout=10, retries=0, number_sample_per_shard=count,
+    disallowed_header_directives=[],
+)
+print(time.perf_counter() - started)
+"""
+"""img2dataset from its venv: `python -c PEER_SCRIPT URL_FILE OUTPUT THREADS COUNT`; prints the seconds spent
+in `download()` (its start-up and sharding included, its interpreter start and imports not)."""
+
+
+def photo(seed: int, width: int = 1024, height: int = 768) -> bytes:
+    """A JPEG that compresses like a photo (~115 KB at quality 85): smooth colour fields, mid-frequency texture
+    and a little grain, all from `seed`, so every image and its perceptual hash differ."""
+    rng = random.Random(seed)
+
+    def noise(mode: str, size: tuple[int, int]) -> Image.Image:
+        bands = len(mode)
+        return Image.frombytes(mode, size, rng.randbytes(size[0] * size[1] * bands))
+
+    fields = noise("RGB", (8, 6)).resize((width, height), Image.Resampling.BICUBIC)
+    texture = noise("RGB", (width // 8, height // 8)).resize((width, height), Image.Resampling.BICUBIC)
+    grain = noise("L", (width, height)).convert("RGB")
+    image = Image.blend(Image.blend(fields, texture, 0.3), grain, 0.015)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _write_photo(seed: int) -> None:
+    path = PHOTOS / f"{seed}.jpg"
+    partial = path.with_suffix(".part")
+    partial.write_bytes(photo(seed))
+    partial.replace(path)
+
+
+def ensure_photos(count: int) -> None:
+    PHOTOS.mkdir(parents=True, exist_ok=True)
+    missing = [seed for seed in range(count) if not (PHOTOS / f"{seed}.jpg").exists()]
+    if missing:
+        print(f"generating {len(missing)} photos into {PHOTOS} ...", flush=True)
+        with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+            list(pool.map(_write_photo, missing, chunksize=50))
+
+
+class _PhotoServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 stalls 16 concurrent downloaders
+
+
+def _serve(ready: Any, stop: Any) -> None:
+    """GET /img/N.jpg from the photo cache, read per request (from the page cache), keep-alive."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            match = re.fullmatch(r"/img/(\d+)\.jpg", self.path)
+            path = PHOTOS / f"{match[1]}.jpg" if match else None
+            if path is None or not path.exists():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = _PhotoServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ready.send(f"http://127.0.0.1:{server.server_port}")
+    stop.wait()
+
+
+class Peak(NamedTuple):
+    total: int
+    """The largest sum of RSS over all the tool's processes seen in one sample."""
+    largest: int
+    """The largest RSS of any one of its processes."""
+    processes: int
+    """The most processes seen at once (the embedded PostgreSQL's included)."""
+
+
+class MemorySampler:
+    """Samples the RSS of a process tree every 50 ms, plus every process (and its children) whose command line
+    names `also` (the embedded PostgreSQL, whose postmaster `pg_ctl` leaves parented to init)."""
+
+    def __init__(self, root: int, also: str | None = None) -> None:
+        self.root, self.also = root, also
+        self.total = self.largest = self.processes = 0
+        self._extra: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self) -> Peak:
+        return Peak(self.total, self.largest, self.processes)
+
+    def _find_extra(self) -> None:
+        if self.also is None:
+            return
+        for process in psutil.process_iter(["cmdline"]):
+            if any(self.also in part for part in process.info["cmdline"] or ()):
+                self._extra.add(process.pid)
+
+    def _tree(self) -> list[psutil.Process]:
+        processes: dict[int, psutil.Process] = {}
+        for pid in (self.root, *self._extra):
+            try:
+                top = psutil.Process(pid)
+                processes.update((p.pid, p) for p in (top, *top.children(recursive=True)))
+            except psutil.NoSuchProcess:
+                self._extra.discard(pid)
+        return list(processes.values())
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.is_set():
+            if ticks % 10 == 0:  # a new postmaster appears once, early; a full scan costs more than a sample
+                self._find_extra()
+            rss = []
+            for process in self._tree():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    rss.append(process.memory_info().rss)
+            self.total, self.largest = max(self.total, sum(rss)), max(self.largest, max(rss, default=0))
+            self.processes = max(self.processes, len(rss))
+            ticks += 1
+            self._stop.wait(SAMPLE_EVERY)
+
+
+class Run(NamedTuple):
+    wall: float
+    images: int
+    peak: Peak
+    stages: dict[str, float]
+
+
+def timed(command: list[str], env: dict[str, str], workdir: Path, also: str | None = None) -> tuple[float, Peak, str]:
+    """Run `command` to its end, sampling its memory; its wall time, peak and stdout. A failure stops the run."""
+    out, err = workdir / "stdout", workdir / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=workdir, stdout=stdout, stderr=stderr)
+        with MemorySampler(process.pid, also) as sampler:
+            code = process.wait()
+        wall = time.perf_counter() - started
+    if code != 0:
+        sys.exit(f"{command[0]} exited {code}:\n{err.read_text()[-3000:]}")
+    return wall, sampler.peak, out.read_text()
+
+
+def fresh_env(**extra: str) -> dict[str, str]:
+    """What a fresh shell has (no DATABASE_URL, no AWS or stack settings), so each tool runs as a user runs it."""
+    keep = ("PATH", "HOME", "LANG", "TMPDIR")
+    return {**{name: os.environ[name] for name in keep if name in os.environ}, **extra}
+
+
+def ensure_peer() -> Path | None:
+    """img2dataset's python, from its own venv (created on first use); None, having said why, if it cannot be."""
+    python = PEER_VENV / "bin" / "python"
+    check = [str(python), "-c", "import img2dataset"]
+    env = fresh_env(NO_ALBUMENTATIONS_UPDATE="1")
+    if python.exists() and subprocess.run(check, env=env, capture_output=True).returncode == 0:
+        return python
+    print(f"installing img2dataset into {PEER_VENV} (first use) ...", flush=True)
+    steps = (
+        [sys.executable, "-m", "venv", "--clear", str(PEER_VENV)],
+        [str(python), "-m", "pip", "install", "-q", "img2dataset"],
+    )
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            print(f"COULD NOT INSTALL img2dataset ({' '.join(step)} exited {result.returncode}):\n{tail}")
+            print("img2dataset is skipped: only pixcrawler is timed, and the goal against it cannot be judged.")
+            return None
+    return python
+
+
+def run_peer(python: Path, urls: Path, count: int, threads: int, workdir: Path) -> Run:
+    output = workdir / "files"
+    command = [str(python), "-c", PEER_SCRIPT, str(urls), str(output), str(threads), str(count)]
+    wall, peak, _ = timed(command, fresh_env(NO_ALBUMENTATIONS_UPDATE="1"), workdir)
+    images = len(list(output.rglob("*.jpg")))
+    if images != count:
+        sys.exit(f"img2dataset delivered {images} of {count} images; see {workdir}/stderr")
+    return Run(wall, images, peak, {})
+
+
+SUMMARY = re.compile(r"(\d+) crawled, (\d+) valid, (\d+) exported in ([\d.]+) s")
+
+
+def run_ours(urls: Path, count: int, workdir: Path) -> Run:
+    data_dir, archive = workdir / "data", workdir / "photos.tar"
+    command = [
+        str(PIXCRAWLER), "crawl", "photos", "--provider", "urls", "--urls-file", str(urls),
+        "--max-images", str(count), "--format", "tar", "--allow-loopback", "--output", str(archive),
+        "--data-dir", str(data_dir), "--quiet",
+    ]  # fmt: skip
+    wall, peak, stdout = timed(command, fresh_env(), workdir, also=str(data_dir))
+    summary = SUMMARY.search(stdout)
+    stages = dict(re.findall(r"(\w+) ([\d.]+) s", stdout.partition("stages: ")[2].splitlines()[0]))
+    if summary is None or not stages:
+        sys.exit(f"pixcrawler crawl printed no summary or stage times:\n{stdout}")
+    with tarfile.open(archive) as tar:
+        images = sum(member.name.endswith(".jpg") for member in tar.getmembers())
+    if images != int(summary[3]):
+        sys.exit(f"the archive holds {images} images, the summary says {summary[3]} exported")
+    timings = {stage: float(seconds) for stage, seconds in stages.items()}
+    timings["start-up + shutdown"] = wall - sum(timings.values())
+    return Run(wall, images, peak, timings)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def verdict(met: bool) -> str:
+    return "MET" if met else "NOT MET"
+
+
+def report(ours: list[Run], theirs: list[Run], count: int) -> None:
+    median = statistics.median
+
+    def row(label: str, runs: list[Run]) -> str:
+        wall = median(run.wall for run in runs)
+        images = min(run.images for run in runs)
+        total, largest = max(run.peak.total for run in runs), max(run.peak.largest for run in runs)
+        processes = max(run.peak.processes for run in runs)
+        return (
+            f"| {label} | {wall:.1f} s | {images / wall:.0f} | {total / MiB:,.0f} MiB in {processes} processes "
+            f"| {largest / MiB:,.0f} MiB |"
+        )
+
+    print(f"\n{count:,} photos, median wall of {len(ours)} round(s) each; peak memory is the highest of the rounds")
+    print("| tool | wall | images/s | peak memory, all processes | largest process |")
+    print("| --- | --- | --- | --- | --- |")
+    if theirs:
+        print(row("img2dataset, 1 process, 16 threads, files, no resize", theirs))
+    print(row("`pixcrawler crawl --provider urls --format tar` (fresh data dir)", ours))
+    print("\n| pixcrawler stage | time | images/s |")
+    print("| --- | --- | --- |")
+    for stage in ours[0].stages:
+        seconds = median(run.stages[stage] for run in ours)
+        rate = f"{ours[0].images / seconds:.0f}" if seconds > 0 and stage != "start-up + shutdown" else ""
+        print(f"| {stage} | {seconds:.1f} s | {rate} |")
+    our_wall, our_peak = median(run.wall for run in ours), max(run.peak.total for run in ours)
+    print("\ngoals (issue #15):")
+    if theirs:
+        ratio = our_wall / median(run.wall for run in theirs)
+        print(f"- our wall <= 1.0x img2dataset's: {ratio:.2f}x, {verdict(ratio <= 1.0)}")
+    else:
+        print("- our wall <= 1.0x img2dataset's: not judged (img2dataset did not run)")
+    memory = f"{our_peak / MiB:,.0f} MiB, {verdict(our_peak <= MEMORY_GOAL)}"
+    print(f"- our peak memory <= 400 MiB, whole local stack: {memory}")
+    print("- the same at 20,000 images as at 2,000: compare this peak with a run at --images 20000 (or 2000)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000, help="photos to crawl (the memory check wants 20000)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each tool; medians shown")
+    parser.add_argument("--threads", type=int, default=16, help="img2dataset's download threads")
+    parser.add_argument("--skip-peer", action="store_true", help="time pixcrawler only")
+    args = parser.parse_args()
+    if not PIXCRAWLER.exists():
+        sys.exit(f"no `pixcrawler` command next to {sys.executable}: run `pip install -e .` in this checkout")
+    peer = None if args.skip_peer else ensure_peer()
+    ensure_photos(args.images)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    stop = multiprocessing.Event()
+    host = multiprocessing.Process(target=_serve, args=(sender, stop), daemon=True)
+    host.start()
+    base_url = receiver.recv()
+    workdir = Path(tempfile.mkdtemp(prefix="pixcrawler-pipeline-bench-"))
+    try:
+        urls = workdir / "urls.txt"
+        urls.write_text("".join(f"{base_url}/img/{seed}.jpg\n" for seed in range(args.images)))
+        print(f"{args.images:,} photos served from {base_url} by process {host.pid}; {load()}", flush=True)
+        ours: list[Run] = []
+        theirs: list[Run] = []
+        for round_number in range(args.rounds):
+            if peer is not None:
+                (peer_dir := workdir / f"img2dataset-{round_number}").mkdir()
+                theirs.append(run_peer(peer, urls, args.images, args.threads, peer_dir))
+                print(f"round {round_number + 1}: img2dataset {theirs[-1].wall:.1f} s", flush=True)
+            (our_dir := workdir / f"pixcrawler-{round_number}").mkdir()
+            ours.append(run_ours(urls, args.images, our_dir))
+            print(f"round {round_number + 1}: pixcrawler  {ours[-1].wall:.1f} s; {load()}", flush=True)
+        report(ours, theirs, args.images)
+        print(f"\nafter the run: {load()}")
+    finally:
+        stop.set()
+        host.join(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
