@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler import db
 from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationJob
 from pixcrawler.settings import get_settings
 from pixcrawler_local import samples
@@ -28,6 +27,9 @@ from tests.validation import images
 from tests.validation.test_worker import reload, run, validation_job
 
 RULES = {"min_width": 64, "reject_blank": True}
+
+
+pytestmark = pytest.mark.usefixtures("worker_connections")
 
 
 def planted() -> dict[str, bytes]:
@@ -40,17 +42,6 @@ def planted() -> dict[str, bytes]:
         "blank": images.blank(),
         "bomb": images.png_claiming(10_000, 6_000),
     }
-
-
-@pytest.fixture(autouse=True)
-def worker_connections(migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DB_POOL_SIZE", "8")
-    get_settings.cache_clear()
-    db.reset()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    db.reset()
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from tests.validation.test_worker import (  # noqa: F401 (fixtures)
     reload,
     run,
     validation_job,
-    worker_connections,
 )
+
+pytestmark = pytest.mark.usefixtures("worker_connections")
 
 
 def test_a_completed_validation_prints_its_valid_and_invalid_images(

@@ -25,18 +25,7 @@ from tests import factories
 from tests.events import lambda_context, sqs_event, sqs_record
 from tests.validation import images
 
-
-@pytest.fixture(autouse=True)
-def worker_connections(migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The worker needs connections while the test's own session holds one (the pool default is one per process;
-    the concurrency test runs several workers in threads)."""
-    monkeypatch.setenv("DB_POOL_SIZE", "8")
-    get_settings.cache_clear()
-    db.reset()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    db.reset()
+pytestmark = pytest.mark.usefixtures("worker_connections")
 
 
 @pytest.fixture
