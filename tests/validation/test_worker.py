@@ -63,14 +63,14 @@ def invoke(*bodies: ValidationMessage | str, receive_count: int = 1) -> list[str
 
 
 def queued(aws: dict[str, Any]) -> list[str]:
-    """Take every message off the validation queue (bodies as SQS stored them)."""
+    """Take every message off the validation queue, in batch order: a standard queue promises no order."""
     sqs, url = aws["sqs"], aws["queues"]["validation"]
     bodies: list[str] = []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for message in messages:
             bodies.append(message["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+    return sorted(bodies, key=lambda body: json.loads(body)["batch"])
 
 
 def run(aws: dict[str, Any], job: ValidationJob) -> list[str]:
