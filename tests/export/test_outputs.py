@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from pixcrawler.exports import formats, multipart
+from pixcrawler.exports.checkpoint import Written
+from pixcrawler.exports.items import Entry
 from pixcrawler.exports.formats import CONTENT_TYPES, Listing, open_output
 from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
 from pixcrawler.models import Image
@@ -65,7 +67,7 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -
     listing = Listing(
         title="Cats",
         options=options,
-        entries=lambda: ((item, f"cat/{item.id}.jpg") for item in IMAGES),
+        entries=lambda: (Entry(item, f"cat/{item.id}.jpg", Written.original(item)) for item in IMAGES),
         link=lambda storage_key: f"https://links.test/{storage_key}",
     )
     upload = multipart.start(s3, bucket, key, 5 * MiB, CONTENT_TYPES[fmt])

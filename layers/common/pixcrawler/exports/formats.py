@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports import layout, manifest
+from pixcrawler.exports import items, layout, manifest
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -175,12 +175,13 @@ class Output(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What an output needs beyond one image at a time: the export's name and options, its entries (image
-    and path) read again in order for the files that follow the images, and a link for a storage key."""
+    """What an output needs beyond one image at a time: the export's name and options, its entries (image,
+    path and output facts) read again in order for the files that follow the images, and a link for a storage
+    key."""
 
     title: str
     options: ExportOptions
-    entries: Callable[[], Iterable[tuple[Image, str]]]
+    entries: Callable[[], Iterable[items.Entry]]
     link: Callable[[str], str]
 
 
@@ -234,9 +235,9 @@ class ArchiveOutput:
                 tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS))
             for table in tables:
                 table.begin()
-            for image, path in self._listing.entries():
+            for image, path, written in self._listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
-                values = manifest.row(image, path)
+                values = manifest.row(image, path, written)
                 for table in tables:
                     table.write(values)
             for table in tables:

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import IO, Any, ClassVar, Protocol
 
+from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.multipart import MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat
@@ -35,7 +36,14 @@ COLUMNS = (
     "license",
     "license_url",
     "creator",
+    "output_width",
+    "output_height",
+    "output_format",
+    "output_file_size",
+    "output_sha256",
 )
+"""The original's facts, then the file in the export (`output_*`): the same unless the export resized or
+re-encoded it."""
 LINK_COLUMNS = ("image_id", *COLUMNS, "storage_key", "url")
 FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
 """What makes Excel, LibreOffice or Google Sheets read a cell as a formula (full-width forms included)."""
@@ -45,7 +53,7 @@ _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
 
 
-def row(image: Image, file_name: str) -> dict[str, Any]:
+def row(image: Image, file_name: str, written: Written) -> dict[str, Any]:
     return {
         "file_name": file_name,
         "label": image.keyword,
@@ -61,6 +69,11 @@ def row(image: Image, file_name: str) -> dict[str, Any]:
         "license": image.license,
         "license_url": image.license_url,
         "creator": image.creator,
+        "output_width": written.width,
+        "output_height": written.height,
+        "output_format": written.format,
+        "output_file_size": written.file_size,
+        "output_sha256": written.sha256,
     }
 
 
@@ -192,7 +205,8 @@ class Document:
 
     def write(self, image: Image, path: str, data: bytes) -> None:
         url = self._link(image.storage_url)
-        self._rows.write({"image_id": image.id, **row(image, path), "storage_key": image.storage_url, "url": url})
+        values = row(image, path, Written.original(image))
+        self._rows.write({"image_id": image.id, **values, "storage_key": image.storage_url, "url": url})
         self._written += 1
 
     def suspend(self) -> dict[str, Any]:
