@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pixcrawler.schemas import ExportFormat, ExportLayout, Provider
+from pixcrawler.schemas.export import EncodeFormat, ResizeMode
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -244,6 +245,18 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
         )
 
 
+def export_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The export's options from `crawl`'s flags; the API judges them (a bad combination stops the run with its
+    422 naming the option)."""
+    options: dict[str, Any] = {"layout": args.layout, "resize_mode": args.resize_mode}
+    options.update(resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format)
+    if args.image_size is not None:
+        options["image_size"] = args.image_size
+    if args.encode_quality is not None:
+        options["encode_quality"] = args.encode_quality
+    return options
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.crawl.refusals import describe
     from pixcrawler_local.pipeline import DatasetRequest
@@ -264,7 +277,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         urls=urls or None,
         export_format=args.format,
-        export_options={"layout": args.layout},
+        export_options=export_options(args),
         output=output,
     )
     outcome = _run_pipeline(args, options, lambda resources: request)
@@ -341,6 +354,21 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-images", type=int, default=100)
     crawl.add_argument("--format", default=ExportFormat.ZIP.value, choices=_values(ExportFormat))
     crawl.add_argument("--layout", default=ExportLayout.BY_KEYWORD.value, choices=_values(ExportLayout))
+    crawl.add_argument("--image-size", type=int, help="resize to this many pixels (16-8192), as --resize-mode says")
+    crawl.add_argument(
+        "--resize-mode",
+        default=ResizeMode.NO.value,
+        choices=_values(ResizeMode),
+        help="img2dataset's modes: keep_ratio (shorter side), keep_ratio_largest (longer side), center_crop, border",
+    )
+    crawl.add_argument("--resize-only-if-bigger", action="store_true", help="never enlarge a smaller image")
+    crawl.add_argument(
+        "--encode-format",
+        default=EncodeFormat.ORIGINAL.value,
+        choices=_values(EncodeFormat),
+        help="output format of resized images (original: as stored when JPEG, PNG or WebP, else PNG)",
+    )
+    crawl.add_argument("--encode-quality", type=int, help="JPEG and WebP quality, 1-100 (default 95)")
     crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")

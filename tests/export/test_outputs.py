@@ -17,8 +17,8 @@ import pytest
 
 from pixcrawler.exports import formats, multipart
 from pixcrawler.exports.checkpoint import Written
-from pixcrawler.exports.items import Entry
 from pixcrawler.exports.formats import CONTENT_TYPES, Listing, open_output
+from pixcrawler.exports.items import Entry
 from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions

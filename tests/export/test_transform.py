@@ -70,7 +70,9 @@ IMG2DATASET_SIZES = {
     },
     (250, 3): {("keep_ratio_largest", False): (64, 1), ("center_crop", False): (64, 64)},
 }
-CASES = [(size, mode, bigger, out) for size, cases in IMG2DATASET_SIZES.items() for (mode, bigger), out in cases.items()]
+CASES = [
+    (size, mode, bigger, out) for size, cases in IMG2DATASET_SIZES.items() for (mode, bigger), out in cases.items()
+]
 
 
 @pytest.mark.parametrize(("size", "mode", "bigger", "expected"), CASES)
@@ -103,8 +105,9 @@ def test_exif_orientation_is_applied_before_resizing() -> None:
     image = opened(transform(image_size=16, resize_mode="keep_ratio_largest")(source))
 
     assert image.size == (8, 16)  # upright 32x64, longer side to 16
-    top, bottom = image.getpixel((4, 2)), image.getpixel((4, 13))
-    assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]
+    top_red, _, top_blue = image.getpixel((4, 2))  # type: ignore[misc]
+    bottom_red, _, bottom_blue = image.getpixel((4, 13))  # type: ignore[misc]
+    assert top_red > 150 > top_blue and bottom_blue > 150 > bottom_red
 
 
 def test_palette_transparency_is_composited_on_white() -> None:
