@@ -15,21 +15,28 @@ from tests.api.conftest import Call
 
 
 @pytest.mark.parametrize(
-    ("fmt", "options", "field"),
+    ("fmt", "options", "field", "says"),
     [
-        ("zip", {"resize_mode": "center_crop"}, "options.image_size"),
-        ("zip", {"image_size": 256}, "options.resize_mode"),
-        ("zip", {"image_size": 8, "resize_mode": "border"}, "options.image_size"),
-        ("zip", {"image_size": 9000, "resize_mode": "border"}, "options.image_size"),
-        ("zip", {"resize_mode": "stretch", "image_size": 64}, "options.resize_mode"),
-        ("zip", {"encode_format": "gif"}, "options.encode_format"),
-        ("zip", {"encode_format": "jpeg", "encode_quality": 0}, "options.encode_quality"),
-        ("csv", {"image_size": 64, "resize_mode": "keep_ratio"}, "options.resize_mode"),
-        ("jsonl", {"encode_format": "webp"}, "options.encode_format"),
+        ("zip", {"resize_mode": "center_crop"}, "options.image_size", "required when resize_mode is 'center_crop'"),
+        ("zip", {"image_size": 256}, "options.resize_mode", "image_size needs a resize_mode"),
+        ("zip", {"image_size": 8, "resize_mode": "border"}, "options.image_size", "greater than or equal to 16"),
+        ("zip", {"image_size": 9000, "resize_mode": "border"}, "options.image_size", "less than or equal to 8192"),
+        ("zip", {"resize_mode": "stretch", "image_size": 64}, "options.resize_mode", "'keep_ratio_largest'"),
+        ("zip", {"encode_format": "gif"}, "options.encode_format", "'webp'"),
+        ("zip", {"encode_format": "jpeg", "encode_quality": 0}, "options.encode_quality", "greater than or equal to 1"),
+        ("csv", {"image_size": 64, "resize_mode": "keep_ratio"}, "options.resize_mode", "links the stored originals"),
+        ("jsonl", {"encode_format": "webp"}, "options.encode_format", "links the stored originals"),
     ],
 )
 def test_a_bad_transform_is_422_naming_the_option(
-    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID, fmt: str, options: dict[str, Any], field: str
+    api: Call,
+    session: Session,
+    aws: dict[str, Any],
+    alice: uuid.UUID,
+    fmt: str,
+    options: dict[str, Any],
+    field: str,
+    says: str,
 ) -> None:
     job = factories.crawl_job(session, factories.project(session, factories.profile(session, id=alice)))
 
@@ -41,7 +48,8 @@ def test_a_bad_transform_is_422_naming_the_option(
     )
 
     assert reply.status == 422, reply.text
-    assert field in [detail["field"] for detail in reply.error["details"]], reply.error
+    assert [detail["field"] for detail in reply.error["details"]] == [field], reply.error
+    assert says in reply.error["details"][0]["message"]
     assert session.scalar(select(func.count()).select_from(ExportJob)) == 0
 
 
