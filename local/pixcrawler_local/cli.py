@@ -167,7 +167,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         url = os.environ.get("DATABASE_URL", "")
         if not url:
-            server, url = database.start_embedded(_data_dir(args.data_dir).resolve() / "postgres")
+            server, url = database.start_embedded(_data_dir(args.data_dir).resolve() / "postgres", repo)
             stack.callback(server.cleanup)
         print(f"database at revision {database.migrate(repo, url)}")
     return 0
@@ -212,11 +212,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sample_urls.extend(sample_set.urls)
         return demo.request(sample_set, output.resolve())
 
+    from pixcrawler_local import emulator
+
     try:
         outcome = _run_pipeline(args, options, build)
     finally:
         if throwaway:  # the archive stays; the database, objects, messages and secrets go
-            for stored in ("postgres", "s3", "sqs"):
+            for stored in ("postgres", emulator.OBJECTS_DIR, emulator.MESSAGES_DIR):
                 shutil.rmtree(data_dir / stored, ignore_errors=True)
             for leftover in ("secrets.json", ".lock"):
                 (data_dir / leftover).unlink(missing_ok=True)
