@@ -13,6 +13,8 @@ PutObject, GetObject and HeadObject (single byte ranges, presigned links with th
 continuation, `encoding-type=url`), and multipart uploads (create, upload part, complete with S3's 5 MiB
 minimum, abort). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3 send them;
 the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3 refuses it.
+As S3 does, the object keeps that checksum and names it in the PUT's answer, in a whole-object GET that asks
+for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends, then checks the body against) and in listings.
 Anything else is answered 501 `NotImplemented`, naming the request. Signatures are not checked: this is a
 single-user development stack on loopback.
 
@@ -108,6 +110,8 @@ class Entry:
     content_type: str = "binary/octet-stream"
     content_disposition: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    checksum: dict[str, str] = field(default_factory=dict)
+    """The checksum the client sent with the body (verified), as S3 keeps it: `{"crc32": "<base64>"}` or empty."""
 
     @property
     def modified(self) -> datetime:
@@ -124,7 +128,10 @@ class Body:
         self._chunked = "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", "")
         names = [name for name in _CHECKSUMS if f"HTTP_X_AMZ_CHECKSUM_{name.upper()}" in environ]
         trailer = environ.get("HTTP_X_AMZ_TRAILER", "").strip().lower().removeprefix("x-amz-checksum-")
+        announced = environ.get("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", "").lower()
         self._algorithm = trailer if trailer in _CHECKSUMS else (names[0] if names else None)
+        if self._algorithm is None and announced in _CHECKSUMS:
+            self._algorithm = announced
         if environ.get("HTTP_X_AMZ_TRAILER") and self._algorithm != trailer:
             raise S3Error(400, "InvalidRequest", f"Unsupported trailing checksum: {environ['HTTP_X_AMZ_TRAILER']}")
         self._expected = environ.get(f"HTTP_X_AMZ_CHECKSUM_{(self._algorithm or '').upper()}")
@@ -155,6 +162,11 @@ class Body:
             yield data
         if self._checksum and self._expected is not None and self._checksum.digest() != self._expected:
             raise S3Error(400, "BadDigest", f"The {self._algorithm} you specified did not match the calculated one.")
+
+    @property
+    def checksum(self) -> dict[str, str]:
+        """The body's checksum by algorithm, once read: the one the client sent or announced, else none."""
+        return {self._algorithm: self._checksum.digest()} if self._algorithm and self._checksum else {}
 
     def _plain(self) -> Iterator[bytes]:
         while data := self._raw(BLOCK):
@@ -309,6 +321,8 @@ class DiskS3:
             ET.SubElement(item, "Key").text = encode(entry.key)
             ET.SubElement(item, "LastModified").text = entry.modified.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             ET.SubElement(item, "ETag").text = f'"{entry.etag}"'
+            for algorithm in entry.checksum:
+                ET.SubElement(item, "ChecksumAlgorithm").text = algorithm.upper()
             ET.SubElement(item, "Size").text = str(entry.size)
             ET.SubElement(item, "StorageClass").text = "STANDARD"
         if len(names) > limit:
@@ -337,11 +351,12 @@ class DiskS3:
                 for block in body.blocks():
                     out.write(block)
                 entry = _entry_from(environ, key, body.size, body.md5.hexdigest())
+                entry.checksum = body.checksum
                 _write_header(out, entry)
             self._commit(bucket, entry, partial)
         finally:
             partial.unlink(missing_ok=True)
-        return _reply(start, 200, b"", {"ETag": f'"{entry.etag}"'})
+        return _reply(start, 200, b"", {"ETag": f'"{entry.etag}"', **_checksum_headers(entry.checksum)})
 
     def _get(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
@@ -362,6 +377,8 @@ class DiskS3:
         first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+        elif environ.get("HTTP_X_AMZ_CHECKSUM_MODE", "").upper() == "ENABLED":
+            headers.update(_checksum_headers(entry.checksum))
         headers["Content-Length"] = str(last - first + 1)
         start(f"{status} {'Partial Content' if status == 206 else 'OK'}", list(headers.items()))
         if environ["REQUEST_METHOD"] == "HEAD":
@@ -425,7 +442,7 @@ class DiskS3:
         for older in folder.glob(f"{number:05d}.*"):
             if older.name != f"{number:05d}.{body.md5.hexdigest()}":
                 older.unlink(missing_ok=True)
-        return _reply(start, 200, b"", {"ETag": f'"{body.md5.hexdigest()}"'})
+        return _reply(start, 200, b"", {"ETag": f'"{body.md5.hexdigest()}"', **_checksum_headers(body.checksum)})
 
     def _complete(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
@@ -493,6 +510,12 @@ def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entr
         content_disposition=environ.get("HTTP_CONTENT_DISPOSITION"),
         metadata=metadata,
     )
+
+
+def _checksum_headers(checksum: dict[str, str]) -> dict[str, str]:
+    """`x-amz-checksum-crc32: <base64>`, as S3 answers a PUT that carried a checksum, and a whole-object GET
+    that asked for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends and then verifies the body against)."""
+    return {f"x-amz-checksum-{algorithm}": value for algorithm, value in checksum.items()}
 
 
 def _write_header(out: IO[bytes], entry: Entry) -> None:
