@@ -303,7 +303,9 @@ class DiskS3:
     ) -> Iterable[bytes]:
         if query.get("list-type") != "2":
             raise S3Error(501, "NotImplemented", "The local S3 lists with ListObjectsV2 only (list-type=2).")
-        prefix, limit = query.get("prefix", ""), min(int(query.get("max-keys", "1000")), 1000)
+        if query.get("delimiter"):
+            raise S3Error(501, "NotImplemented", "The local S3 lists without a delimiter (no CommonPrefixes).")
+        prefix, limit = query.get("prefix", ""), _max_keys(query.get("max-keys", "1000"))
         after = max(query.get("start-after", ""), _untoken(query.get("continuation-token", "")))
         with self._lock:
             names = sorted(name for name in self._keys(bucket) if name.startswith(prefix) and name > after)
@@ -313,9 +315,14 @@ class DiskS3:
         for name, value in (("Name", bucket), ("Prefix", encode(prefix)), ("KeyCount", str(len(page)))):
             ET.SubElement(result, name).text = value
         ET.SubElement(result, "MaxKeys").text = str(limit)
-        ET.SubElement(result, "IsTruncated").text = "true" if len(names) > limit else "false"
+        truncated = 0 < limit < len(names)  # as moto answers max-keys=0: an empty page, not truncated
+        ET.SubElement(result, "IsTruncated").text = "true" if truncated else "false"
         if query.get("encoding-type") == "url":
             ET.SubElement(result, "EncodingType").text = "url"
+        if "continuation-token" in query:
+            ET.SubElement(result, "ContinuationToken").text = query["continuation-token"]
+        if "start-after" in query:
+            ET.SubElement(result, "StartAfter").text = encode(query["start-after"])
         for entry in page:
             item = ET.SubElement(result, "Contents")
             ET.SubElement(item, "Key").text = encode(entry.key)
@@ -325,7 +332,7 @@ class DiskS3:
                 ET.SubElement(item, "ChecksumAlgorithm").text = algorithm.upper()
             ET.SubElement(item, "Size").text = str(entry.size)
             ET.SubElement(item, "StorageClass").text = "STANDARD"
-        if len(names) > limit:
+        if truncated:
             ET.SubElement(result, "NextContinuationToken").text = _token(page[-1].key)
         return _xml(start, 200, result)
 
@@ -559,6 +566,12 @@ def _check_expiry(query: dict[str, str]) -> None:
         signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         if datetime.now(UTC) > signed + timedelta(seconds=int(query["X-Amz-Expires"])):
             raise S3Error(403, "AccessDenied", "Request has expired")
+
+
+def _max_keys(text: str) -> int:
+    if not text.isdigit():
+        raise S3Error(400, "InvalidArgument", "Provided max-keys not an integer or within integer range")
+    return min(int(text), 1000)
 
 
 def _token(key: str) -> str:
