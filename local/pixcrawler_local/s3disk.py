@@ -491,7 +491,8 @@ class DiskS3:
             partial.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         result = ET.Element("CompleteMultipartUploadResult", xmlns=NS)
-        for name, value in (("Bucket", bucket), ("Key", key), ("ETag", f'"{entry.etag}"')):
+        location = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}/{bucket}/{quote(key)}"
+        for name, value in (("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", f'"{entry.etag}"')):
             ET.SubElement(result, name).text = value
         return _xml(start, 200, result)
 
