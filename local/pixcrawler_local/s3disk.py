@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import threading
@@ -548,14 +549,16 @@ def _file_blocks(stored: IO[bytes], size: int) -> Iterator[bytes]:
 
 
 def _range(header: str | None, size: int) -> tuple[int, int, int]:
-    """(first byte, last byte, status) for a `Range: bytes=a-b` header (one range, as S3 serves)."""
-    if not header or not header.startswith("bytes=") or "," in header:
+    """(first byte, last byte, status) for a `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` header (one range, as
+    S3 serves). A header that is no such range (another unit, several ranges, no numbers, the last byte before
+    the first) is ignored, as HTTP lets a server ignore it and S3 does: the whole object, 200."""
+    match = re.fullmatch(r"bytes=\s*(\d*)-(\d*)\s*", header or "")
+    if not match or match.groups() == ("", "") or (all(match.groups()) and int(match[2]) < int(match[1])):
         return 0, size - 1, 200
-    first_text, _, last_text = header.removeprefix("bytes=").partition("-")
-    if not first_text:
-        first, last = max(size - int(last_text), 0), size - 1
+    if not match[1]:
+        first, last = max(size - int(match[2]), 0), size - 1
     else:
-        first, last = int(first_text), min(int(last_text), size - 1) if last_text else size - 1
+        first, last = int(match[1]), min(int(match[2]), size - 1) if match[2] else size - 1
     if first >= size or first > last:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable")
     return first, last, 206
