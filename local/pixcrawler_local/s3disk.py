@@ -40,7 +40,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, quote, unquote
@@ -372,25 +372,30 @@ class DiskS3:
         _check_expiry(query)
         with self._lock:
             entry = self._entry(bucket, key)
-            stored = self._path(bucket, key).open("rb")  # opened under the lock: a replace cannot slip between
+            modified = _unmodified_since_asked(environ, entry)
+            first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
+            # opened under the lock (a replace cannot slip between), and only once nothing can refuse the request
+            stored = self._path(bucket, key).open("rb") if modified and environ["REQUEST_METHOD"] == "GET" else None
+        validators = {"ETag": f'"{entry.etag}"', "Last-Modified": format_datetime(entry.modified, usegmt=True)}
+        if not modified:
+            start("304 Not Modified", list(validators.items()))
+            return []
         headers = {
-            "Content-Type": query.get("response-content-type", entry.content_type),
-            "ETag": f'"{entry.etag}"',
-            "Last-Modified": format_datetime(entry.modified, usegmt=True),
+            "Content-Type": entry.content_type,
+            **validators,
             "Accept-Ranges": "bytes",
             **{f"x-amz-meta-{name}": value for name, value in entry.metadata.items()},
         }
-        if disposition := query.get("response-content-disposition", entry.content_disposition):
-            headers["Content-Disposition"] = disposition
-        first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
+        if entry.content_disposition:
+            headers["Content-Disposition"] = entry.content_disposition
+        headers.update({header: query[name] for name, header in _OVERRIDES.items() if name in query})
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
         elif environ.get("HTTP_X_AMZ_CHECKSUM_MODE", "").upper() == "ENABLED":
             headers.update(_checksum_headers(entry.checksum))
         headers["Content-Length"] = str(last - first + 1)
         start(f"{status} {'Partial Content' if status == 206 else 'OK'}", list(headers.items()))
-        if environ["REQUEST_METHOD"] == "HEAD":
-            stored.close()
+        if stored is None:
             return []
         stored.seek(_HEADER.size + first)
         return _file_blocks(stored, last - first + 1)
@@ -562,6 +567,45 @@ def _range(header: str | None, size: int) -> tuple[int, int, int]:
     if first >= size or first > last:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable")
     return first, last, 206
+
+
+_OVERRIDES = {
+    f"response-{name.lower()}": name
+    for name in (
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Cache-Control",
+        "Expires",
+    )
+}
+"""The query parameters of a GET (a presigned link's, mostly) that replace a header of the answer, as in S3."""
+
+
+def _unmodified_since_asked(environ: dict[str, Any], entry: Entry) -> bool:
+    """False when a conditional GET or HEAD is to be answered 304 Not Modified; raises 412 PreconditionFailed
+    when it is to be refused, with S3's precedence (If-Match over If-Unmodified-Since, If-None-Match over
+    If-Modified-Since). boto3's downloads send If-Match with the ETag they started with."""
+    etag, modified = f'"{entry.etag}"', entry.modified.replace(microsecond=0)
+
+    def matches(header: str) -> bool:
+        return any(tag.strip() in (etag, entry.etag) for tag in environ[header].split(","))
+
+    def since(header: str) -> datetime | None:
+        try:
+            return parsedate_to_datetime(environ[header]) if header in environ else None
+        except (TypeError, ValueError):
+            return None
+
+    if "HTTP_IF_MATCH" in environ:
+        if not matches("HTTP_IF_MATCH"):
+            raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    elif (unmodified := since("HTTP_IF_UNMODIFIED_SINCE")) and modified > unmodified:
+        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    if "HTTP_IF_NONE_MATCH" in environ:
+        return not matches("HTTP_IF_NONE_MATCH")
+    return not ((modified_since := since("HTTP_IF_MODIFIED_SINCE")) and modified <= modified_since)
 
 
 def _check_expiry(query: dict[str, str]) -> None:
