@@ -113,6 +113,8 @@ class Entry:
     metadata: dict[str, str] = field(default_factory=dict)
     checksum: dict[str, str] = field(default_factory=dict)
     """The checksum the client sent with the body (verified), as S3 keeps it: `{"crc32": "<base64>"}` or empty."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The other headers S3 keeps with an object and answers with it (`_KEPT_HEADERS`), as they were sent."""
 
     @property
     def modified(self) -> datetime:
@@ -388,6 +390,7 @@ class DiskS3:
         }
         if entry.content_disposition:
             headers["Content-Disposition"] = entry.content_disposition
+        headers.update(entry.headers)
         headers.update({header: query[name] for name, header in _OVERRIDES.items() if name in query})
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
@@ -483,6 +486,7 @@ class DiskS3:
             content_type=started["content_type"],
             content_disposition=started["content_disposition"],
             metadata=started["metadata"],
+            headers=started.get("headers", {}),
         )
         partial = self._partial(bucket)
         try:
@@ -523,7 +527,20 @@ def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entr
         content_type=environ.get("CONTENT_TYPE") or "binary/octet-stream",
         content_disposition=environ.get("HTTP_CONTENT_DISPOSITION"),
         metadata=metadata,
+        headers={name: value for name, value in _kept_headers(environ).items() if value},
     )
+
+
+_KEPT_HEADERS = ("Cache-Control", "Content-Encoding", "Content-Language", "Expires")
+
+
+def _kept_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The headers of `_KEPT_HEADERS` a PUT or CreateMultipartUpload sent; `aws-chunked` is the request's own
+    framing, not the object's encoding, and S3 drops it from Content-Encoding."""
+    sent = {name: environ.get(f"HTTP_{name.upper().replace('-', '_')}", "") for name in _KEPT_HEADERS}
+    encodings = [part.strip() for part in sent["Content-Encoding"].split(",")]
+    sent["Content-Encoding"] = ",".join(part for part in encodings if part and part != "aws-chunked")
+    return sent
 
 
 def _checksum_headers(checksum: dict[str, str]) -> dict[str, str]:

@@ -31,6 +31,7 @@ SERVERS = ("moto", "s3disk")
 PART = 5 << 20  # S3's minimum size of a part that is not the last
 KEYS = ("a b/c d.jpg", "plus+sign", "100%/done", "%2F", "ü/日本語 é.png", "dir//double", "trailing/", "x?y#z&w=v")
 Call = Callable[[Any, str], Any]
+PAST, FUTURE = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 _buckets = itertools.count()
 
 
@@ -125,12 +126,14 @@ def test_put_then_get_and_head_return_the_same_bytes_etag_and_headers(pair: Pair
     body = os.urandom(3000)
     put = pair.put(
         "images/cat.jpg", body, ContentType="image/jpeg", Metadata={"source": "https://example.com/x", "n": "1"},
-        ContentDisposition='attachment; filename="cat.jpg"',
+        ContentDisposition='attachment; filename="cat.jpg"', CacheControl="max-age=60", ContentLanguage="fr",
+        ContentEncoding="identity", Expires=FUTURE,
     )  # fmt: skip
     assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"' and put["status"] == 200
     got = pair.same(lambda s3, bucket: s3.get_object(Bucket=bucket, Key="images/cat.jpg"))
     assert got["Body"] == body and got["ContentType"] == "image/jpeg" and got["Metadata"]["n"] == "1"
-    assert got["ContentDisposition"] == 'attachment; filename="cat.jpg"'
+    assert got["ContentDisposition"] == 'attachment; filename="cat.jpg"' and got["CacheControl"] == "max-age=60"
+    assert (got["ContentLanguage"], got["ContentEncoding"], got["Expires"]) == ("fr", "identity", FUTURE)
     head = pair.same(lambda s3, bucket: s3.head_object(Bucket=bucket, Key="images/cat.jpg"))
     assert head["ContentLength"] == 3000 and head["ETag"] == put["ETag"]
     pair.put("untyped", b"x")
@@ -205,9 +208,6 @@ def test_ranges_are_served_alike(pair: Pair, header: str, status: int) -> None:
         assert got["Body"] == body
     else:
         assert got["error"] == "InvalidRange"
-
-
-PAST, FUTURE = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def test_conditional_gets_are_answered_alike(pair: Pair) -> None:
@@ -350,7 +350,9 @@ def test_listings_page_alike_by_prefix_max_keys_and_paginator(pair: Pair) -> Non
 
 def upload(s3: Any, bucket: str, key: str, parts: dict[int, bytes]) -> tuple[str, dict[int, str]]:
     """A new multipart upload with `parts` uploaded in the dict's order: its id and the part ETags by number."""
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/x-tar")["UploadId"]
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType="application/x-tar", CacheControl="no-cache", Metadata={"n": "1"}
+    )["UploadId"]
     return upload_id, {number: part(s3, bucket, key, upload_id, number, data) for number, data in parts.items()}
 
 
@@ -376,6 +378,7 @@ def test_a_multipart_upload_out_of_order_with_a_part_uploaded_again(pair: Pair) 
     assert etags[1] == f'"{hashlib.md5(again).hexdigest()}"'
     assert done["ETag"].endswith('-2"') and got["ETag"] == done["ETag"] and done["Key"] == "exports/big.tar"
     assert got["Body"] == again + last and got["ContentType"] == "application/x-tar"
+    assert (got["CacheControl"], got["Metadata"]) == ("no-cache", {"n": "1"})
 
 
 def test_multipart_refusals_are_the_same(pair: Pair) -> None:
