@@ -340,7 +340,7 @@ class DiskS3:
         return _xml(start, 200, result)
 
     def _delete_many(self, environ: dict[str, Any], start: StartResponse, bucket: str, *_: Any) -> Iterable[bytes]:
-        request = ET.fromstring(Body(environ).read())
+        request = _document(Body(environ).read())
         result = ET.Element("DeleteResult", xmlns=NS)
         quiet = (request.findtext(f"{{{NS}}}Quiet") or request.findtext("Quiet") or "").lower() == "true"
         for element in request.iter():
@@ -464,12 +464,14 @@ class DiskS3:
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
     ) -> Iterable[bytes]:
         folder = self._upload_dir(bucket, key, query["uploadId"])
-        request = ET.fromstring(Body(environ).read())
+        request = _document(Body(environ).read())
         asked = [
             (int(part.findtext(f"{{{NS}}}PartNumber") or 0), (part.findtext(f"{{{NS}}}ETag") or "").strip('"'))
             for part in request.iter(f"{{{NS}}}Part")
         ]
-        if not asked or [number for number, _ in asked] != sorted({number for number, _ in asked}):
+        if not asked:
+            raise _malformed()
+        if [number for number, _ in asked] != sorted({number for number, _ in asked}):
             raise S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
         paths = [folder / f"{number:05d}.{etag}" for number, etag in asked]
         if missing := [number for (number, _), path in zip(asked, paths, strict=True) if not path.is_file()]:
@@ -511,6 +513,18 @@ class DiskS3:
     ) -> Iterable[bytes]:
         shutil.rmtree(self._upload_dir(bucket, key, query["uploadId"]))
         return _reply(start, 204, b"")
+
+
+def _malformed() -> S3Error:
+    message = "The XML you provided was not well-formed or did not validate against our published schema"
+    return S3Error(400, "MalformedXML", message)
+
+
+def _document(body: bytes) -> ET.Element:
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        raise _malformed() from None
 
 
 def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entry:
