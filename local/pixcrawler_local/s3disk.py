@@ -284,8 +284,10 @@ class DiskS3:
                 "HEAD": self._get,
                 "DELETE": self._delete,
             }.get(method)
-        if handler is None or "HTTP_X_AMZ_COPY_SOURCE" in environ:
-            raise S3Error(501, "NotImplemented", f"The local S3 does not implement {method} {environ['PATH_INFO']}")
+        unknown = [name for name in query if handler and not _understood(handler.__name__, name)]
+        if handler is None or unknown or "HTTP_X_AMZ_COPY_SOURCE" in environ:
+            asked = f"{method} {environ['PATH_INFO']}" + (f"?{unknown[0]}" if unknown else "")
+            raise S3Error(501, "NotImplemented", f"The local S3 does not implement {asked}")
         return handler(environ, start_response, bucket, key, query)
 
     # --- buckets --------------------------------------------------------------------------------------------
@@ -612,6 +614,25 @@ _OVERRIDES = {
     )
 }
 """The query parameters of a GET (a presigned link's, mostly) that replace a header of the answer, as in S3."""
+
+
+_PARAMETERS = {
+    "_list": {"list-type", "prefix", "max-keys", "start-after", "continuation-token", "encoding-type", "fetch-owner"},
+    "_delete_many": {"delete"},
+    "_get": set(_OVERRIDES),
+    "_create_upload": {"uploads"},
+    "_upload_part": {"uploadId", "partNumber"},
+    "_complete": {"uploadId"},
+    "_abort": {"uploadId"},
+}
+"""The query parameters each handler serves. Any other names a subresource or an option it would ignore (a
+`?tagging` PUT would replace the object with the tagging document, a `?partNumber` GET answer the whole
+object): refused with 501 instead."""
+
+
+def _understood(handler: str, parameter: str) -> bool:
+    """botocore adds `x-id` (the operation's name) and a presigned link its `X-Amz-*` signature to any request."""
+    return parameter in _PARAMETERS.get(handler, set()) or parameter == "x-id" or parameter.startswith("X-Amz-")
 
 
 def _unmodified_since_asked(environ: dict[str, Any], entry: Entry) -> bool:

@@ -467,3 +467,21 @@ def test_a_wrong_trailing_checksum_is_refused_and_nothing_stored(pair: Pair) -> 
     assert pair.outcomes(lambda s3, bucket: s3.get_object(Bucket=bucket, Key="bad"))["s3disk"]["Body"] == (
         b"stored before"
     )
+
+
+def test_what_it_does_not_serve_is_refused_never_misread(pair: Pair) -> None:
+    """Where moto serves more of S3 than the product uses, the S3 on disk answers 501 NotImplemented rather than
+    serve the request as a plainer one: a `?tagging` PUT must not replace the object with the tagging document."""
+    pair.put("kept", b"original bytes")
+    unserved: list[Call] = [
+        request("put_object_tagging", Key="kept", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
+        request("get_object_tagging", Key="kept"),
+        request("get_object", Key="kept", PartNumber=1),
+        request("copy_object", Key="copy", CopySource={"Bucket": pair.bucket, "Key": "kept"}),
+        request("list_objects"),
+        request("put_bucket_versioning", VersioningConfiguration={"Status": "Enabled"}),
+    ]
+    for call in unserved:
+        seen = pair.outcomes(call)
+        assert seen["moto"]["status"] in (200, 206) and seen["s3disk"] == refused(501, "NotImplemented")
+    assert pair.outcomes(request("get_object", Key="kept"))["s3disk"]["Body"] == b"original bytes"
