@@ -68,7 +68,7 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
     from pixcrawler_local.store import DurableQueues
 
     check_port(host, port, "S3/SQS emulator", "--aws-port")
-    objects = DiskS3(data_dir / OBJECTS_DIR)
+    objects = DiskS3(data_dir / OBJECTS_DIR, region)
     queues = DurableQueues(DomainDispatcherApplication(create_backend_app), data_dir / MESSAGES_DIR, region)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

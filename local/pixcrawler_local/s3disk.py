@@ -199,8 +199,8 @@ class Body:
 class DiskS3:
     """The WSGI app; one instance per data dir."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, region: str = "us-east-1") -> None:
+        self.root, self.region = root, region
         self._uploads = root / ".uploads"
         self._lock = threading.Lock()
         self._index: dict[str, dict[str, Entry]] = {}
@@ -301,7 +301,7 @@ class DiskS3:
 
     def _head_bucket(self, environ: dict[str, Any], start: StartResponse, bucket: str, *_: Any) -> Iterable[bytes]:
         self._keys(bucket)
-        return _reply(start, 200, b"")
+        return _reply(start, 200, b"", {"x-amz-bucket-region": self.region})
 
     def _list(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]

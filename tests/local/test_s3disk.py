@@ -244,6 +244,7 @@ def test_missing_keys_and_buckets_are_the_same_errors(pair: Pair) -> None:
     ):
         assert pair.same(call) == refused(404, "NoSuchBucket")
     assert pair.same(lambda s3, bucket: s3.head_bucket(Bucket="no-such-bucket")) == refused(404, "404")
+    assert pair.same(request("head_bucket")) == {"BucketRegion": "us-east-1", "status": 200}
 
 
 def presigned(pair: Pair, name: str, key: str, **params: Any) -> str:
