@@ -530,8 +530,11 @@ def _document(body: bytes) -> ET.Element:
 
 
 def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entry:
+    """WSGI folds `-` and `_` in header names into `_`; S3 keeps `x-amz-meta-my_key` apart from `my-key`. moto's
+    request handler, which the emulator serves with, records the spelling of such headers in the environ."""
+    spelled = environ.get("moto.preserved_header_names", {})
     metadata = {
-        name.removeprefix("HTTP_X_AMZ_META_").lower().replace("_", "-"): value
+        spelled.get(name, name.replace("_", "-")).lower().removeprefix("http-").removeprefix("x-amz-meta-"): value
         for name, value in environ.items()
         if name.startswith("HTTP_X_AMZ_META_")
     }
