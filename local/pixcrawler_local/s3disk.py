@@ -52,6 +52,8 @@ NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MIN_PART_SIZE = 5 << 20
 BLOCK = 1 << 20
 _HEADER = struct.Struct("<Q")
+HEADER_NAMES = "s3disk.header_names"
+"""The environ key under which a server may record each request header's spelling, by its `HTTP_*` key."""
 _CHECKSUMS: dict[str, Callable[[], _Checksum]] = {}
 
 
@@ -530,9 +532,9 @@ def _document(body: bytes) -> ET.Element:
 
 
 def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entry:
-    """WSGI folds `-` and `_` in header names into `_`; S3 keeps `x-amz-meta-my_key` apart from `my-key`. moto's
-    request handler, which the emulator serves with, records the spelling of such headers in the environ."""
-    spelled = environ.get("moto.preserved_header_names", {})
+    """WSGI folds `-` and `_` in header names into `_`; S3 keeps `x-amz-meta-my_key` apart from `my-key`, so the
+    spelling the server recorded (`HEADER_NAMES`) names the metadata when there is one."""
+    spelled = environ.get(HEADER_NAMES, {})
     metadata = {
         spelled.get(name, name.replace("_", "-")).lower().removeprefix("http-").removeprefix("x-amz-meta-"): value
         for name, value in environ.items()
