@@ -8,21 +8,22 @@ managed 198 PUTs a second and failed `ListObjectsV2`. This app streams every bod
 file per object, so memory stays flat whatever is stored, and it answers in a fraction of a millisecond.
 
 What it speaks, path-style as boto3 and the CRT address a custom endpoint: CreateBucket, HeadBucket,
-PutObject, GetObject and HeadObject (single byte ranges, presigned links with their expiry and
-`response-content-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
-continuation, `encoding-type=url`), and multipart uploads (create, upload part, complete with S3's 5 MiB
-minimum, abort). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3 send them;
-the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3 refuses it.
-As S3 does, the object keeps that checksum and names it in the PUT's answer, in a whole-object GET that asks
-for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends, then checks the body against) and in listings.
-Anything else is answered 501 `NotImplemented`, naming the request. Signatures are not checked: this is a
-single-user development stack on loopback.
+PutObject, GetObject and HeadObject (single byte ranges, conditional requests, presigned links with their
+expiry and `response-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
+continuation, `encoding-type=url`; no delimiter), and multipart uploads (create, upload part, complete with
+S3's 5 MiB minimum, abort). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3
+send them; the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3
+refuses it. As in S3, an object keeps the checksum it was sent with and names it in the PUT's answer, in a
+whole-object GET that asks for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends and then checks the
+body against) and in listings. Anything else, a query parameter it does not serve included, is answered 501
+`NotImplemented`, naming the request. Signatures are not checked: this is a single-user development stack on
+loopback. tests/local/test_s3disk.py holds it to moto's S3 request for request, and to S3 where moto departs.
 
 On disk, under the root: `<bucket>/<xx>/<sha256 of the key>`, one file per object holding a JSON header
-(key, size, ETag, content type, metadata) then the bytes, written to a temporary name and renamed into place
-before the answer leaves, so a `kill -9` leaves the old object or the new one, never a mix; `.uploads/<id>/`
-holds a multipart upload's parts until it is completed or aborted. The key index lives in memory (about 250
-bytes per object) and is rebuilt from the file headers at start.
+(key, size, ETag, content type and the other headers kept, metadata, checksum) then the bytes, written to a
+temporary name and renamed into place before the answer leaves, so a `kill -9` leaves the old object or the
+new one, never a mix; `.uploads/<id>/` holds a multipart upload's parts until it is completed or aborted. The
+key index lives in memory (about 250 bytes per object) and is rebuilt from the file headers at start.
 """
 
 from __future__ import annotations
