@@ -11,6 +11,7 @@ members in a row and every reader joins them).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import shutil
 import tarfile
@@ -19,10 +20,10 @@ import zipfile
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports import layout, manifest
+from pixcrawler.exports import croissant, layout, manifest
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -175,10 +176,11 @@ class Output(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What an output needs beyond one image at a time: the export's name and options, its entries (image
-    and path) read again in order for the files that follow the images, and a link for a storage key."""
+    """What an output needs beyond one image at a time: the export's name, date and options, its entries
+    (image and path) read again in order for the files that follow the images, and a link for a storage key."""
 
     title: str
+    published: datetime
     options: ExportOptions
     entries: Callable[[], Iterable[tuple[Image, str]]]
     link: Callable[[str], str]
@@ -215,9 +217,10 @@ class ArchiveOutput:
 
     def _add_extras(self) -> None:
         """The extra files come from a second read of the same rows, after the images, spooled to memory and
-        then /tmp past 1 MiB each: tar needs each entry's size before its bytes."""
-        now = datetime.now(UTC)
-        options = self._listing.options
+        then /tmp past 1 MiB each: tar needs each entry's size before its bytes. `croissant.json` comes last:
+        it lists the others with the sha256 of the very bytes spooled."""
+        listing = self._listing
+        options = listing.options
         with ExitStack() as stack:
             files: dict[str, IO[bytes]] = {}
 
@@ -226,7 +229,7 @@ class ArchiveOutput:
                 return files[name]
 
             attribution = manifest.Utf8Sink(spool(layout.ATTRIBUTION_FILE))
-            attribution.write(manifest.attribution_header(self._listing.title))
+            attribution.write(manifest.attribution_header(listing.title))
             tables: list[manifest.RowWriter] = []
             if options.include_manifest:
                 tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), manifest.COLUMNS))
@@ -234,14 +237,35 @@ class ArchiveOutput:
                 tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS))
             for table in tables:
                 table.begin()
-            for image, path in self._listing.entries():
+            credits = croissant.Credits()
+            for image, path in listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
                 values = manifest.row(image, path)
+                credits.add(values)
                 for table in tables:
                     table.write(values)
             for table in tables:
                 table.end()
-            for name, stream in files.items():
-                size = stream.tell()
-                stream.seek(0)
-                self._archive.add_stream(name, stream, size, now)
+            listed = [_spooled(name, stream) for name, stream in files.items()]
+            for file in listed:
+                self._archive.add_stream(file.name, files[file.name], file.size, listing.published)
+            metadata = croissant.document(
+                title=listing.title,
+                published=listing.published,
+                credits=credits,
+                files=listed,
+                records=next((name for name in layout.RECORD_FILES if name in files), None),
+            )
+            document = croissant.encode(metadata)
+            self._archive.add_stream(layout.CROISSANT_FILE, io.BytesIO(document), len(document), listing.published)
+
+
+def _spooled(name: str, stream: IO[bytes]) -> croissant.DistributionFile:
+    """A spooled root file as `croissant.json` lists it (size and sha256 of its bytes), rewound for the archive."""
+    size = stream.tell()
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(MiB):
+        digest.update(chunk)
+    stream.seek(0)
+    return croissant.DistributionFile(name, size, digest.hexdigest(), layout.MEDIA_TYPES[name])

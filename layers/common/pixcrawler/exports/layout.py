@@ -28,7 +28,17 @@ UNLABELED = "unlabeled"
 MANIFEST_FILE = "manifest.csv"
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 HF_METADATA = "metadata.jsonl"
-ROOT_FILES = (MANIFEST_FILE, ATTRIBUTION_FILE, HF_METADATA)
+CROISSANT_FILE = "croissant.json"
+ROOT_FILES = (MANIFEST_FILE, ATTRIBUTION_FILE, HF_METADATA, CROISSANT_FILE)
+RECORD_FILES = (MANIFEST_FILE, HF_METADATA)
+"""The files `croissant.json` may read its records from, preferred first (`metadata.jsonl` holds the same rows,
+for an `hf_imagefolder` export made without `manifest.csv`)."""
+MEDIA_TYPES = {
+    MANIFEST_FILE: "text/csv",
+    ATTRIBUTION_FILE: "text/plain",
+    HF_METADATA: "application/jsonlines",
+    CROISSANT_FILE: "application/ld+json",
+}
 
 
 def _is_device(name: str) -> bool:
@@ -55,9 +65,9 @@ def label_folders(keywords: Iterable[str | None]) -> dict[str, str]:
     """A folder per keyword (the class label), distinct even where sanitising or letter case would merge two.
 
     A folder never takes the name of a file the export adds beside the folders (`manifest.csv`,
-    `ATTRIBUTION.txt`, `metadata.jsonl`, in any letter case): such a keyword gets a suffix like a merged one
-    (`manifest.csv-2`), so no archive holds a file and a folder of one name. Keys are the keywords ('' for
-    none); sorted first so every invocation derives the same mapping.
+    `ATTRIBUTION.txt`, `metadata.jsonl`, `croissant.json`, in any letter case): such a keyword gets a suffix
+    like a merged one (`manifest.csv-2`), so no archive holds a file and a folder of one name. Keys are the
+    keywords ('' for none); sorted first so every invocation derives the same mapping.
     """
     folders: dict[str, str] = {}
     taken = {name.casefold() for name in ROOT_FILES}

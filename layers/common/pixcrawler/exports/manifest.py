@@ -23,6 +23,7 @@ from pixcrawler.schemas.export import ExportFormat
 COLUMNS = (
     "file_name",
     "label",
+    "split",
     "original_url",
     "source_url",
     "title",
@@ -43,12 +44,20 @@ _CELL_TRAPS = ("\t", "\r", "\n", "\x00")
 _FORMULA_PREFIXES = tuple(FORMULA_START)
 _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
+DEFAULT_SPLIT = "train"
+
+
+def split(image: Image) -> str:
+    """The split an image belongs to, looked up here and nowhere else: every image is in `train` until an
+    export asks for splits."""
+    return DEFAULT_SPLIT
 
 
 def row(image: Image, file_name: str) -> dict[str, Any]:
     return {
         "file_name": file_name,
         "label": image.keyword,
+        "split": split(image),
         "original_url": image.original_url,
         "source_url": image.source_url,
         "title": image.title,

@@ -45,7 +45,13 @@ def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
                 row.checkpoint = None
             return None
         job = Job(
-            row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
+            row.id,
+            row.crawl_job_id,
+            row.user_id,
+            row.name,
+            ExportFormat(row.format),
+            _options(row.export_options),
+            row.created_at,
         )
         if row.checkpoint is None:
             checkpoint = _plan(session, row, job)

@@ -46,6 +46,7 @@ def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
     lifetime = timedelta(hours=job.options.link_lifetime_hours)
     return Listing(
         title=job.name,
+        published=job.created_at,
         options=job.options,
         entries=lambda: _entries_again(job, checkpoint),
         link=lambda key: links.presigned_get(key, lifetime),
