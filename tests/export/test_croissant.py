@@ -203,3 +203,37 @@ def test_the_images_read_back_are_the_exported_pixels(
         path = text(record["images/file_name"])
         expected = PILImage.open(io.BytesIO(files[path])).convert("RGB")
         assert record["images/image"].convert("RGB").tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_a_document_export_is_described_by_a_croissant_object_beside_it(
+    fmt: str,
+    session: Session,
+    env: dict[str, Any],
+    export_app: ModuleType,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    images = labelled_images(session, env)
+    export = export_job(session, images[0].crawl_job, fmt)
+    deliver(export_app, export.id)
+    export = reload(session, export)
+    assert export.status is JobStatus.COMPLETED, export.error_message
+    key = export.storage_key or ""
+    body = fetch(env, key)
+    (tmp_path / f"my-cats.{fmt}").write_bytes(body)
+    (tmp_path / "croissant.json").write_bytes(fetch(env, key.rsplit("/", 1)[0] + "/croissant.json"))
+
+    dataset = opened(tmp_path / "croissant.json", caplog)
+    records = list(dataset.records(record_set="images"))
+
+    [document] = dataset.metadata.distribution
+    assert (document.name, document.sha256) == (f"my-cats.{fmt}", hashlib.sha256(body).hexdigest())
+    assert document.content_size == f"{len(body)} B"
+    by_sha = {image.sha256: image for image in images}
+    assert sorted(text(record["images/sha256"]) for record in records) == sorted(by_sha)
+    for record in records:
+        image = by_sha[text(record["images/sha256"])]
+        assert (text(record["images/label"]), text(record["images/split"])) == (image.keyword, "train")
+        assert (text(record["images/license"]), text(record["images/creator"])) == (image.license, image.creator)
+        assert image.storage_url in text(record["images/image"])

@@ -147,6 +147,11 @@ def test_hostile_archives_extract_everywhere_with_safe_manifests(
                 image = image_paths[meta["file_name"]]
                 assert (meta["label"], meta["title"], meta["creator"]) == (image.keyword, image.title, image.creator)
 
+        croissant = json.loads(files["croissant.json"])
+        creators = {image.creator: None for image in sorted(image_paths.values(), key=lambda image: image.id)}
+        assert [person["name"] for person in croissant["creator"]] == list(creators), "exact, each once"
+        assert set(croissant["keywords"]) == set(KEYWORDS)
+
         attribution = files["ATTRIBUTION.txt"].decode()
         assert not any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in attribution.replace("\n", ""))
         blocks = [block.split("\n") for block in attribution.rstrip("\n").split("\n\n")[1:]]

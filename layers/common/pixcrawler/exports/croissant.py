@@ -22,6 +22,7 @@ from typing import Any
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
 VERSION = "1.0.0"
+JSON = "application/json"
 RECORD_SET = "images"
 IMAGE_FILES = "image-files"
 IMAGE_TYPES = {
@@ -133,14 +134,28 @@ def document(
     credits: Credits,
     files: Sequence[DistributionFile],
     records: str | None,
+    image_files: bool = True,
 ) -> dict[str, Any]:
-    """The Croissant document of an export whose images sit beside it under the manifest's `file_name` paths
-    and whose manifest rows are in the file named `records` (a csv or JSON Lines file among `files`); without
-    a records file it describes the dataset and its files but no record set.
+    """The Croissant document of an export whose manifest rows are in the file named `records` (a csv, JSON
+    or JSON Lines file among `files`); without a records file it describes the dataset and its files but no
+    record set.
 
-    `published` fixes `datePublished` (the export job's creation time, so a resumed export writes the same
-    bytes)."""
-    types = sorted(set(credits.patterns.values()), key=_reading_order)
+    With `image_files` the images sit beside `croissant.json` under the manifest's `file_name` paths (an
+    archive) and each record's image is the file; without, the rows only link them (a csv/json/jsonl export)
+    and the image field is the row's `url`. `published` fixes `datePublished` (the export job's creation
+    time, so a resumed export writes the same bytes)."""
+    distribution = [_file_object(file) for file in files]
+    if image_files:
+        distribution.append(
+            {
+                "@type": "cr:FileSet",
+                "@id": IMAGE_FILES,
+                "name": IMAGE_FILES,
+                "description": "The image files, at the paths the manifest's file_name column gives.",
+                "encodingFormat": sorted(set(credits.patterns.values()), key=_reading_order),
+                "includes": list(credits.patterns),
+            }
+        )
     metadata: dict[str, Any] = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
@@ -153,20 +168,11 @@ def document(
         "creator": [{"@type": "sc:Person", "name": creator} for creator in credits.creators],
         "license": [_license(name, url) for name, url in credits.licenses],
         "keywords": list(credits.labels),
-        "distribution": [
-            *(_file_object(file) for file in files),
-            {
-                "@type": "cr:FileSet",
-                "@id": IMAGE_FILES,
-                "name": IMAGE_FILES,
-                "description": "The image files, at the paths the manifest's file_name column gives.",
-                "encodingFormat": types,
-                "includes": list(credits.patterns),
-            },
-        ],
+        "distribution": distribution,
     }
     if records is not None:
-        metadata["recordSet"] = [_record_set(records)]
+        encoding = next(file.encoding_format for file in files if file.name == records)
+        metadata["recordSet"] = [_record_set(records, encoding, image_files)]
     return metadata
 
 
@@ -211,48 +217,50 @@ def _file_object(file: DistributionFile) -> dict[str, Any]:
     }
 
 
-def _record_set(records: str) -> dict[str, Any]:
-    """One record per manifest row. The image's path is the join key: the file set's path of each image
-    file, matched against the manifest's `file_name` (the regex turns the path into text for the join)."""
-    fields: list[dict[str, Any]] = [
-        {
-            "@type": "cr:Field",
-            "@id": f"{RECORD_SET}/image",
-            "name": "image",
-            "description": "The image.",
-            "dataType": "sc:ImageObject",
-            "source": {"fileSet": {"@id": IMAGE_FILES}, "extract": {"fileProperty": "content"}},
-        },
-        {
-            "@type": "cr:Field",
-            "@id": f"{RECORD_SET}/file_name",
-            "name": "file_name",
-            "description": "The image's path relative to croissant.json.",
-            "dataType": "sc:Text",
-            "source": {
-                "fileSet": {"@id": IMAGE_FILES},
-                "extract": {"fileProperty": "fullpath"},
-                "transform": {"regex": "^(.*)$"},
-            },
-            "references": {"fileObject": {"@id": records}, "extract": {"column": "file_name"}},
-        },
+def _record_set(records: str, encoding: str, image_files: bool) -> dict[str, Any]:
+    """One record per manifest row. Beside image files, the image's path is the join key: the file set's
+    path of each image file, matched against the manifest's `file_name` (the regex turns the path into text
+    for the join)."""
+
+    def column(name: str) -> dict[str, Any]:
+        extract = {"jsonPath": f"$[*].{name}"} if encoding == JSON else {"column": name}
+        return {"fileObject": {"@id": records}, "extract": extract}
+
+    fields: list[tuple[str, str, str, dict[str, Any]]] = [
+        (name, data_type, description, column(source)) for name, source, data_type, description in RECORD_FIELDS
     ]
-    fields += [
-        {
-            "@type": "cr:Field",
-            "@id": f"{RECORD_SET}/{name}",
-            "name": name,
-            "description": description,
-            "dataType": data_type,
-            "source": {"fileObject": {"@id": records}, "extract": {"column": column}},
+    if image_files:
+        image = {"fileSet": {"@id": IMAGE_FILES}, "extract": {"fileProperty": "content"}}
+        path = {
+            "fileSet": {"@id": IMAGE_FILES},
+            "extract": {"fileProperty": "fullpath"},
+            "transform": {"regex": "^(.*)$"},
         }
-        for name, column, data_type, description in RECORD_FIELDS
-    ]
+        fields[:0] = [
+            ("image", "sc:ImageObject", "The image.", image),
+            ("file_name", "sc:Text", "The image's path relative to croissant.json.", path),
+        ]
+    else:
+        fields[:0] = [
+            ("image", "sc:URL", "A link to the image, valid for the export's link lifetime.", column("url")),
+            ("file_name", "sc:Text", "The image's path in an archive export of the same images.", column("file_name")),
+        ]
     return {
         "@type": "cr:RecordSet",
         "@id": RECORD_SET,
         "name": RECORD_SET,
         "description": "One record per image.",
         "key": {"@id": f"{RECORD_SET}/file_name"},
-        "field": fields,
+        "field": [
+            {
+                "@type": "cr:Field",
+                "@id": f"{RECORD_SET}/{name}",
+                "name": name,
+                "description": description,
+                "dataType": data_type,
+                "source": source,
+                **({"references": column("file_name")} if image_files and name == "file_name" else {}),
+            }
+            for name, data_type, description, source in fields
+        ],
     }
