@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from pixcrawler.exports import croissant
 from pixcrawler.models import ExportJob, Image, JobStatus
 from pixcrawler_local import samples
 from tests import factories
@@ -237,3 +238,29 @@ def test_a_document_export_is_described_by_a_croissant_object_beside_it(
         assert (text(record["images/label"]), text(record["images/split"])) == (image.keyword, "train")
         assert (text(record["images/license"]), text(record["images/creator"])) == (image.license, image.creator)
         assert image.storage_url in text(record["images/image"])
+
+
+def test_the_builder_describes_an_export_of_several_objects(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The shape a sharded export (WebDataset) calls it with: its objects listed with their sha256, credits
+    from its rows, no file beside them to read records from."""
+    credits = croissant.Credits()
+    for n, label in enumerate(["cat", "dog", "cat"]):
+        credits.add({"file_name": f"{n}.jpg", "label": label, "creator": "Ann", "license": "cc0", "license_url": None})
+    shards = [
+        croissant.DistributionFile(f"train-{n:06d}.tar", 10 + n, f"{n:064x}", "application/x-tar") for n in (0, 1)
+    ]
+    published = datetime(2026, 7, 1, tzinfo=UTC)
+    path = tmp_path / "croissant.json"
+    path.write_bytes(
+        croissant.encode(
+            croissant.document(
+                title="Shards", published=published, credits=credits, files=shards, records=None, image_files=False
+            )
+        )
+    )
+
+    metadata = opened(path, caplog).metadata
+
+    assert [(item.name, item.sha256) for item in metadata.distribution] == [(s.name, s.sha256) for s in shards]
+    assert [creator.name for creator in metadata.creators] == ["Ann"]
+    assert metadata.keywords == ["cat", "dog"] and metadata.date_published == published
