@@ -47,6 +47,9 @@ WORK_QUEUES = (
 
 
 OBJECTS_DIR, MESSAGES_DIR = "buckets", "sqs"  # under the data dir
+# cheroot keeps connections alive (werkzeug's server closes each after one request: a TCP connection and a
+# thread per S3 request) and serves them from a pool; an SQS long poll holds a thread for up to 20 s.
+SERVER_THREADS = 48
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
     """The emulator over `data_dir`: SQS requests (boto3 speaks SQS's JSON protocol, `X-Amz-Target:
     AmazonSQS.*`) go to moto, everything else to the S3 on disk. The caller runs `queues.restore()` once it
     has made the queues."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from cheroot.wsgi import Server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from pixcrawler_local.s3disk import DiskS3
     from pixcrawler_local.store import DurableQueues
@@ -75,15 +78,15 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
         is_sqs = environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS.")
         return (queues if is_sqs else objects)(environ, start_response)
 
-    server = make_server(host, port, route, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, name="aws-emulator", daemon=True)
+    server = Server((host, port), route, numthreads=SERVER_THREADS, server_name="pixcrawler-emulator")
+    server.prepare()
+    thread = threading.Thread(target=server.serve, name="aws-emulator", daemon=True)
     thread.start()
     try:
-        yield Emulator(f"http://{host}:{server.server_port}", objects, queues)
+        yield Emulator(f"http://{host}:{server.bind_addr[1]}", objects, queues)
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+        server.stop()
+        thread.join(5)
 
 
 def create_queues(
