@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout, multipart, splits
+from pixcrawler.exports import layout, multipart, sidecar, splits
 from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost
-from pixcrawler.exports.formats import CONTENT_TYPES
+from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.exports.selection import hashes, selection
 from pixcrawler.messages import ExportMessage
@@ -45,7 +45,13 @@ def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
                 row.checkpoint = None
             return None
         job = Job(
-            row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
+            row.id,
+            row.crawl_job_id,
+            row.user_id,
+            row.name,
+            ExportFormat(row.format),
+            _options(row.export_options),
+            row.created_at,
         )
         if row.checkpoint is None:
             checkpoint = _plan(session, row, job)
@@ -161,8 +167,11 @@ def hand_over(job: Job, checkpoint: Checkpoint, clock: Clock, previous_tail: str
 
 
 def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
-    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
+    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), describe a
+    document export in its `croissant.json` object (repeatable too), then record it."""
     multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
+    if job.format not in ARCHIVES:
+        sidecar.write_croissant(job, checkpoint)
     with session_scope() as session:
         row = _locked(session, job, clock)
         _mark_completed(session, row, job, checkpoint)
