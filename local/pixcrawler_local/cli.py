@@ -40,6 +40,30 @@ def _values(choices: type[StrEnum]) -> list[str]:
     return [member.value for member in choices]
 
 
+def _splits(value: str) -> dict[str, float]:
+    """`--splits train=0.8,validation=0.1,test=0.1`, checked by the API's own rules so a bad value is refused
+    before the stack starts, in one sentence."""
+    from pydantic import ValidationError
+
+    from pixcrawler.schemas.export import ExportOptions
+
+    fractions: dict[str, float] = {}
+    for item in value.split(","):
+        name, _, fraction = (part.strip() for part in item.partition("="))
+        if name in fractions:
+            raise argparse.ArgumentTypeError(f"split {name!r} is named twice")
+        try:
+            fractions[name] = float(fraction)
+        except ValueError:
+            message = f"{item.strip()!r} is not NAME=FRACTION, as in train=0.8,test=0.2"
+            raise argparse.ArgumentTypeError(message) from None
+    try:
+        ExportOptions(splits=fractions)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return fractions
+
+
 def _data_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("PIXCRAWLER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
 
@@ -174,9 +198,15 @@ def _run_pipeline(
             raise
 
 
+DEMO_TIMEOUT = 180.0
+"""The demo is offline and small: a stage that takes this long has failed."""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pixcrawler_local import demo
 
+    if args.timeout is None:
+        args.timeout = DEMO_TIMEOUT
     fresh = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
     output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
@@ -247,16 +277,34 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
         )
 
 
-def export_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The export's options from `crawl`'s flags; the API judges them (a bad combination stops the run with its
-    422 naming the option)."""
-    options: dict[str, Any] = {"layout": args.layout, "resize_mode": args.resize_mode}
-    options.update(resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format)
-    if args.image_size is not None:
-        options["image_size"] = args.image_size
-    if args.encode_quality is not None:
-        options["encode_quality"] = args.encode_quality
-    return options
+def _transform_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The transform flags that were given; the API judges them (a bad combination stops the run with its 422
+    naming the option)."""
+    given = {
+        "image_size": args.image_size,
+        "resize_mode": args.resize_mode,
+        "resize_only_if_bigger": args.resize_only_if_bigger or None,
+        "encode_format": args.encode_format,
+        "encode_quality": args.encode_quality,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _export_options(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from pixcrawler.schemas.export import ExportOptions
+
+    options = {"layout": args.layout, **_transform_options(args)}
+    if args.splits is None:
+        if args.split_seed:
+            raise UsageError("--split-seed needs --splits.")
+        return options
+    try:
+        ExportOptions(split_seed=args.split_seed)
+    except ValidationError as error:
+        raise UsageError(f"--split-seed {args.split_seed}: {error.errors()[0]['msg']}.") from None
+    return {**options, "splits": args.splits, "split_seed": args.split_seed}
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -279,7 +327,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         urls=urls or None,
         export_format=args.format,
-        export_options=export_options(args),
+        export_options=_export_options(args),
         output=output,
     )
     outcome = _run_pipeline(args, options, lambda resources: request)
@@ -291,6 +339,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     print("stages: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in outcome.stages.items()))
     if refused := describe(outcome.crawl.get("refused") or {}):
         print(f"refused: {refused}")
+    if split_counts := outcome.export.get("split_counts"):
+        print("splits: " + ", ".join(f"{split} {sum(labels.values())}" for split, labels in split_counts.items()))
     return 0
 
 
@@ -308,7 +358,12 @@ def _parser() -> argparse.ArgumentParser:
     stack.add_argument("--aws-port", type=int, default=0, help="S3/SQS emulator port (default: any free port)")
     pipeline = argparse.ArgumentParser(add_help=False)
     pipeline.add_argument("--quiet", action="store_true", help="no progress bars")
-    pipeline.add_argument("--timeout", type=float, default=None, help="give up on a stage after this many seconds")
+    pipeline.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"give up on a stage after this many seconds (default: never; demo {DEMO_TIMEOUT:.0f})",
+    )
 
     parser = argparse.ArgumentParser(prog="pixcrawler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -317,7 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
     demo.add_argument("--output", help="where to save the exported zip (default: in the demo's data dir)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's database and objects")
-    demo.set_defaults(run=cmd_demo, timeout=180.0)  # offline and small: a stage that long has failed
+    demo.set_defaults(run=cmd_demo)
 
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))
@@ -359,18 +414,23 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--image-size", type=int, help="resize to this many pixels (16-8192), as --resize-mode says")
     crawl.add_argument(
         "--resize-mode",
-        default=ResizeMode.NO.value,
         choices=_values(ResizeMode),
         help="img2dataset's modes: keep_ratio (shorter side), keep_ratio_largest (longer side), center_crop, border",
     )
     crawl.add_argument("--resize-only-if-bigger", action="store_true", help="never enlarge a smaller image")
     crawl.add_argument(
         "--encode-format",
-        default=EncodeFormat.ORIGINAL.value,
         choices=_values(EncodeFormat),
-        help="output format of resized images (original: as stored when JPEG, PNG or WebP, else PNG)",
+        help="output format of the images (default original: as stored, PNG when resizing GIF, BMP, ...)",
     )
     crawl.add_argument("--encode-quality", type=int, help="JPEG and WebP quality, 1-100 (default 95)")
+    crawl.add_argument(
+        "--splits",
+        type=_splits,
+        metavar="NAME=FRACTION,...",
+        help="split the export, e.g. train=0.8,validation=0.1,test=0.1 (the README tells the rule)",
+    )
+    crawl.add_argument("--split-seed", type=int, default=0, help="another seed gives another split (default 0)")
     crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")

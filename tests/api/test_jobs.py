@@ -183,11 +183,6 @@ def test_start_export_job(api: Call, session: Session, aws: dict[str, Any], alic
         "include_manifest": True,
         "layout": "by_keyword",
         "link_lifetime_hours": 48,
-        "image_size": None,
-        "resize_mode": "no",
-        "resize_only_if_bigger": False,
-        "encode_format": "original",
-        "encode_quality": 95,
     }
     assert queued(aws, "export") == [{"export_job_id": row.id}]
     assert [item["id"] for item in api("GET", "/v1/export-jobs", user=alice).json["items"]] == [row.id]

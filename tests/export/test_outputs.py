@@ -26,14 +26,6 @@ from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
 CREATED = datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
 
 
-class FrozenClock(datetime):
-    """The extra files are stamped with the time they are written; both runs must see the same instant."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> FrozenClock:
-        return cls(2026, 5, 6, 7, 8, 10, tzinfo=tz)
-
-
 def image(number: int) -> Image:
     return Image(
         id=number,
@@ -60,15 +52,19 @@ IMAGES = [image(number) for number in range(1, 6)]
 DATA = {item.id: random.Random(item.id).randbytes(2 * MiB + item.id) for item in IMAGES}
 
 
-def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -> bytes:
-    """Write IMAGES in one invocation per slice between `stops`, suspending between them, and join the parts."""
+def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int], splits: bool = False) -> bytes:
+    """Write IMAGES in one invocation per slice between `stops`, suspending between them, and join the parts;
+    with `splits`, odd ids in `train`, even ones in `test`."""
     s3, bucket = aws["s3"], aws["bucket"]
-    options = ExportOptions(layout=ExportLayout.HF_IMAGEFOLDER, include_manifest=True)
+    fractions = {"train": 0.5, "test": 0.5} if splits else None
+    options = ExportOptions(layout=ExportLayout.HF_IMAGEFOLDER, include_manifest=True, splits=fractions)
     listing = Listing(
         title="Cats",
+        published=datetime(2026, 5, 6, 7, 8, 10, tzinfo=UTC),
         options=options,
-        entries=lambda: (Entry(item, f"cat/{item.id}.jpg", Written.original(item)) for item in IMAGES),
+        entries=lambda: (Entry(item, path(item, splits), Written.original(item)) for item in IMAGES),
         link=lambda storage_key: f"https://links.test/{storage_key}",
+        split_of=(lambda item: ("test", "train")[item.id % 2]) if splits else None,
     )
     upload = multipart.start(s3, bucket, key, 5 * MiB, CONTENT_TYPES[fmt])
     state: dict[str, Any] | None = None
@@ -77,7 +73,7 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -
         writer = MultipartWriter(s3, bucket, key, upload)
         output = open_output(fmt, writer, state, listing)
         for item in IMAGES[start:end]:
-            output.write(item, f"cat/{item.id}.jpg", DATA[item.id] if output.reads_images else b"")
+            output.write(item, path(item, splits), DATA[item.id] if output.reads_images else b"")
         if end == len(IMAGES):
             output.close()
             upload = writer.finish()
@@ -90,14 +86,17 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -
     return data
 
 
+def path(item: Image, splits: bool) -> str:
+    return f"{('test', 'train')[item.id % 2]}/cat/{item.id}.jpg" if splits else f"cat/{item.id}.jpg"
+
+
+@pytest.mark.parametrize("splits", [False, True], ids=["whole", "splits"])
 @pytest.mark.parametrize("fmt", list(ExportFormat))
 def test_every_output_continues_after_a_checkpoint_into_the_bytes_of_an_unbroken_run(
-    fmt: ExportFormat, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    fmt: ExportFormat, splits: bool, aws: dict[str, Any]
 ) -> None:
-    monkeypatch.setattr(formats, "datetime", FrozenClock)
-
-    whole = export(aws, fmt, "exports/whole", [])
-    pieces = export(aws, fmt, "exports/pieces", [1, 3])
+    whole = export(aws, fmt, "exports/whole", [], splits)
+    pieces = export(aws, fmt, "exports/pieces", [1, 3], splits)
 
     if fmt is ExportFormat.TAR_GZ:  # one gzip member per invocation; the tar inside is the same stream
         whole, pieces = gzip.decompress(whole), gzip.decompress(pieces)

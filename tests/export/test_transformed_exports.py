@@ -7,17 +7,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pixcrawler.exports import formats
-from pixcrawler.models import CrawlJob, ExportItem, JobStatus
+from pixcrawler.models import CrawlJob, ExportItem, ExportJob, JobStatus
 from pixcrawler_local import samples
 from tests import factories
 from tests.events import lambda_context
@@ -108,23 +107,17 @@ def test_an_exif_rotated_photo_comes_out_upright(session: Session, env: dict[str
         assert image.size == (18, 32)  # stored 160x90, shown 90x160
 
 
-class FrozenClock(datetime):
-    """The extra files are stamped with the time they are written; both runs must see the same instant."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> FrozenClock:
-        return cls(2026, 5, 6, 7, 8, 10, tzinfo=tz)
-
-
 @pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz"])
 def test_a_transformed_export_stopped_at_its_reserve_time_continues_into_the_same_bytes(
-    fmt: str, session: Session, env: dict[str, Any], export_app: ModuleType, monkeypatch: pytest.MonkeyPatch
+    fmt: str, session: Session, env: dict[str, Any], export_app: ModuleType
 ) -> None:
-    monkeypatch.setattr(formats, "datetime", FrozenClock)
     job, _ = planted(session, env)
     whole = export_job(session, job, fmt, layout="hf_imagefolder", **RESIZE)  # same name: same attribution
-    deliver(export_app, whole.id)
     pieces = export_job(session, job, fmt, layout="hf_imagefolder", **RESIZE)
+    asked = datetime(2026, 5, 6, 7, 8, 10, tzinfo=UTC)  # the extra files are dated by the job's creation
+    session.execute(update(ExportJob).where(ExportJob.id.in_([whole.id, pieces.id])).values(created_at=asked))
+    session.commit()
+    deliver(export_app, whole.id)
 
     deliver(export_app, pieces.id, lambda_context("export", SHORT))
     assert reload(session, pieces).exported_images == 1
@@ -172,3 +165,21 @@ def test_an_untransformed_export_lists_the_stored_files_as_its_outputs(
             outputs = [row[f"output_{name}"] for name in ("width", "height", "format", "file_size", "sha256")]
             assert outputs == [str(image.width), str(image.height), image.format, str(image.file_size), image.sha256]
     assert session.scalars(select(ExportItem)).all() == []
+
+
+def test_splits_and_transforms_together(session: Session, env: dict[str, Any], export_app: ModuleType) -> None:
+    job, rows = planted(session, env)
+    splits = {"train": 0.5, "test": 0.5}
+    export = export_job(session, job, "zip", layout="hf_imagefolder", splits=splits, **RESIZE)
+
+    deliver(export_app, export.id)
+
+    done = reload(session, export)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    files = members(fetch(env, done.storage_key or ""), "zip")
+    pictures = {path: data for path, data in files.items() if path.endswith(".webp")}
+    assert len(pictures) == len(rows) and {path.split("/")[0] for path in pictures} == set(splits)
+    for split in splits:
+        for row in jsonl(files[f"{split}/metadata.jsonl"].decode()):
+            data = pictures[f"{split}/{row['file_name']}"]
+            assert row["output_sha256"] == hashlib.sha256(data).hexdigest() and row["output_format"] == "webp"

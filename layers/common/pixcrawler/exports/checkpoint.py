@@ -42,6 +42,7 @@ class Checkpoint(BaseModel):
     total: int
     labels: dict[str, str]
     upload: UploadState
+    split_moves: dict[str, str] = {}
     position: int = 0
     exported: int = 0
     output: dict[str, Any] | None = None
@@ -61,6 +62,9 @@ class Job:
     name: str
     format: ExportFormat
     options: ExportOptions
+    created_at: datetime
+    """When the export was asked for: the date its files carry (`datePublished`, the extra files' times), the
+    same in every invocation, so a resumed export writes the same bytes."""
 
 
 @dataclass(frozen=True, slots=True)

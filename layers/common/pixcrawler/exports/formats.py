@@ -11,18 +11,21 @@ members in a row and every reader joins them).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports import items, layout, manifest
+from pixcrawler.exports import croissant, items, layout, manifest
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -175,26 +178,28 @@ class Output(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What an output needs beyond one image at a time: the export's name and options, its entries (image,
-    path and output facts) read again in order for the files that follow the images, and a link for a storage
-    key."""
+    """What an output needs beyond one image at a time: the export's name, date and options, its entries
+    (image, path and output facts) read again in order for the files that follow the images, a link for a
+    storage key and, for an export with splits, each image's split."""
 
     title: str
+    published: datetime
     options: ExportOptions
     entries: Callable[[], Iterable[items.Entry]]
     link: Callable[[str], str]
+    split_of: Callable[[Image], str] | None = None
 
 
 def open_output(fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None, listing: Listing) -> Output:
     """The output for `fmt`, fresh when `state` is None, else continuing from what `suspend` returned."""
     if fmt in ARCHIVES:
         return ArchiveOutput(open_archive(fmt, out, state), listing)
-    return manifest.Document(manifest.ROW_WRITERS[fmt], out, state, listing.link)
+    return manifest.Document(manifest.ROW_WRITERS[fmt], out, state, listing.link, listing.split_of)
 
 
 class ArchiveOutput:
-    """The images as archive entries, then the extra files: the manifest, Hugging Face metadata and the
-    attribution file."""
+    """The images as archive entries, then the extra files: the manifest, Hugging Face metadata (one per
+    split folder in an export with splits), the attribution file and, with splits, `splits.json`."""
 
     reads_images: ClassVar[bool] = True
 
@@ -216,9 +221,11 @@ class ArchiveOutput:
 
     def _add_extras(self) -> None:
         """The extra files come from a second read of the same rows, after the images, spooled to memory and
-        then /tmp past 1 MiB each: tar needs each entry's size before its bytes."""
-        now = datetime.now(UTC)
-        options = self._listing.options
+        then /tmp past 1 MiB each: tar needs each entry's size before its bytes. `croissant.json` comes last:
+        it lists the others with the sha256 of the very bytes spooled."""
+        listing = self._listing
+        options, split_of = listing.options, listing.split_of
+        columns = manifest.COLUMNS
         with ExitStack() as stack:
             files: dict[str, IO[bytes]] = {}
 
@@ -227,22 +234,67 @@ class ArchiveOutput:
                 return files[name]
 
             attribution = manifest.Utf8Sink(spool(layout.ATTRIBUTION_FILE))
-            attribution.write(manifest.attribution_header(self._listing.title))
+            attribution.write(manifest.attribution_header(listing.title))
             tables: list[manifest.RowWriter] = []
             if options.include_manifest:
-                tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), manifest.COLUMNS))
-            if options.layout is ExportLayout.HF_IMAGEFOLDER:
-                tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS))
+                tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), columns))
+            hf = options.layout is ExportLayout.HF_IMAGEFOLDER
+            if hf and split_of is None:
+                tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), columns))
+            split_metadata: dict[str, manifest.RowWriter] = {}
+            counts: dict[str, Counter[str]] = {name: Counter() for name in sorted(options.splits or {})}
             for table in tables:
                 table.begin()
-            for image, path, written in self._listing.entries():
+            credits = croissant.Credits()
+            for image, path, written in listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
-                values = manifest.row(image, path, written)
+                split = None if split_of is None else split_of(image)
+                values = manifest.row(image, path, written, split)
+                credits.add(values)
                 for table in tables:
                     table.write(values)
+                if split is not None:
+                    counts[split][image.keyword or ""] += 1
+                    if hf:
+                        if split not in split_metadata:
+                            metadata = spool(f"{split}/{layout.HF_METADATA}")
+                            split_metadata[split] = manifest.JsonLines(manifest.Utf8Sink(metadata), columns)
+                        split_metadata[split].write({**values, "file_name": path.removeprefix(f"{split}/")})
             for table in tables:
                 table.end()
-            for name, stream in files.items():
-                size = stream.tell()
-                stream.seek(0)
-                self._archive.add_stream(name, stream, size, now)
+            if split_of is not None:
+                spool(layout.SPLITS_FILE).write(_splits_document(options, counts).encode())
+            listed = [_spooled(name, stream) for name, stream in files.items()]
+            for file in listed:
+                self._archive.add_stream(file.name, files[file.name], file.size, listing.published)
+            description = croissant.document(
+                title=listing.title,
+                published=listing.published,
+                credits=credits,
+                files=listed,
+                records=next((name for name in layout.RECORD_FILES if name in files), None),
+            )
+            document = croissant.encode(description)
+            self._archive.add_stream(layout.CROISSANT_FILE, io.BytesIO(document), len(document), listing.published)
+
+
+def _splits_document(options: ExportOptions, counts: dict[str, Counter[str]]) -> str:
+    """`splits.json`: the splits asked for, the seed, and the images per split and label, as in the job's
+    `split_counts` (the second read of the rows counts them, so the file matches the archive it is in)."""
+    document = {
+        "splits": {name: (options.splits or {})[name] for name in sorted(options.splits or {})},
+        "split_seed": options.split_seed,
+        "counts": {split: dict(sorted(per_label.items())) for split, per_label in counts.items()},
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _spooled(name: str, stream: IO[bytes]) -> croissant.DistributionFile:
+    """A spooled root file as `croissant.json` lists it (size and sha256 of its bytes), rewound for the archive."""
+    size = stream.tell()
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(MiB):
+        digest.update(chunk)
+    stream.seek(0)
+    return croissant.DistributionFile(name, size, digest.hexdigest(), layout.media_type(name))

@@ -24,6 +24,7 @@ from pixcrawler.schemas.export import ExportFormat
 COLUMNS = (
     "file_name",
     "label",
+    "split",
     "original_url",
     "source_url",
     "title",
@@ -51,12 +52,17 @@ _CELL_TRAPS = ("\t", "\r", "\n", "\x00")
 _FORMULA_PREFIXES = tuple(FORMULA_START)
 _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
+DEFAULT_SPLIT = "train"
+"""The split of every image of an export that asks for no splits."""
 
 
-def row(image: Image, file_name: str, written: Written) -> dict[str, Any]:
+def row(image: Image, file_name: str, written: Written, split: str | None = None) -> dict[str, Any]:
+    """The image's manifest row: the original's facts, then the file the export holds (`written`); `split` is
+    the export's split for the image (`train` without splits)."""
     return {
         "file_name": file_name,
         "label": image.keyword,
+        "split": split or DEFAULT_SPLIT,
         "original_url": image.original_url,
         "source_url": image.source_url,
         "title": image.title,
@@ -185,8 +191,8 @@ ROW_WRITERS: dict[ExportFormat, Callable[[TextSink, tuple[str, ...], int], RowWr
 
 class Document:
     """A csv/json/jsonl export: the manifest alone, one row per image with its storage key and a link (the
-    `link` callable signs one). Its `Output` state is the number of rows written, which the JSON array needs
-    to continue with the right separator."""
+    `link` callable signs one) and, given `split_of`, its split. Its `Output` state is the number of rows
+    written, which the JSON array needs to continue with the right separator."""
 
     reads_images: ClassVar[bool] = False
 
@@ -196,16 +202,18 @@ class Document:
         out: MultipartWriter,
         state: dict[str, Any] | None,
         link: Callable[[str], str],
+        split_of: Callable[[Image], str] | None = None,
     ) -> None:
         self._written = (state or {}).get("written", 0)
         self._rows = rows(Utf8Sink(out), LINK_COLUMNS, self._written)
-        self._link = link
+        self._link, self._split_of = link, split_of
         if state is None:
             self._rows.begin()
 
     def write(self, image: Image, path: str, data: bytes) -> None:
         url = self._link(image.storage_url)
-        values = row(image, path, Written.original(image))
+        split = None if self._split_of is None else self._split_of(image)
+        values = row(image, path, Written.original(image), split)
         self._rows.write({"image_id": image.id, **values, "storage_key": image.storage_url, "url": url})
         self._written += 1
 

@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import items, layout, multipart
+from pixcrawler.exports import items, layout, multipart, sidecar, splits
 from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, Written
-from pixcrawler.exports.formats import CONTENT_TYPES
+from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
-from pixcrawler.exports.selection import selection
+from pixcrawler.exports.selection import hashes, selection
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
@@ -46,7 +46,13 @@ def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
                 row.checkpoint = None
             return None
         job = Job(
-            row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
+            row.id,
+            row.crawl_job_id,
+            row.user_id,
+            row.name,
+            ExportFormat(row.format),
+            _options(row.export_options),
+            row.created_at,
         )
         if row.checkpoint is None:
             checkpoint = _plan(session, row, job)
@@ -105,7 +111,20 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
         total=total,
         labels=layout.label_folders(keywords),
         upload=upload,
+        split_moves=_plan_splits(session, row, job, only_valid, last_id),
     )
+
+
+def _plan_splits(session: Session, row: ExportJob, job: Job, only_valid: bool, last_id: int) -> dict[str, str]:
+    """Count the images per split and label for the job's response; the stratification moves go into the
+    checkpoint, so every invocation reads them rather than the images again."""
+    if job.options.splits is None:
+        return {}
+    plan = splits.plan(
+        lambda: hashes(session, job.crawl_job_id, only_valid, last_id), job.options.splits, job.options.split_seed
+    )
+    row.split_counts = plan.counts
+    return plan.moved
 
 
 def _locked(session: Session, job: Job, clock: Clock) -> ExportJob:
@@ -160,8 +179,11 @@ def hand_over(
 
 
 def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
-    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
+    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), describe a
+    document export in its `croissant.json` object (repeatable too), then record it."""
     multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
+    if job.format not in ARCHIVES:
+        sidecar.write_croissant(job, checkpoint)
     with session_scope() as session:
         row = _locked(session, job, clock)
         _mark_completed(session, row, job, checkpoint)
