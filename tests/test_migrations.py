@@ -20,6 +20,7 @@ TABLES = {
     "validation_jobs",
     "validation_batches",
     "export_jobs",
+    "export_items",
 }
 NAMED_INDEXES = {
     "profiles": {"ix_profiles_email"},

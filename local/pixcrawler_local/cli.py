@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pixcrawler.schemas import ExportFormat, ExportLayout, Provider
+from pixcrawler.schemas.export import EncodeFormat, ResizeMode
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -276,20 +277,34 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
         )
 
 
+def _transform_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The transform flags that were given; the API judges them (a bad combination stops the run with its 422
+    naming the option)."""
+    given = {
+        "image_size": args.image_size,
+        "resize_mode": args.resize_mode,
+        "resize_only_if_bigger": args.resize_only_if_bigger or None,
+        "encode_format": args.encode_format,
+        "encode_quality": args.encode_quality,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def _export_options(args: argparse.Namespace) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from pixcrawler.schemas.export import ExportOptions
 
+    options = {"layout": args.layout, **_transform_options(args)}
     if args.splits is None:
         if args.split_seed:
             raise UsageError("--split-seed needs --splits.")
-        return {"layout": args.layout}
+        return options
     try:
         ExportOptions(split_seed=args.split_seed)
     except ValidationError as error:
         raise UsageError(f"--split-seed {args.split_seed}: {error.errors()[0]['msg']}.") from None
-    return {"layout": args.layout, "splits": args.splits, "split_seed": args.split_seed}
+    return {**options, "splits": args.splits, "split_seed": args.split_seed}
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -396,6 +411,19 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-images", type=int, default=100)
     crawl.add_argument("--format", default=ExportFormat.ZIP.value, choices=_values(ExportFormat))
     crawl.add_argument("--layout", default=ExportLayout.BY_KEYWORD.value, choices=_values(ExportLayout))
+    crawl.add_argument("--image-size", type=int, help="resize to this many pixels (16-8192), as --resize-mode says")
+    crawl.add_argument(
+        "--resize-mode",
+        choices=_values(ResizeMode),
+        help="img2dataset's modes: keep_ratio (shorter side), keep_ratio_largest (longer side), center_crop, border",
+    )
+    crawl.add_argument("--resize-only-if-bigger", action="store_true", help="never enlarge a smaller image")
+    crawl.add_argument(
+        "--encode-format",
+        choices=_values(EncodeFormat),
+        help="output format of the images (default original: as stored, PNG when resizing GIF, BMP, ...)",
+    )
+    crawl.add_argument("--encode-quality", type=int, help="JPEG and WebP quality, 1-100 (default 95)")
     crawl.add_argument(
         "--splits",
         type=_splits,

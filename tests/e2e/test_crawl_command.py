@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
@@ -157,3 +158,25 @@ def test_crawl_allow_loopback_in_the_environment_is_honoured(tmp_path: Path, cle
         )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 crawled" in result.stdout and "allow-loopback" not in result.stderr
+
+
+def test_crawl_resize_flags_become_the_export_s_transform(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    with HttpHost() as host:
+        for seed in range(3):
+            host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+        urls = [arg for seed in range(3) for arg in ("--url", host.url(f"/{seed}.jpg"))]
+        result = pixcrawler(
+            "crawl", "birds", "--provider", "urls", *urls, "--format", "tar", "--output", "birds.tar",
+            "--image-size", "64", "--resize-mode", "center_crop", "--encode-format", "webp", "--encode-quality", "80",
+            "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
+            env=clean_env, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with tarfile.open(tmp_path / "birds.tar") as archive:
+        images = [member for member in archive.getmembers() if member.name.endswith(".webp")]
+        assert len(images) == 3
+        for member in images:
+            file = archive.extractfile(member)
+            assert file is not None
+            with Image.open(file) as image:
+                assert (image.format, image.mode, image.size) == ("WEBP", "RGB", (64, 64))

@@ -264,3 +264,20 @@ def test_the_builder_describes_an_export_of_several_objects(tmp_path: Path, capl
     assert [(item.name, item.sha256) for item in metadata.distribution] == [(s.name, s.sha256) for s in shards]
     assert [creator.name for creator in metadata.creators] == ["Ann"]
     assert metadata.keywords == ["cat", "dog"] and metadata.date_published == published
+
+
+def test_the_records_of_a_transformed_export_describe_the_files_it_holds(
+    session: Session, env: dict[str, Any], export_app: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    images = labelled_images(session, env)
+    resize = {"image_size": 48, "resize_mode": "center_crop", "encode_format": "png"}
+    _, files = exported(session, env, export_app, images, layout="by_keyword", **resize)
+
+    records = list(opened(extract(files, tmp_path), caplog).records(record_set="images"))
+
+    assert len(records) == len(images)
+    for record in records:
+        path = text(record["images/file_name"])
+        assert path.endswith(".png")
+        assert text(record["images/sha256"]) == hashlib.sha256(files[path]).hexdigest()
+        assert (record["images/width"], record["images/height"]) == (48, 48) == record["images/image"].size

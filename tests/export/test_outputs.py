@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from pixcrawler.exports import formats, multipart
+from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.formats import CONTENT_TYPES, Listing, open_output
+from pixcrawler.exports.items import Entry
 from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -60,7 +62,7 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int], s
         title="Cats",
         published=datetime(2026, 5, 6, 7, 8, 10, tzinfo=UTC),
         options=options,
-        entries=lambda: ((item, path(item, splits)) for item in IMAGES),
+        entries=lambda: (Entry(item, path(item, splits), Written.original(item)) for item in IMAGES),
         link=lambda storage_key: f"https://links.test/{storage_key}",
         split_of=(lambda item: ("test", "train")[item.id % 2]) if splits else None,
     )

@@ -1,4 +1,5 @@
-"""What an export invocation carries: the job's fixed facts, its checkpoint, its time budget, and how it stops.
+"""What an export invocation carries: the job's fixed facts, its checkpoint, its time budget, how it stops, and
+what it wrote for each image.
 
 These are the types the state, selection, stream and worker modules pass each other; they hold no behaviour that
 touches the database or S3, so any of those modules can import them without importing each other.
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from pixcrawler.exports.multipart import UploadState
+from pixcrawler.models import ExportItem, Image
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
 
 LEASE_MARGIN = timedelta(seconds=60)
@@ -78,3 +80,26 @@ class Clock:
 
     def lease_until(self) -> datetime:
         return datetime.now(UTC) + timedelta(milliseconds=self.remaining_ms()) + LEASE_MARGIN
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One output file: pixel size, format (`jpeg`, `png`, `webp`, or the stored format when untransformed),
+    byte size and SHA-256 of the bytes in the export. Width and height are unknown (None) only for an
+    untransformed image whose row lacks them."""
+
+    image_id: int
+    width: int | None
+    height: int | None
+    format: str | None
+    file_size: int | None
+    sha256: str
+
+    @classmethod
+    def original(cls, image: Image) -> Written:
+        """The stored image, exported as it is."""
+        return cls(image.id, image.width, image.height, image.format, image.file_size, image.sha256)
+
+    @classmethod
+    def of(cls, item: ExportItem) -> Written:
+        return cls(item.image_id, item.width, item.height, item.format, item.file_size, item.sha256)

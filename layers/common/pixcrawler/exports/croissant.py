@@ -84,11 +84,12 @@ RECORD_FIELDS = (
     ("license_url", "license_url", "sc:URL", "The licence's text."),
     ("creator", "creator", "sc:Text", "Who made the image; most open licences require the credit."),
     ("source_url", "source_url", "sc:URL", "The page the image was found on."),
-    ("sha256", "sha256", "sc:Text", "SHA-256 of the image file, hexadecimal."),
-    ("width", "width", "sc:Integer", "Width in pixels."),
-    ("height", "height", "sc:Integer", "Height in pixels."),
+    ("sha256", "output_sha256", "sc:Text", "SHA-256 of the image file, hexadecimal."),
+    ("width", "output_width", "sc:Integer", "Width in pixels."),
+    ("height", "output_height", "sc:Integer", "Height in pixels."),
 )
-"""The record set's fields read from the manifest: (field name, manifest column, data type, description)."""
+"""The record set's fields read from the manifest: (field name, manifest column, data type, description). Hash
+and size are the file's in the export (`output_*`: a resized export's, else the stored original's)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports import croissant, layout, manifest
+from pixcrawler.exports import croissant, items, layout, manifest
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -179,13 +179,13 @@ class Output(Protocol):
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What an output needs beyond one image at a time: the export's name, date and options, its entries
-    (image and path) read again in order for the files that follow the images, a link for a storage key and,
-    for an export with splits, each image's split."""
+    (image, path and output facts) read again in order for the files that follow the images, a link for a
+    storage key and, for an export with splits, each image's split."""
 
     title: str
     published: datetime
     options: ExportOptions
-    entries: Callable[[], Iterable[tuple[Image, str]]]
+    entries: Callable[[], Iterable[items.Entry]]
     link: Callable[[str], str]
     split_of: Callable[[Image], str] | None = None
 
@@ -246,10 +246,10 @@ class ArchiveOutput:
             for table in tables:
                 table.begin()
             credits = croissant.Credits()
-            for image, path in listing.entries():
+            for image, path, written in listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
                 split = None if split_of is None else split_of(image)
-                values = manifest.row(image, path, split)
+                values = manifest.row(image, path, written, split)
                 credits.add(values)
                 for table in tables:
                     table.write(values)

@@ -89,10 +89,10 @@ def label_folders(keywords: Iterable[str | None]) -> dict[str, str]:
     return folders
 
 
-def file_name(image_id: int, original_name: str | None, storage_key: str) -> str:
-    """`<id>_<original stem>.<stored extension>`: the extension is the stored object's, so a name that lies
-    about its type (`x.exe`) cannot mislabel the file."""
-    extension = posixpath.splitext(storage_key)[1].lower() or ".bin"
+def file_name(image_id: int, original_name: str | None, storage_key: str, extension: str | None = None) -> str:
+    """`<id>_<original stem>.<extension>`: the extension is the stored object's (or the re-encoded output's),
+    so a name that lies about its type (`x.exe`) cannot mislabel the file."""
+    extension = extension or posixpath.splitext(storage_key)[1].lower() or ".bin"
     stem = posixpath.splitext(posixpath.basename((original_name or "").replace("\\", "/")))[0]
     return f"{image_id}_{safe_segment(stem, 'image')}{extension}"
 

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import IO, Any, ClassVar, Protocol
 
+from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.multipart import MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat
@@ -36,7 +37,14 @@ COLUMNS = (
     "license",
     "license_url",
     "creator",
+    "output_width",
+    "output_height",
+    "output_format",
+    "output_file_size",
+    "output_sha256",
 )
+"""The original's facts, then the file in the export (`output_*`): the same unless the export resized or
+re-encoded it."""
 LINK_COLUMNS = ("image_id", *COLUMNS, "storage_key", "url")
 FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
 """What makes Excel, LibreOffice or Google Sheets read a cell as a formula (full-width forms included)."""
@@ -48,8 +56,9 @@ DEFAULT_SPLIT = "train"
 """The split of every image of an export that asks for no splits."""
 
 
-def row(image: Image, file_name: str, split: str | None = None) -> dict[str, Any]:
-    """The image's manifest row; `split` is the export's split for the image (`train` without splits)."""
+def row(image: Image, file_name: str, written: Written, split: str | None = None) -> dict[str, Any]:
+    """The image's manifest row: the original's facts, then the file the export holds (`written`); `split` is
+    the export's split for the image (`train` without splits)."""
     return {
         "file_name": file_name,
         "label": image.keyword,
@@ -66,6 +75,11 @@ def row(image: Image, file_name: str, split: str | None = None) -> dict[str, Any
         "license": image.license,
         "license_url": image.license_url,
         "creator": image.creator,
+        "output_width": written.width,
+        "output_height": written.height,
+        "output_format": written.format,
+        "output_file_size": written.file_size,
+        "output_sha256": written.sha256,
     }
 
 
@@ -199,7 +213,7 @@ class Document:
     def write(self, image: Image, path: str, data: bytes) -> None:
         url = self._link(image.storage_url)
         split = None if self._split_of is None else self._split_of(image)
-        values = row(image, path, split)
+        values = row(image, path, Written.original(image), split)
         self._rows.write({"image_id": image.id, **values, "storage_key": image.storage_url, "url": url})
         self._written += 1
 

@@ -8,6 +8,7 @@ list the very same rows in the same order and under the same paths.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
@@ -30,16 +31,25 @@ def _chosen(crawl_job_id: int, only_valid: bool) -> list[ColumnElement[bool]]:
     return [*chosen, Image.is_valid.is_(True)] if only_valid else chosen
 
 
-def images(job: Job, checkpoint: Checkpoint, after: int) -> Iterator[Image]:
-    """The export's images after id `after`, in id order, a page per short transaction."""
-    statement = selection(job.crawl_job_id, checkpoint.only_valid).where(Image.id <= checkpoint.last_image_id)
+def chosen(job: Job, checkpoint: Checkpoint) -> Select[Any]:
+    """The export's images as the plan fixed them; callers may add columns and joins (the Image stays first)."""
+    return selection(job.crawl_job_id, checkpoint.only_valid).where(Image.id <= checkpoint.last_image_id)
+
+
+def paged(statement: Select[Any], after: int) -> Iterator[Any]:
+    """The statement's rows (Image first) after image id `after`, in id order, a page per short transaction."""
     while True:
         with session_scope() as session:
-            page = list(session.scalars(statement.where(Image.id > after).order_by(Image.id).limit(PAGE_SIZE)))
+            page = list(session.execute(statement.where(Image.id > after).order_by(Image.id).limit(PAGE_SIZE)))
         yield from page
         if len(page) < PAGE_SIZE:
             return
-        after = page[-1].id
+        after = page[-1][0].id
+
+
+def images(job: Job, checkpoint: Checkpoint, after: int) -> Iterator[Image]:
+    """The export's images after id `after`, in id order."""
+    return (row[0] for row in paged(chosen(job, checkpoint), after))
 
 
 def hashes(session: Session, crawl_job_id: int, only_valid: bool, last_image_id: int) -> Iterator[tuple[str, str]]:
@@ -55,8 +65,10 @@ def hashes(session: Session, crawl_job_id: int, only_valid: bool, last_image_id:
         after = page[-1][0]
 
 
-def path(job: Job, checkpoint: Checkpoint, image: Image) -> str:
-    name = layout.file_name(image.id, image.filename, image.storage_url)
+def path(job: Job, checkpoint: Checkpoint, image: Image, extension: str | None = None) -> str:
+    """The image's path in the archive; `extension` (with its dot) replaces the stored one for a re-encoded
+    image."""
+    name = layout.file_name(image.id, image.filename, image.storage_url, extension)
     return layout.archive_path(
         job.options.layout, checkpoint.labels[image.keyword or ""], name, split(job, checkpoint, image)
     )

@@ -14,7 +14,7 @@ import posixpath
 
 from pixcrawler import aws
 from pixcrawler.exports import croissant, layout, manifest, selection
-from pixcrawler.exports.checkpoint import Checkpoint, Job
+from pixcrawler.exports.checkpoint import Checkpoint, Job, Written
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.schemas.export import ExportFormat
 from pixcrawler.settings import get_settings
@@ -42,7 +42,7 @@ def write_croissant(job: Job, checkpoint: Checkpoint) -> None:
         size += len(chunk)
     credits = croissant.Credits()
     for image in selection.images(job, checkpoint, 0):
-        credits.add(manifest.row(image, selection.path(job, checkpoint, image)))
+        credits.add(manifest.row(image, selection.path(job, checkpoint, image), Written.original(image)))
     name = posixpath.basename(checkpoint.key)
     document = croissant.document(
         title=job.name,

@@ -11,6 +11,7 @@ go through `pixcrawler.lifecycle` like every job's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout, multipart, sidecar, splits
-from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost
+from pixcrawler.exports import items, layout, multipart, sidecar, splits
+from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, Written
 from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.exports.selection import hashes, selection
@@ -138,11 +139,14 @@ def _locked(session: Session, job: Job, clock: Clock) -> ExportJob:
     return row
 
 
-def save(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
+def save(job: Job, checkpoint: Checkpoint, clock: Clock, written: Sequence[Written] = ()) -> None:
+    """Commit the checkpoint, and in the same transaction the output facts of the images streamed since the
+    last commit: a resumed export sees exactly what was streamed before it."""
     with session_scope() as session:
         row = _locked(session, job, clock)
         row.checkpoint = checkpoint.model_dump(mode="json")
         _set_progress(row, checkpoint)
+        items.record(session, job.id, written)
 
 
 def _set_progress(row: ExportJob, checkpoint: Checkpoint) -> None:
@@ -150,17 +154,25 @@ def _set_progress(row: ExportJob, checkpoint: Checkpoint) -> None:
     row.progress = min(99, checkpoint.exported * 100 // max(checkpoint.total, 1))
 
 
-def report_progress(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
-    """Cheap counter update between checkpoints; notices a cancellation or a lost lease."""
+def report_progress(job: Job, checkpoint: Checkpoint, clock: Clock, written: Sequence[Written] = ()) -> None:
+    """Cheap counter update between checkpoints, with the output facts streamed since the last one (so memory
+    holds at most a page of them); notices a cancellation or a lost lease."""
     with session_scope() as session:
         row = _locked(session, job, clock)
         _set_progress(row, checkpoint)
+        items.record(session, job.id, written)
 
 
-def hand_over(job: Job, checkpoint: Checkpoint, clock: Clock, previous_tail: str | None) -> None:
+def hand_over(
+    job: Job,
+    checkpoint: Checkpoint,
+    clock: Clock,
+    previous_tail: str | None,
+    written: Sequence[Written] = (),
+) -> None:
     """Commit the checkpoint with the lease released and queue the message that continues the export."""
     checkpoint.lease_owner = checkpoint.lease_until = None
-    save(job, checkpoint, clock)
+    save(job, checkpoint, clock, written)
     delete_tail(previous_tail)
     queues.send(get_settings().export_queue_url, ExportMessage(export_job_id=job.id))
     logger.info("export %s suspended after %s/%s images", job.id, checkpoint.exported, checkpoint.total)

@@ -9,21 +9,28 @@ never yield a second object or a corrupt one.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
 from pixcrawler import aws, links
-from pixcrawler.exports import selection, state
-from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job
+from pixcrawler.exports import items, selection, state
+from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job, Written
 from pixcrawler.exports.formats import Listing, Output, open_output
 from pixcrawler.exports.multipart import MultipartWriter
+from pixcrawler.exports.transform import Transform, TransformError
 from pixcrawler.models import Image
 from pixcrawler.settings import get_settings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def write(job: Job, checkpoint: Checkpoint, clock: Clock) -> bool:
@@ -49,7 +56,7 @@ def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
         title=job.name,
         published=job.created_at,
         options=job.options,
-        entries=lambda: _entries_again(job, checkpoint),
+        entries=lambda: items.entries(job, checkpoint),
         link=lambda key: links.presigned_get(key, lifetime),
         split_of=None if plan is None else lambda image: plan.split_of(image.sha256),
     )
@@ -64,20 +71,27 @@ def _stream(
     previous_tail: str | None,
 ) -> bool:
     done = 0
+    written: list[Written] = []
     images = selection.images(job, checkpoint, checkpoint.position)
     with ExitStack() as stack:
-        items = _with_bytes(images, stack) if output.reads_images else ((image, b"") for image in images)
-        for image, data in items:
-            output.write(image, selection.path(job, checkpoint, image), data)
+        for image, data, facts in _outputs(job, images, output.reads_images, stack):
+            if facts is None:
+                path = selection.path(job, checkpoint, image)
+            else:
+                path = items.path(job, checkpoint, image, facts)
+                written.append(facts)
+            output.write(image, path, data)
             checkpoint.position, checkpoint.exported, done = image.id, checkpoint.exported + 1, done + 1
             if clock.low():
-                _suspend(job, checkpoint, clock, writer, output, previous_tail)
+                _suspend(job, checkpoint, clock, writer, output, previous_tail, written)
                 return False
             if checkpoint.exported % selection.PAGE_SIZE == 0:
-                state.report_progress(job, checkpoint, clock)
+                state.report_progress(job, checkpoint, clock, written)
+                written.clear()
     if done and clock.low():
-        _suspend(job, checkpoint, clock, writer, output, previous_tail)
+        _suspend(job, checkpoint, clock, writer, output, previous_tail, written)
         return False
+    state.report_progress(job, checkpoint, clock, written)  # the files after the images read every output's facts
     output.close()
     checkpoint.upload = writer.finish()
     checkpoint.phase = "assembling"
@@ -87,52 +101,84 @@ def _stream(
 
 
 def _suspend(
-    job: Job, checkpoint: Checkpoint, clock: Clock, writer: MultipartWriter, output: Output, previous_tail: str | None
+    job: Job,
+    checkpoint: Checkpoint,
+    clock: Clock,
+    writer: MultipartWriter,
+    output: Output,
+    previous_tail: str | None,
+    written: list[Written],
 ) -> None:
     output_state = output.suspend()
     checkpoint.sequence += 1
     checkpoint.upload = writer.suspend(f"{checkpoint.key}.tail-{checkpoint.sequence}")
     checkpoint.output = output_state
-    state.hand_over(job, checkpoint, clock, previous_tail)
+    state.hand_over(job, checkpoint, clock, previous_tail, written)
 
 
-def _with_bytes(images: Iterator[Image], stack: ExitStack) -> Iterator[tuple[Image, bytes]]:
-    """Images with their stored bytes, fetched a few ahead in parallel (S3 latency, not bandwidth, bounds
-    small objects) and yielded in order; memory holds at most twice the concurrency in images."""
+def _outputs(
+    job: Job, images: Iterator[Image], reads_images: bool, stack: ExitStack
+) -> Iterator[tuple[Image, bytes, Written | None]]:
+    """Each image with the bytes its output writes and, when the export transforms them, their facts.
+
+    Fetching is I/O-bound, so many fetches run at once; transforming is CPU-bound, so it runs in a thread pool
+    sized to the cores (Pillow releases the GIL while it decodes, resizes and encodes; a Lambda has no
+    /dev/shm for a process pool). Both stages keep at most twice their pool size in flight and yield in
+    image order, so memory stays bounded and the archive's bytes do not depend on timing."""
+    if not reads_images:
+        yield from ((image, b"", None) for image in images)
+        return
     settings = get_settings()
-    workers = settings.export_fetch_concurrency
-    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export-fetch"))
-    stack.callback(pool.shutdown, cancel_futures=True)
-    pending: deque[tuple[Image, Future[bytes]]] = deque()
+    fetched = _in_order(_fetch, images, settings.export_fetch_concurrency, "export-fetch", stack)
+    transform = Transform.of(job.options, settings.validation_max_pixels)
+    if transform is None:
+        yield from ((image, data, None) for image, data in fetched)
+        return
 
-    def fetch(image: Image) -> bytes:
+    def apply(pair: tuple[Image, bytes]) -> tuple[bytes, Written]:
+        image, data = pair
         try:
-            body = aws.s3().get_object(Bucket=settings.data_bucket, Key=image.storage_url)["Body"]
-            return body.read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ExportError(f"Image {image.id} is missing from storage ({image.storage_url}).") from error
-            raise
+            out = transform(data)
+        except TransformError as error:
+            raise ExportError(
+                f"Image {image.id} ({image.storage_url}) could not be transformed: {error}. Export valid images "
+                "only (validation refuses images that do not decode) or without resize_mode and encode_format."
+            ) from error
+        facts = Written(image.id, out.width, out.height, out.format, len(out.data), _sha256(out.data))
+        return out.data, facts
 
-    for image in images:
-        pending.append((image, pool.submit(fetch, image)))
+    for (image, _), (data, facts) in _in_order(apply, fetched, os.cpu_count() or 1, "export-transform", stack):
+        yield image, data, facts
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fetch(image: Image) -> bytes:
+    settings = get_settings()
+    try:
+        body = aws.s3().get_object(Bucket=settings.data_bucket, Key=image.storage_url)["Body"]
+        return body.read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise ExportError(f"Image {image.id} is missing from storage ({image.storage_url}).") from error
+        raise
+
+
+def _in_order(
+    work: Callable[[T], R], inputs: Iterable[T], workers: int, name: str, stack: ExitStack
+) -> Iterator[tuple[T, R]]:
+    """`work` over `inputs` in a pool of `workers` threads, at most twice that many in flight, yielded in input
+    order (the pool is shut down, queued work cancelled, when `stack` closes)."""
+    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name))
+    stack.callback(pool.shutdown, cancel_futures=True)
+    pending: deque[tuple[T, Future[R]]] = deque()
+    for item in inputs:
+        pending.append((item, pool.submit(work, item)))
         if len(pending) >= 2 * workers:
             head, future = pending.popleft()
             yield head, future.result()
     while pending:
         head, future = pending.popleft()
         yield head, future.result()
-
-
-def _entries_again(job: Job, checkpoint: Checkpoint) -> Iterator[tuple[Image, str]]:
-    """Every image of the export with its path, read again for the files that follow the images; raises if
-    the rows no longer match what was streamed, rather than ship a manifest that disagrees with the images."""
-    count = 0
-    for image in selection.images(job, checkpoint, 0):
-        yield image, selection.path(job, checkpoint, image)
-        count += 1
-    if count != checkpoint.exported:
-        raise ExportError(
-            "The crawl job's images changed while the export ran (an image was deleted or re-validated); "
-            "start the export again."
-        )

@@ -3,7 +3,7 @@
 from pixcrawler.models.activity import ActivityLog
 from pixcrawler.models.base import Base, JobStatus
 from pixcrawler.models.crawl import CrawlChunk, CrawlJob
-from pixcrawler.models.export import ExportJob
+from pixcrawler.models.export import ExportItem, ExportJob
 from pixcrawler.models.image import Image
 from pixcrawler.models.profile import Profile, Role
 from pixcrawler.models.project import Project, ProjectStatus
@@ -14,6 +14,7 @@ __all__ = [
     "Base",
     "CrawlChunk",
     "CrawlJob",
+    "ExportItem",
     "ExportJob",
     "Image",
     "JobStatus",

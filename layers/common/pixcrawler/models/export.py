@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
@@ -75,3 +75,37 @@ class ExportJob(Base):
 
     crawl_job: Mapped[CrawlJob] = relationship()
     user: Mapped[Profile] = relationship(back_populates="export_jobs")
+
+
+class ExportItem(Base):
+    """What a transformed export wrote for one image: the output's size, format, bytes and hash.
+
+    Rows are written with the export's progress and checkpoint commits, under its lease, and overwritten if a
+    resumed invocation streams the image again (the output is deterministic, so with the same facts); the
+    manifest written at the end reads them, possibly in a later invocation than the one that streamed the
+    image. Exports without a transform write none: their output is the stored image, whose facts are on the
+    `images` row. `image_id` has no foreign key on purpose: the row records what the archive holds, which an
+    image deleted later does not change.
+    """
+
+    __tablename__ = "export_items"
+    __table_args__ = (
+        UniqueConstraint(
+            "export_job_id",
+            "image_id",
+            info={
+                "serves": "The upsert of each streamed image (`ON CONFLICT (export_job_id, image_id)`), the "
+                "manifest's read of an export's items in image order, and the cascade from `export_jobs`."
+            },
+        ),
+        *non_negative("width", "height", "file_size"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    export_job_id: Mapped[int] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(doc="The exported image (`images.id`)")
+    width: Mapped[int] = mapped_column(doc="Output width in pixels")
+    height: Mapped[int] = mapped_column(doc="Output height in pixels")
+    format: Mapped[str] = mapped_column(String(16), doc="Output format: jpeg, png or webp")
+    file_size: Mapped[int] = mapped_column(BigInteger, doc="Bytes written into the archive")
+    sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the bytes written")
