@@ -38,10 +38,12 @@ def test_issue_a_link_and_follow_it(api: Call, session: Session, aws: dict[str, 
     export_id, key = export.id, export.storage_key
     before = datetime.now(UTC)
     reply = api("POST", f"/v1/export-jobs/{export_id}/download-url", user=alice)
+    after = datetime.now(UTC)
     assert reply.status == 200
     url, expires_at = reply.json["download_url"], datetime.fromisoformat(reply.json["expires_at"])
     assert url.startswith("https://api.example.com/v1/downloads/")
-    assert timedelta(hours=48) - timedelta(seconds=2) <= expires_at - before <= timedelta(hours=48)
+    lifetime = timedelta(hours=48)  # issued between `before` and `after`, in whole seconds
+    assert before + lifetime - timedelta(seconds=1) <= expires_at <= after + lifetime
     row = session.get(ExportJob, export_id)
     assert row is not None and row.download_url == url
     assert session.scalars(select(ActivityLog.action)).all() == ["export_link.issued"]
