@@ -105,6 +105,11 @@ class TarArchive:
         self._tar = tarfile.TarFile(fileobj=self._gzip or out, mode="w", format=tarfile.PAX_FORMAT)
         self._tar.offset = (state or {}).get("offset", 0)
 
+    @property
+    def offset(self) -> int:
+        """Bytes of tar written so far (before any gzip)."""
+        return self._tar.offset
+
     @staticmethod
     def _info(path: str, size: int, mtime: datetime) -> tarfile.TarInfo:
         info = tarfile.TarInfo(path)
@@ -147,6 +152,7 @@ CONTENT_TYPES = {
     ExportFormat.CSV: "text/csv; charset=utf-8",
     ExportFormat.JSON: "application/json",
     ExportFormat.JSONL: "application/x-ndjson",
+    ExportFormat.WEBDATASET: "application/x-tar",
 }
 ARCHIVES = frozenset({ExportFormat.ZIP, ExportFormat.TAR, ExportFormat.TAR_GZ})
 

@@ -17,6 +17,7 @@ from pixcrawler.exports.checkpoint import Checkpoint, Job
 from pixcrawler.models import Image
 
 PAGE_SIZE = 500
+DEFAULT_SPLIT = "train"
 
 
 def selection(crawl_job_id: int, only_valid: bool) -> Select[Image]:
@@ -34,6 +35,37 @@ def images(job: Job, checkpoint: Checkpoint, after: int) -> Iterator[Image]:
         if len(page) < PAGE_SIZE:
             return
         after = page[-1].id
+
+
+def split_names(job: Job) -> list[str]:
+    """The export's splits in the order their images stream: `train` alone when no splits are asked for.
+
+    This and `split_of` are the one place the export asks which split an image is in."""
+    return [DEFAULT_SPLIT]
+
+
+def split_of(job: Job, checkpoint: Checkpoint, image: Image) -> str:
+    """The split `image` belongs to, one of `split_names(job)`."""
+    return DEFAULT_SPLIT
+
+
+def remaining(job: Job, checkpoint: Checkpoint, pass_index: int, after: int) -> Iterator[Image]:
+    """The images from pass `pass_index` after id `after` on: in id order, or split after split when the
+    checkpoint streams by `passes` (each WebDataset split is its own shard set)."""
+    if not checkpoint.passes:
+        yield from images(job, checkpoint, after)
+        return
+    for index in range(pass_index, len(checkpoint.passes)):
+        split = checkpoint.passes[index]
+        start = after if index == pass_index else 0
+        yield from (image for image in images(job, checkpoint, start) if split_of(job, checkpoint, image) == split)
+
+
+def written(job: Job, checkpoint: Checkpoint, image: Image) -> None:
+    """Move the checkpoint past `image`, the last one written."""
+    checkpoint.position, checkpoint.exported = image.id, checkpoint.exported + 1
+    if checkpoint.passes:
+        checkpoint.pass_index = checkpoint.passes.index(split_of(job, checkpoint, image))
 
 
 def path(job: Job, checkpoint: Checkpoint, image: Image) -> str:

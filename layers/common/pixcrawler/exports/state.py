@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout, multipart
-from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost
+from pixcrawler.exports import layout, multipart, objects, selection, webdataset
+from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, StoredFile
 from pixcrawler.exports.formats import CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
-from pixcrawler.exports.selection import selection
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
@@ -82,7 +81,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
             != 0
         )
         row.export_options = {**row.export_options, "only_valid": only_valid}
-    chosen = selection(job.crawl_job_id, only_valid).subquery()
+    chosen = selection.selection(job.crawl_job_id, only_valid).subquery()
     total, last_id = session.execute(select(func.count(), func.max(chosen.c.id))).one()
     if not total:
         which = "valid images" if only_valid else "images"
@@ -91,7 +90,9 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     keywords = session.scalars(select(chosen.c.keyword).distinct())
     project_id = session.scalar(select(CrawlJob.project_id).where(CrawlJob.id == job.crawl_job_id))
     assert project_id is not None
-    key = object_keys.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
+    passes = selection.split_names(job) if job.format is ExportFormat.WEBDATASET else None
+    first = webdataset.shard_name(passes[0], 0) if passes else layout.export_file_name(job.name, job.format.value)
+    key = object_keys.export_key(project_id, job.id, first)
     settings = get_settings()
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
@@ -104,6 +105,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
         total=total,
         labels=layout.label_folders(keywords),
         upload=upload,
+        passes=passes,
     )
 
 
@@ -148,14 +150,15 @@ def hand_over(job: Job, checkpoint: Checkpoint, clock: Clock, previous_tail: str
 
 
 def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
-    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), then record it."""
-    multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
+    """Join every object's parts (repeatable, so a lost commit after it completes the job on redelivery),
+    then record it."""
+    files = objects.assemble(checkpoint)
     with session_scope() as session:
         row = _locked(session, job, clock)
-        _mark_completed(session, row, job, checkpoint)
+        _mark_completed(session, row, job, checkpoint, files)
         started = row.started_at or datetime.now(UTC)
     ran = datetime.now(UTC) - started
-    observability.export_completed(checkpoint.exported, checkpoint.upload.size, ran.total_seconds())
+    observability.export_completed(checkpoint.exported, sum(file.size for file in files), ran.total_seconds())
 
 
 def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -178,9 +181,8 @@ def fail_unclaimed(export_job_id: int, message: str) -> None:
 
 
 def discard(checkpoint: Checkpoint) -> None:
-    with suppress(ClientError):
-        multipart.abort(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload.upload_id)
-    delete_tail(checkpoint.upload.tail_key)
+    """Drop everything the export wrote: every unfinished upload and every object under its prefix."""
+    objects.sweep(checkpoint)
 
 
 def delete_tail(key: str | None) -> None:
@@ -194,10 +196,14 @@ def _mark_started(session: Session, row: ExportJob, total: int) -> None:
     row.total_images, row.exported_images, row.progress = total, 0, 0
 
 
-def _mark_completed(session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint) -> None:
-    link = links.issue(job.id, timedelta(hours=job.options.link_lifetime_hours))
-    lifecycle.complete(session, row, format=job.format.value, images=checkpoint.exported, bytes=checkpoint.upload.size)
-    row.storage_key, row.file_size = checkpoint.key, checkpoint.upload.size
+def _mark_completed(
+    session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint, files: list[StoredFile]
+) -> None:
+    listed = [file.model_dump(include={"name", "key", "size", "sha256"}) for file in files]
+    link, row.files = links.issue_all(job.id, listed, timedelta(hours=job.options.link_lifetime_hours))
+    size = sum(file.size for file in files)
+    lifecycle.complete(session, row, format=job.format.value, images=checkpoint.exported, bytes=size)
+    row.storage_key, row.file_size = files[0].key, files[0].size
     row.total_images = row.exported_images = checkpoint.exported
     row.download_url, row.expires_at = link.url, link.expires_at
     row.checkpoint = None

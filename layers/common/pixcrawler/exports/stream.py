@@ -1,4 +1,4 @@
-"""Streaming an export's images into its one S3 object, through the format's `Output`.
+"""Streaming an export's images into its S3 objects (one, or a WebDataset's shards), through the format's `Output`.
 
 The Lambda time limit shapes this: when the remaining time runs low the stream stops at an image boundary,
 the output pushes out what it holds, the unfinished part goes to a tail object, and `state.hand_over` commits
@@ -14,30 +14,41 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
+from functools import partial
 
 from botocore.exceptions import ClientError
 
 from pixcrawler import aws, links
-from pixcrawler.exports import selection, state
+from pixcrawler.exports import selection, state, webdataset
 from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job
 from pixcrawler.exports.formats import Listing, Output, open_output
-from pixcrawler.exports.multipart import MultipartWriter
+from pixcrawler.exports.objects import Objects
 from pixcrawler.models import Image
+from pixcrawler.schemas.export import ExportFormat
 from pixcrawler.settings import get_settings
 
 
 def write(job: Job, checkpoint: Checkpoint, clock: Clock) -> bool:
     """Stream the remaining images; False when suspended for the next invocation."""
     previous_tail = checkpoint.upload.tail_key
-    writer = MultipartWriter(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
-    output = open_output(job.format, writer, checkpoint.output, _listing(job, checkpoint))
+    objects = Objects(checkpoint)
+    output = _open(job, checkpoint, objects)
     try:
-        return _stream(job, checkpoint, clock, writer, output, previous_tail)
+        return _stream(job, checkpoint, clock, objects, output, previous_tail)
     except BaseException:
         output.abandon()
         raise
     finally:
-        writer.close()
+        objects.close()
+
+
+def _open(job: Job, checkpoint: Checkpoint, objects: Objects) -> Output:
+    listing = _listing(job, checkpoint)
+    if job.format is ExportFormat.WEBDATASET:
+        split = partial(selection.split_of, job, checkpoint)
+        return webdataset.ShardsOutput(objects, checkpoint.output, listing, sorted(checkpoint.labels), split)
+    assert objects.writer is not None
+    return open_output(job.format, objects.writer, checkpoint.output, listing)
 
 
 def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
@@ -56,27 +67,28 @@ def _stream(
     job: Job,
     checkpoint: Checkpoint,
     clock: Clock,
-    writer: MultipartWriter,
+    objects: Objects,
     output: Output,
     previous_tail: str | None,
 ) -> bool:
     done = 0
-    images = selection.images(job, checkpoint, checkpoint.position)
+    images = selection.remaining(job, checkpoint, checkpoint.pass_index, checkpoint.position)
     with ExitStack() as stack:
         items = _with_bytes(images, stack) if output.reads_images else ((image, b"") for image in images)
         for image, data in items:
             output.write(image, selection.path(job, checkpoint, image), data)
-            checkpoint.position, checkpoint.exported, done = image.id, checkpoint.exported + 1, done + 1
+            selection.written(job, checkpoint, image)
+            done += 1
             if clock.low():
-                _suspend(job, checkpoint, clock, writer, output, previous_tail)
+                _suspend(job, checkpoint, clock, objects, output, previous_tail)
                 return False
             if checkpoint.exported % selection.PAGE_SIZE == 0:
                 state.report_progress(job, checkpoint, clock)
     if done and clock.low():
-        _suspend(job, checkpoint, clock, writer, output, previous_tail)
+        _suspend(job, checkpoint, clock, objects, output, previous_tail)
         return False
     output.close()
-    checkpoint.upload = writer.finish()
+    objects.finish()
     checkpoint.phase = "assembling"
     state.save(job, checkpoint, clock)
     state.delete_tail(previous_tail)
@@ -84,11 +96,11 @@ def _stream(
 
 
 def _suspend(
-    job: Job, checkpoint: Checkpoint, clock: Clock, writer: MultipartWriter, output: Output, previous_tail: str | None
+    job: Job, checkpoint: Checkpoint, clock: Clock, objects: Objects, output: Output, previous_tail: str | None
 ) -> None:
     output_state = output.suspend()
     checkpoint.sequence += 1
-    checkpoint.upload = writer.suspend(f"{checkpoint.key}.tail-{checkpoint.sequence}")
+    objects.suspend(f"{checkpoint.key}.tail-{checkpoint.sequence}")
     checkpoint.output = output_state
     state.hand_over(job, checkpoint, clock, previous_tail)
 
@@ -125,7 +137,7 @@ def _entries_again(job: Job, checkpoint: Checkpoint) -> Iterator[tuple[Image, st
     """Every image of the export with its path, read again for the files that follow the images; raises if
     the rows no longer match what was streamed, rather than ship a manifest that disagrees with the images."""
     count = 0
-    for image in selection.images(job, checkpoint, 0):
+    for image in selection.remaining(job, checkpoint, 0, 0):
         yield image, selection.path(job, checkpoint, image)
         count += 1
     if count != checkpoint.exported:
