@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
-from pixcrawler.exports.sha256 import ResumableSha256
+from pixcrawler.exports.digest import ResumableSha256
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

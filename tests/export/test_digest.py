@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pixcrawler.exports import multipart
+from pixcrawler.exports.digest import ResumableSha256
 from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
-from pixcrawler.exports.sha256 import ResumableSha256
 
 
 @pytest.mark.parametrize("seed", range(5))
