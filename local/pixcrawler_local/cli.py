@@ -244,6 +244,12 @@ def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
         )
 
 
+def default_output(keywords: list[str], export_format: str) -> str:
+    """`KEYWORDS.FORMAT` for an archive or a document; a folder `KEYWORDS-webdataset/` for the shards."""
+    stem = "-".join(keywords)[:60]
+    return f"{stem}-webdataset" if export_format == ExportFormat.WEBDATASET else f"{stem}.{export_format}"
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.crawl.refusals import describe
     from pixcrawler_local.pipeline import DatasetRequest
@@ -255,7 +261,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if Provider.URLS in providers and not urls:
         raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
     _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
-    output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
+    output = Path(args.output or default_output(args.keywords, args.format)).resolve()
     options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
     request = DatasetRequest(
         name=" ".join(args.keywords)[:200],
@@ -341,7 +347,11 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-images", type=int, default=100)
     crawl.add_argument("--format", default=ExportFormat.ZIP.value, choices=_values(ExportFormat))
     crawl.add_argument("--layout", default=ExportLayout.BY_KEYWORD.value, choices=_values(ExportLayout))
-    crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
+    crawl.add_argument(
+        "--output",
+        help="archive path (default: KEYWORDS.FORMAT here); for webdataset a folder for every shard and "
+        "classes.txt (default: KEYWORDS-webdataset/)",
+    )
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
     crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")

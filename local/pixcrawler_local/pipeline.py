@@ -31,6 +31,7 @@ class DatasetRequest:
     providers: list[str]
     max_images: int
     output: Path
+    """The archive's path, or the folder that receives every file of an export of several (WebDataset)."""
     urls: list[str] | None = None
     rules: dict[str, Any] = field(default_factory=dict)
     export_format: str = "zip"
@@ -103,10 +104,16 @@ class Pipeline:
         )
         export = self._stage("export", f"/v1/export-jobs/{export['id']}", "total_images", "exported_images")
         stages["export"], mark = time.monotonic() - mark, time.monotonic()
-        with tqdm(
-            desc=f"{'download':<9}", unit="B", unit_scale=True, total=export.get("file_size"), disable=not self.progress
-        ) as bar:
-            size = download(export["download_url"], request.output, bar.update)
+        files = export.get("files") or []
+        total = sum(file["size"] for file in files) if len(files) > 1 else export.get("file_size")
+        with tqdm(desc=f"{'download':<9}", unit="B", unit_scale=True, total=total, disable=not self.progress) as bar:
+            if len(files) > 1:  # a WebDataset export: every shard and classes.txt into the output folder
+                size = sum(
+                    download(file["download_url"], request.output / Path(file["name"]).name, bar.update)
+                    for file in files
+                )
+            else:
+                size = download(export["download_url"], request.output, bar.update)
         stages["download"] = time.monotonic() - mark
         return Outcome(crawl, validation, export, request.output, size, time.monotonic() - started, stages)
 
