@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pixcrawler import links, object_keys
@@ -168,3 +169,19 @@ def test_expired_links_are_hidden_for_every_file(
     body = api("GET", f"/v1/export-jobs/{export.id}", user=alice).json
 
     assert body["link_expired"] is True and [file["download_url"] for file in body["files"]] == [None] * 3
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"shard_max_samples": 0}, "shard_max_samples"), ({"shard_max_bytes": 1000}, "shard_max_bytes")],
+)
+def test_shard_limits_out_of_range_are_refused_by_name(
+    api: Call, session: Session, alice: uuid.UUID, options: dict[str, int], field: str
+) -> None:
+    job_id = factories.crawl_job(session, factories.project(session, factories.profile(session, id=alice))).id
+    body = {"name": "e", "format": "webdataset", "options": options}
+
+    reply = api("POST", f"/v1/crawl-jobs/{job_id}/export-jobs", user=alice, body=body)
+
+    assert reply.status == 422 and field in json.dumps(reply.error["details"])
+    assert session.scalar(select(func.count()).select_from(ExportJob)) == 0

@@ -21,7 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from pixcrawler import links
-from pixcrawler.exports import selection
+from pixcrawler.exports import selection, webdataset
 from pixcrawler.models import ExportJob, JobStatus
 from pixcrawler.schemas import ExportJobResponse
 from pixcrawler.services import projects
@@ -315,3 +315,8 @@ def test_webdataset_reads_every_sample_downloaded_through_the_listed_links(
         image.load()
         assert image.size == (256, 256) and image.mode == "RGB"
         assert classes[label] == row.keyword and facts["sha256"] == row.sha256
+
+
+def test_classes_txt_keeps_every_label_on_its_own_line() -> None:
+    """Line n is label index n, whatever a keyword holds: a line break in one cannot shift the others."""
+    assert webdataset.classes_text(["", "a\nb\u2028c", "cat"]) == b"unlabeled\na b c\ncat\n"
