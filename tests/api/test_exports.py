@@ -176,12 +176,24 @@ def test_expired_links_are_hidden_for_every_file(
     [({"shard_max_samples": 0}, "shard_max_samples"), ({"shard_max_bytes": 1000}, "shard_max_bytes")],
 )
 def test_shard_limits_out_of_range_are_refused_by_name(
-    api: Call, session: Session, alice: uuid.UUID, options: dict[str, int], field: str
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID, options: dict[str, int], field: str
 ) -> None:
     job_id = factories.crawl_job(session, factories.project(session, factories.profile(session, id=alice))).id
-    body = {"name": "e", "format": "webdataset", "options": options}
+    within = {"shard_max_samples": 1, "shard_max_bytes": 64 * 1024}
+    accepted = api(
+        "POST",
+        f"/v1/crawl-jobs/{job_id}/export-jobs",
+        user=alice,
+        body={"name": "e", "format": "webdataset", "options": within},
+    )
+    assert accepted.status == 202, accepted.text
 
-    reply = api("POST", f"/v1/crawl-jobs/{job_id}/export-jobs", user=alice, body=body)
+    reply = api(
+        "POST",
+        f"/v1/crawl-jobs/{job_id}/export-jobs",
+        user=alice,
+        body={"name": "e", "format": "webdataset", "options": options},
+    )
 
     assert reply.status == 422 and field in json.dumps(reply.error["details"])
-    assert session.scalar(select(func.count()).select_from(ExportJob)) == 0
+    assert session.scalar(select(func.count()).select_from(ExportJob)) == 1
