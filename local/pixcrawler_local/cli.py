@@ -188,11 +188,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sample_urls.extend(sample_set.urls)
         return demo.request(sample_set, output.resolve())
 
+    from pixcrawler_local import emulator
+
     try:
         outcome = _run_pipeline(args, options, build)
     finally:
         if throwaway:  # the archive stays; the database, objects, messages and secrets go
-            for stored in ("postgres", "s3", "sqs"):
+            for stored in ("postgres", emulator.OBJECTS_DIR, emulator.MESSAGES_DIR):
                 shutil.rmtree(data_dir / stored, ignore_errors=True)
             for leftover in ("secrets.json", ".lock"):
                 (data_dir / leftover).unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-"""S3 and SQS on one machine: moto's server behind the write-through store of `store.py` (every accepted object
-and message is on disk before the client hears back), and the bucket's queues as template.yaml declares them."""
+"""S3 and SQS on one machine, at one endpoint: objects in `s3disk.py` (files in the data dir), queues in moto's
+server behind the write-through store of `store.py`. Every accepted object and message is on disk before the
+client hears back. The bucket's queues are made as template.yaml declares them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pixcrawler_local.ports import check_port
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-    from pixcrawler_local.store import DurableStore
+    from pixcrawler_local.s3disk import DiskS3
+    from pixcrawler_local.store import DurableQueues
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
@@ -44,26 +46,47 @@ WORK_QUEUES = (
 )
 
 
-@contextmanager
-def moto_server(host: str, port: int, store: Path, region: str) -> Iterator[tuple[str, DurableStore]]:
-    """moto's server behind the write-through store of `store` (a directory); yields its URL and the store,
-    whose `restore()` the caller runs once it has made the bucket and queues."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+OBJECTS_DIR, MESSAGES_DIR = "buckets", "sqs"  # under the data dir
+# cheroot keeps connections alive (werkzeug's server closes each after one request: a TCP connection and a
+# thread per S3 request) and serves them from a pool; an SQS long poll holds a thread for up to 20 s.
+SERVER_THREADS = 48
 
-    from pixcrawler_local.store import DurableStore
+
+@dataclass(frozen=True)
+class Emulator:
+    url: str
+    objects: DiskS3
+    queues: DurableQueues
+
+
+@contextmanager
+def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Emulator]:
+    """The emulator over `data_dir`: SQS requests (boto3 speaks SQS's JSON protocol, `X-Amz-Target:
+    AmazonSQS.*`) go to moto, everything else to the S3 on disk. The caller runs `queues.restore()` once it
+    has made the queues."""
+    from cheroot.wsgi import Server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from pixcrawler_local.s3disk import DiskS3
+    from pixcrawler_local.store import DurableQueues
 
     check_port(host, port, "S3/SQS emulator", "--aws-port")
-    durable = DurableStore(DomainDispatcherApplication(create_backend_app), store, region)
-    server = make_server(host, port, durable, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, name="aws-emulator", daemon=True)
+    objects = DiskS3(data_dir / OBJECTS_DIR)
+    queues = DurableQueues(DomainDispatcherApplication(create_backend_app), data_dir / MESSAGES_DIR, region)
+
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        is_sqs = environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS.")
+        return (queues if is_sqs else objects)(environ, start_response)
+
+    server = Server((host, port), route, numthreads=SERVER_THREADS, server_name="pixcrawler-emulator")
+    server.prepare()
+    thread = threading.Thread(target=server.serve, name="aws-emulator", daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}", durable
+        yield Emulator(f"http://{host}:{server.bind_addr[1]}", objects, queues)
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+        server.stop()
+        thread.join(5)
 
 
 def create_queues(
@@ -87,9 +110,10 @@ def create_queues(
 def import_legacy_state(
     s3: S3Client, sqs: SQSClient, bucket: str, queues: dict[str, dict[str, str]], data_dir: Path
 ) -> int:
-    """Move a data dir written before the store (a periodic copy of the bucket in `objects/`, the queues saved
-    at shutdown in `queues.json`) into the running emulator, whose store keeps them from then on; then delete
-    the old files. The number of objects and messages moved."""
+    """Move the objects and messages of an older data dir into the running emulator, which keeps them from then
+    on, then delete the old files: the periodic copy of the bucket in `objects/` and the queues saved at
+    shutdown in `queues.json` (before the write-through store), and the objects moto held with their bytes in
+    `s3/` (before the S3 on disk). The number of objects and messages moved."""
     moved = 0
     index_path, mirror = data_dir / "objects" / "index.json", data_dir / "objects" / "objects"
     if index_path.is_file():
@@ -113,4 +137,28 @@ def import_legacy_state(
                     sqs.send_message(QueueUrl=queues[name][url_key], MessageBody=body)
                     moved += 1
         snapshot.unlink()
+    return moved + _import_moto_objects(s3, data_dir / "s3")
+
+
+def _import_moto_objects(s3: S3Client, root: Path) -> int:
+    """`s3/keys/*/*.json` name each object's key, metadata (moto's, headers included) and blob in `s3/blobs`."""
+    moved = 0
+    for manifest in root.glob("keys/*/*.json"):
+        entry = json.loads(manifest.read_text())
+        headers = {name.lower(): value for name, value in entry["metadata"].items()}
+        if (blob := root / "blobs" / entry["blob"]).is_file():
+            with blob.open("rb") as body:
+                s3.put_object(
+                    Bucket=entry["bucket"],
+                    Key=entry["key"],
+                    Body=body,
+                    ContentType=headers.get("content-type", "binary/octet-stream"),
+                    Metadata={
+                        name.removeprefix("x-amz-meta-"): value
+                        for name, value in headers.items()
+                        if name.startswith("x-amz-meta-")
+                    },
+                )
+            moved += 1
+    shutil.rmtree(root, ignore_errors=True)
     return moved

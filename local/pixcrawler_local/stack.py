@@ -1,9 +1,10 @@
 """The whole product on one machine: the deployed handlers wired to local stand-ins for AWS.
 
-PostgreSQL (embedded, or `DATABASE_URL`), moto's server for S3 and SQS, an HTTP server playing API Gateway
-in front of the API function, and one SQS poller per worker queue playing Lambda's event source mapping.
-Everything a restart must keep lives in the data dir: the database files, every object and queued message
-(written through before the emulator answers, see store.py), and the secrets that sign tokens and links.
+PostgreSQL (embedded, or `DATABASE_URL`), S3 on disk and moto's server for SQS at one endpoint, an HTTP server
+playing API Gateway in front of the API function, and one SQS poller per worker queue playing Lambda's event
+source mapping. Everything a restart must keep lives in the data dir: the database files, every object and
+queued message (written through before the emulator answers, see s3disk.py and store.py), and the secrets that
+sign tokens and links.
 """
 
 from __future__ import annotations
@@ -167,12 +168,13 @@ class LocalStack:
         self._exit.callback(http.server_close)
         self.api_url = f"http://{options.host}:{http.server_port}"
 
-        # PostgreSQL starts in its own processes: let it boot while this one starts moto and imports functions.
+        # PostgreSQL starts in its own processes: let it boot while this one starts the emulator and imports functions.
         with ThreadPoolExecutor(max_workers=1) as pool:
             database_ready = pool.submit(self._database)
-            self.aws_endpoint, store = self._exit.enter_context(
-                emulator.moto_server(options.host, options.aws_port, self.data_dir, REGION)
+            aws_server = self._exit.enter_context(
+                emulator.aws_server(options.host, options.aws_port, self.data_dir, REGION)
             )
+            self.aws_endpoint = aws_server.url
             self._configure()
             workers = {
                 queue: Function.from_repository(
@@ -199,7 +201,7 @@ class LocalStack:
             os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
 
-        objects, messages = store.restore()
+        objects, messages = aws_server.objects.object_count(), aws_server.queues.restore()
         if objects or messages:
             log.info("restored %d stored objects and %d queued messages", objects, messages)
         if moved := emulator.import_legacy_state(aws.s3(), aws.sqs(), BUCKET, self.queues, self.data_dir):

@@ -1,17 +1,11 @@
-"""Write-through persistence for moto's S3 and SQS: the data dir holds every accepted object and message.
+"""Write-through persistence for moto's SQS: the data dir holds every accepted message.
 
-`DurableStore` is WSGI middleware around moto's app. After a request that may have changed an object or a queue
-succeeds, and before its answer leaves the process, it reconciles the data dir with moto's state for what the
-request named (its key or keys; its queue and that queue's dead-letter queue). Reconciling rather than
-replaying requests means the disk follows whatever moto decided (an overwrite, a redrive to the DLQ, a purge).
-
-On disk, under the data dir:
-- `s3/keys/<xx>/<sha256 of bucket and key>.json`: the key, its ETag, size, metadata and the blob holding its
-  bytes; `s3/blobs/<xx>/<uuid>`: the bytes. A new blob is written before the manifest that names it replaces
-  the old one, so a kill at any point leaves either the old object or the new, plus at worst an orphan blob
-  that the next start deletes.
-- `sqs/<message id>.json`: the message's queue, body, attributes and receive count, replaced atomically on
-  every change (a redrive to the DLQ is one rename), deleted with the message.
+`DurableQueues` is WSGI middleware around moto's app. After a request that may have changed a queue succeeds,
+and before its answer leaves the process, it reconciles the data dir with moto's state for that queue and its
+dead-letter queue. Reconciling rather than replaying requests means the disk follows whatever moto decided (a
+redrive to the DLQ, a purge). On disk: `sqs/<message id>.json`, the message's queue, body, attributes and
+receive count, replaced atomically on every change (a redrive to the DLQ is one rename), deleted with the
+message. Objects are not moto's: `s3disk.py` stores them.
 
 Files are written without fsync: they outlive a killed process (the page cache belongs to the kernel), not a
 power cut, which is what a development stack needs.
@@ -20,23 +14,17 @@ power cut, which is what a development stack needs.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
 import os
-import shutil
 import threading
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.s3.models import FakeKey, s3_backends
 from moto.sqs.models import Message, sqs_backends
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
@@ -55,35 +43,6 @@ SQS_CHANGES = frozenset(
         "DeleteQueue",
     }
 )
-# S3 sub-resources whose requests never change an object's bytes or metadata.
-S3_UNCHANGED = frozenset({"partNumber", "uploads", "tagging", "acl", "retention", "legal-hold"})
-
-
-class DiskBuffer:
-    """What moto's FakeKey asks of its value buffer (seek, tell, read, close), over a file opened per read:
-    twenty thousand stored objects must not hold twenty thousand open descriptors."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._position = 0
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.path.stat().st_size}[whence]
-        self._position = base + offset
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def read(self, size: int = -1) -> bytes:
-        with self.path.open("rb") as stored:
-            stored.seek(self._position)
-            data = stored.read(size)
-        self._position += len(data)
-        return data
-
-    def close(self) -> None:
-        """The blob belongs to the store, which deletes it when its manifest no longer names it."""
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -106,35 +65,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-class DurableStore:
-    """Wraps moto's WSGI app; `restore()` once the bucket and queues exist, then serve through it."""
+class DurableQueues:
+    """Wraps moto's WSGI app; `restore()` once the queues exist, then serve through it."""
 
-    def __init__(self, app: WSGIApp, root: Path, region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    def __init__(self, app: WSGIApp, messages_dir: Path, region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         self._app = app
-        self._keys, self._blobs, self._messages_dir = root / "s3" / "keys", root / "s3" / "blobs", root / "sqs"
+        self._messages_dir = messages_dir
         self._account_id, self._region = account_id, region
-        self._key_locks = [threading.Lock() for _ in range(64)]
         self._queue_lock = threading.Lock()
         self._stored: dict[str, tuple[str, int]] = {}  # message id -> (queue name, receive count) on disk
-
-    @property
-    def _s3(self) -> Any:
-        return s3_backends[self._account_id]["aws"]
 
     @property
     def _sqs(self) -> Any:
         return sqs_backends[self._account_id][self._region]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        if method not in ("PUT", "POST", "DELETE"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonSQS.")
+        if target not in SQS_CHANGES:
             return self._app(environ, start_response)
-        body = b""
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        if target.startswith("AmazonSQS.") or (method == "POST" and "delete" in query):
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
         statuses: list[str] = []
 
         def recording(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -143,97 +93,8 @@ class DurableStore:
 
         response = self._app(environ, recording)
         if statuses and statuses[0].startswith("2"):
-            if target.startswith("AmazonSQS."):
-                if target.removeprefix("AmazonSQS.") in SQS_CHANGES:
-                    self.save_queue(json.loads(body or b"{}").get("QueueUrl", "").rstrip("/").rpartition("/")[2])
-            elif not S3_UNCHANGED & set(query) and (method != "POST" or "uploads" not in query):
-                self._save_s3_request(environ["PATH_INFO"], query, body)
+            self.save_queue(json.loads(body or b"{}").get("QueueUrl", "").rstrip("/").rpartition("/")[2])
         return response
-
-    # --- S3 -------------------------------------------------------------------------------------------------
-
-    def _save_s3_request(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
-        bucket, _, key = path.encode("latin-1").decode("utf-8").lstrip("/").partition("/")  # WSGI's PATH_INFO
-        if "delete" in query:
-            names = ET.fromstring(body).iter() if body else iter(())
-            for element in names:
-                if element.tag.rpartition("}")[2] == "Key" and element.text is not None:
-                    self.save_object(bucket, element.text)
-        elif key:
-            self.save_object(bucket, key)
-
-    def _manifest(self, bucket: str, key: str) -> Path:
-        digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()
-        return self._keys / digest[:2] / f"{digest}.json"
-
-    def save_object(self, bucket: str, key: str) -> None:
-        """Make the disk hold what moto holds for this key: its bytes and manifest, or nothing."""
-        manifest = self._manifest(bucket, key)
-        with self._key_locks[int(manifest.stem[:2], 16) % len(self._key_locks)]:
-            try:
-                stored = self._s3.get_bucket(bucket).keys.get(key)
-            except Exception:  # the bucket is gone: so is the key
-                stored = None
-            previous = json.loads(manifest.read_text()) if manifest.is_file() else None
-            if not isinstance(stored, FakeKey):
-                manifest.unlink(missing_ok=True)
-            elif isinstance(stored._value_buffer, DiskBuffer):
-                return  # already on disk, unchanged (an ACL or tagging request)
-            else:
-                self._write_object(bucket, stored, manifest)
-            if previous is not None:
-                (self._blobs / previous["blob"]).unlink(missing_ok=True)
-
-    def _write_object(self, bucket: str, stored: FakeKey, manifest: Path) -> None:
-        name = uuid.uuid4().hex
-        blob = self._blobs / name[:2] / name
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        etag = stored.etag.strip('"')
-        with stored.lock:
-            in_memory = stored._value_buffer
-            in_memory.seek(0)
-            with blob.open("wb") as out:
-                shutil.copyfileobj(in_memory, out, 1 << 20)
-            stored._value_buffer = DiskBuffer(blob)  # type: ignore[assignment]
-            in_memory.close()
-        entry = {
-            "bucket": bucket,
-            "key": stored.name,
-            "blob": f"{name[:2]}/{name}",
-            "etag": etag,
-            "size": stored.size,
-            "last_modified": stored.last_modified.isoformat(),
-            "metadata": dict(stored.metadata),
-        }
-        _write_atomically(manifest, json.dumps(entry))
-
-    def _restore_objects(self) -> int:
-        referenced: set[str] = set()
-        for manifest in self._keys.glob("*/*.json"):
-            entry = json.loads(manifest.read_text())
-            blob = self._blobs / entry["blob"]
-            if not blob.is_file():
-                manifest.unlink()
-                continue
-            stored = FakeKey(
-                name=entry["key"],
-                value=b"",
-                account_id=self._account_id,
-                region_name=self._region,
-                bucket_name=entry["bucket"],
-                etag=entry["etag"],
-            )
-            stored._value_buffer.close()
-            stored._value_buffer = DiskBuffer(blob)  # type: ignore[assignment]
-            stored.contentsize = entry["size"]
-            stored.last_modified = datetime.fromisoformat(entry["last_modified"])
-            stored.set_metadata(entry["metadata"], replace=True)
-            self._s3.get_bucket(entry["bucket"]).keys[entry["key"]] = stored
-            referenced.add(entry["blob"])
-        for blob in self._blobs.glob("*/*"):
-            if f"{blob.parent.name}/{blob.name}" not in referenced:
-                blob.unlink()  # written by a request the process died before acknowledging
-        return len(referenced)
 
     # --- SQS ------------------------------------------------------------------------------------------------
 
@@ -294,6 +155,6 @@ class DurableStore:
             restored += 1
         return restored
 
-    def restore(self) -> tuple[int, int]:
-        """Load the stored objects and messages into moto (whose bucket and queues exist by now): the counts."""
-        return self._restore_objects(), self._restore_messages()
+    def restore(self) -> int:
+        """Load the stored messages into moto (whose queues exist by now): how many."""
+        return self._restore_messages()

@@ -1,5 +1,6 @@
-"""The emulator's write-through store, in its own process as under `pixcrawler serve`: what it accepted is there
-after a SIGKILL and a restart on the same directory, and its memory does not grow with the bytes it stores."""
+"""The emulator (S3 on disk, moto's SQS behind the write-through store), in its own process as under `pixcrawler
+serve`: what it accepted is there after a SIGKILL and a restart on the same directory, and its memory does not
+grow with the bytes it stores."""
 
 from __future__ import annotations
 
@@ -24,14 +25,16 @@ EMULATOR = """
 import json, sys, time
 from pathlib import Path
 import boto3
-from pixcrawler_local.emulator import create_queues, moto_server
-with moto_server("127.0.0.1", 0, Path(sys.argv[1]), "us-east-1") as (url, store):
+from pixcrawler_local.emulator import create_queues, aws_server
+with aws_server("127.0.0.1", 0, Path(sys.argv[1]), "us-east-1") as emulator:
+    url = emulator.url
     client = lambda service: boto3.client(
         service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
     )
     client("s3").create_bucket(Bucket="pixcrawler-local")
     queues = create_queues(client("sqs"), "t", visibility_timeout=60, max_receive_count=2)
-    print(json.dumps({"url": url, "queues": queues, "restored": store.restore()}), flush=True)
+    restored = [emulator.objects.object_count(), emulator.queues.restore()]
+    print(json.dumps({"url": url, "queues": queues, "restored": restored}), flush=True)
     time.sleep(3600)
 """
 
@@ -89,7 +92,7 @@ def test_what_was_accepted_survives_sigkill(tmp_path: Path) -> None:
         assert s3.get_object(Bucket=BUCKET, Key="exports/big.tar")["Body"].read() == big
         listed = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
         assert sorted(listed) == ["a b/é+100%.jpg", "exports/big.tar", "rewritten"]
-        assert len(list((tmp_path / "s3" / "blobs").glob("*/*"))) == 3  # replaced and deleted bytes are gone
+        assert len(list((tmp_path / "buckets" / BUCKET).glob("*/*"))) == 3  # replaced and deleted bytes are gone
 
         received = sqs.receive_message(
             QueueUrl=crawl["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["ApproximateReceiveCount"]
@@ -147,3 +150,31 @@ def test_a_data_dir_from_before_the_store_is_moved_into_it(aws: dict[str, Any], 
     dead = aws["sqs"].receive_message(QueueUrl=queues["crawl"]["dlq_url"], MaxNumberOfMessages=10)["Messages"]
     assert sorted(m["Body"] for m in waiting) == ["a", "b"] and [m["Body"] for m in dead] == ["dead"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_objects_moto_held_on_disk_move_into_the_s3_on_disk(tmp_path: Path) -> None:
+    """A data dir from the write-through moto store (`s3/keys`, `s3/blobs`): every object, its content type and
+    metadata are served by the S3 on disk after the next start, and the old files are gone."""
+    key = "projects/1/é +%.jpg"
+    (tmp_path / "s3" / "blobs" / "ab").mkdir(parents=True)
+    (tmp_path / "s3" / "blobs" / "ab" / "abcd").write_bytes(b"jpeg")
+    (tmp_path / "s3" / "keys" / "00").mkdir(parents=True)
+    manifest = {
+        "bucket": BUCKET,
+        "key": key,
+        "blob": "ab/abcd",
+        "etag": "x",
+        "size": 4,
+        "last_modified": "2026-12-01T00:00:00+00:00",
+        "metadata": {"content-type": "image/jpeg", "x-amz-meta-n": "1", "x-amz-content-sha256": "UNSIGNED"},
+    }
+    (tmp_path / "s3" / "keys" / "00" / "0001.json").write_text(json.dumps(manifest))
+    with emulator(tmp_path) as aws:
+        queues = aws["queues"]
+        assert import_legacy_state(aws["s3"], aws["sqs"], BUCKET, queues, tmp_path) == 1
+        assert not (tmp_path / "s3").exists()
+    with emulator(tmp_path) as aws:
+        assert aws["restored"] == [1, 0]
+        stored = aws["s3"].get_object(Bucket=BUCKET, Key=key)
+        assert stored["Body"].read() == b"jpeg" and stored["ContentType"] == "image/jpeg"
+        assert stored["Metadata"] == {"n": "1"}
