@@ -11,8 +11,9 @@ What it speaks, path-style as boto3 and the CRT address a custom endpoint: Creat
 PutObject, GetObject and HeadObject (single byte ranges, presigned links with their expiry and
 `response-content-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
 continuation, `encoding-type=url`), and multipart uploads (create, upload part, complete with S3's 5 MiB
-minimum, abort). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3 send them;
-the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3 refuses it.
+minimum, abort, list by prefix: an export's clean-up aborts whatever upload a killed invocation left). Bodies
+may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3 send them; the checksum is verified
+(crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3 refuses it.
 Anything else is answered 501 `NotImplemented`, naming the request. Signatures are not checked: this is a
 single-user development stack on loopback.
 
@@ -251,7 +252,9 @@ class DiskS3:
         method = environ["REQUEST_METHOD"]
         bucket, _, key = environ["PATH_INFO"].encode("latin-1").decode("utf-8").lstrip("/").partition("/")
         query = {name: values[0] for name, values in parse_qs(environ.get("QUERY_STRING", ""), True).items()}
-        if not key:
+        if not key and method == "GET" and "uploads" in query:
+            handler = self._list_uploads
+        elif not key:
             handler = {
                 ("PUT", False): self._create_bucket,
                 ("HEAD", False): self._head_bucket,
@@ -476,6 +479,29 @@ class DiskS3:
     ) -> Iterable[bytes]:
         shutil.rmtree(self._upload_dir(bucket, key, query["uploadId"]))
         return _reply(start, 204, b"")
+
+    def _list_uploads(
+        self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
+    ) -> Iterable[bytes]:
+        """ListMultipartUploads under a prefix, every match on one page: a development stack holds a few."""
+        self._keys(bucket)
+        prefix, found = query.get("prefix", ""), []
+        for path in self._uploads.glob("*/upload.json"):
+            try:
+                started = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):  # completed or aborted meanwhile
+                continue
+            if started["bucket"] == bucket and started["key"].startswith(prefix):
+                found.append((started["key"], path.parent.name, datetime.fromisoformat(started["last_modified"])))
+        result = ET.Element("ListMultipartUploadsResult", xmlns=NS)
+        for name, value in (("Bucket", bucket), ("Prefix", prefix), ("IsTruncated", "false")):
+            ET.SubElement(result, name).text = value
+        for upload_key, upload_id, initiated in sorted(found):
+            item = ET.SubElement(result, "Upload")
+            ET.SubElement(item, "Key").text = upload_key
+            ET.SubElement(item, "UploadId").text = upload_id
+            ET.SubElement(item, "Initiated").text = initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return _xml(start, 200, result)
 
 
 def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entry:
