@@ -252,6 +252,7 @@ class DiskS3:
         method = environ["REQUEST_METHOD"]
         bucket, _, key = environ["PATH_INFO"].encode("latin-1").decode("utf-8").lstrip("/").partition("/")
         query = {name: values[0] for name, values in parse_qs(environ.get("QUERY_STRING", ""), True).items()}
+        handler: Callable[..., Iterable[bytes]] | None
         if not key and method == "GET" and "uploads" in query:
             handler = self._list_uploads
         elif not key:
