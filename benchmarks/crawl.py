@@ -5,7 +5,9 @@
 Serves N generated JPEGs from a loopback `HttpHost` in its own process, runs a URL-list crawl job through the
 real handlers in ONE process, as one Lambda environment would (SQS on a moto server process, an embedded
 PostgreSQL unless DATABASE_URL is set), then downloads the same URLs with img2dataset (one process, the same
-number of threads, `output_format=files`, `resize_mode=no`), run from its own virtualenv, the one
+number of threads, `output_format=files`, and by default its own default resize, `border` to 256 px, so that
+it decodes and re-encodes every image as our crawl decodes each and encodes its 256 px thumbnail;
+`--peer-resize no` for a peer that only writes the bytes), run from its own virtualenv, the one
 `benchmarks/pipeline.py` creates on first use (~/.cache/pixcrawler-bench/img2dataset-venv, `pip install
 img2dataset`; a benchmark-only tool, not a dependency).
 
@@ -267,7 +269,9 @@ def run_moto_puts(moto_endpoint: str, count: int, threads: int) -> tuple[float, 
     return time.perf_counter() - started, count
 
 
-def run_img2dataset(python: Path, urls: list[str], workdir: Path, threads: int) -> tuple[float, int, float, float]:
+def run_img2dataset(
+    python: Path, urls: list[str], workdir: Path, threads: int, resize_mode: str
+) -> tuple[float, int, float, float]:
     """Wall time (its process start-up and sharding included), its own shard download time, and the CPU
     seconds of the processes it runs (its interpreter's start-up and imports included), with img2dataset
     run by `python` (its own venv: installed beside aws-sam-cli it breaks sam's `click` pin)."""
@@ -276,7 +280,7 @@ def run_img2dataset(python: Path, urls: list[str], workdir: Path, threads: int) 
     url_list.write_text("\n".join(urls))
     output = workdir / "i2d"
     children_started = _children_cpu()
-    command = [str(python), "-c", PEER_SCRIPT, str(url_list), str(output), str(threads), str(len(urls))]
+    command = [str(python), "-c", PEER_SCRIPT, str(url_list), str(output), str(threads), str(len(urls)), resize_mode]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     elapsed, cpu = float(result.stdout.split()[-1]), _children_cpu() - children_started
     shard_seconds = sum(json.loads(stats.read_text())["duration"] for stats in output.glob("*_stats.json"))
@@ -303,6 +307,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--urls-per-chunk", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender; medians shown")
+    parser.add_argument(
+        "--peer-resize",
+        default="border",
+        choices=("border", "no"),
+        help="img2dataset's resize_mode: its default (border, 256 px: decode and re-encode) or none",
+    )
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.update(
@@ -341,10 +351,13 @@ def main() -> None:
         peer = ensure_peer()
         if peer is None:
             sys.exit("img2dataset is the peer of this benchmark: without it there is nothing to compare")
-        start_up = run_img2dataset(peer, urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency)[3]
+        start_up = run_img2dataset(
+            peer, urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency, args.peer_resize
+        )[3]
         for round_number in range(args.rounds):
             ours.append(run_ours(urls, moto_endpoint, sink_endpoint))
-            theirs.append(run_img2dataset(peer, urls, Path(workdir) / f"i2d-{round_number}", args.concurrency))
+            workdir_round = Path(workdir) / f"i2d-{round_number}"
+            theirs.append(run_img2dataset(peer, urls, workdir_round, args.concurrency, args.peer_resize))
             run, (wall, _, shard, _) = ours[-1], theirs[-1]
             print(
                 f"round {round_number + 1}: pixcrawler {run.rows / run.handlers:.0f} (handlers), "

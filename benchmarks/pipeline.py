@@ -56,16 +56,18 @@ import sys, time
 from img2dataset import download
 
 urls, output, threads, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+resize_mode = sys.argv[5] if len(sys.argv) > 5 else "no"
 started = time.perf_counter()
 download(
-    url_list=urls, input_format="txt", output_folder=output, output_format="files", resize_mode="no",
-    processes_count=1, thread_count=threads, timeout=10, retries=0, number_sample_per_shard=count,
+    url_list=urls, input_format="txt", output_folder=output, output_format="files", resize_mode=resize_mode,
+    image_size=256, processes_count=1, thread_count=threads, timeout=10, retries=0, number_sample_per_shard=count,
     disallowed_header_directives=[],
 )
 print(time.perf_counter() - started)
 """
-"""img2dataset from its venv: `python -c PEER_SCRIPT URL_FILE OUTPUT THREADS COUNT`; prints the seconds spent
-in `download()` (its start-up and sharding included, its interpreter start and imports not)."""
+"""img2dataset from its venv: `python -c PEER_SCRIPT URL_FILE OUTPUT THREADS COUNT [RESIZE_MODE]` (`no` unless
+given; a resize is to 256 px, img2dataset's default size); prints the seconds spent in `download()` (its
+start-up and sharding included, its interpreter start and imports not)."""
 
 
 def photo(seed: int, width: int = 1024, height: int = 768) -> bytes:

@@ -143,7 +143,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         url = os.environ.get("DATABASE_URL", "")
         if not url:
-            server, url = database.start_embedded(_data_dir(args.data_dir).resolve() / "postgres")
+            server, url = database.start_embedded(_data_dir(args.data_dir).resolve() / "postgres", repo)
             stack.callback(server.cleanup)
         print(f"database at revision {database.migrate(repo, url)}")
     return 0

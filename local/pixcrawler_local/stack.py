@@ -230,7 +230,7 @@ class LocalStack:
         """The embedded server (unless DATABASE_URL is given) and its URL, migrated to the newest revision."""
         server, url = None, self.options.database_url
         if not url:
-            server, url = database.start_embedded(self.data_dir / "postgres")
+            server, url = database.start_embedded(self.data_dir / "postgres", self.repo)
         log.info("database at revision %s", database.migrate(self.repo, url))
         return server, url
 
