@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -84,6 +85,9 @@ def test_an_export_continues_across_invocations_into_the_same_bytes(
     assert (done.exported_images, done.total_images, done.progress) == (5, 5, 100)
     assert uploads(env) == []
     assert objects(env, f"exports/{job.project_id}/{pieces.id}-") == [done.storage_key]
+    stored = fetch(env, done.storage_key or "")  # its one file, hashed across five invocations
+    name, size, digest = (done.storage_key or "").rsplit("/", 1)[1], len(stored), hashlib.sha256(stored).hexdigest()
+    assert [(file["name"], file["size"], file["sha256"]) for file in done.files] == [(name, size, digest)]
     expected = image_files(fetch(env, reload(session, whole).storage_key or ""), fmt)
     produced = image_files(fetch(env, done.storage_key or ""), fmt)
     if fmt in ("csv", "json", "jsonl"):  # links carry signing times; compare everything else
