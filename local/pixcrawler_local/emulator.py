@@ -64,21 +64,32 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
     """The emulator over `data_dir`: SQS requests (boto3 speaks SQS's JSON protocol, `X-Amz-Target:
     AmazonSQS.*`) go to moto, everything else to the S3 on disk. The caller runs `queues.restore()` once it
     has made the queues."""
-    from cheroot.wsgi import Server
+    from cheroot.wsgi import Gateway_10, Server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pixcrawler_local.s3disk import DiskS3
+    from pixcrawler_local.s3disk import HEADER_NAMES, DiskS3
     from pixcrawler_local.store import DurableQueues
 
     check_port(host, port, "S3/SQS emulator", "--aws-port")
-    objects = DiskS3(data_dir / OBJECTS_DIR)
+    objects = DiskS3(data_dir / OBJECTS_DIR, region)
     queues = DurableQueues(DomainDispatcherApplication(create_backend_app), data_dir / MESSAGES_DIR, region)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         is_sqs = environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS.")
         return (queues if is_sqs else objects)(environ, start_response)
 
+    class SpellingGateway(Gateway_10):
+        """Records how each request header was spelled, which WSGI's `HTTP_*` keys lose (`-` and `_` both
+        become `_`): S3 keeps `x-amz-meta-my_key` and `x-amz-meta-my-key` apart."""
+
+        def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # cheroot's stub says None
+            environ: dict[str, Any] = super().get_environ()
+            names = (name.decode("latin-1") for name in self.req.inheaders)
+            environ[HEADER_NAMES] = {f"HTTP_{name.upper().replace('-', '_')}": name for name in names}
+            return environ
+
     server = Server((host, port), route, numthreads=SERVER_THREADS, server_name="pixcrawler-emulator")
+    server.gateway = SpellingGateway
     server.prepare()
     thread = threading.Thread(target=server.serve, name="aws-emulator", daemon=True)
     thread.start()

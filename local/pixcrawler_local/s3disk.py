@@ -8,20 +8,23 @@ managed 198 PUTs a second and failed `ListObjectsV2`. This app streams every bod
 file per object, so memory stays flat whatever is stored, and it answers in a fraction of a millisecond.
 
 What it speaks, path-style as boto3 and the CRT address a custom endpoint: CreateBucket, HeadBucket,
-PutObject, GetObject and HeadObject (single byte ranges, presigned links with their expiry and
-`response-content-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
-continuation, `encoding-type=url`), and multipart uploads (create, upload part, complete with S3's 5 MiB
-minimum, abort, list by prefix: an export's clean-up aborts whatever upload a killed invocation left). Bodies
-may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3 send them; the checksum is verified
-(crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3 refuses it.
-Anything else is answered 501 `NotImplemented`, naming the request. Signatures are not checked: this is a
-single-user development stack on loopback.
+PutObject, GetObject and HeadObject (single byte ranges, conditional requests, presigned links with their
+expiry and `response-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
+continuation, `encoding-type=url`; no delimiter), and multipart uploads (create, upload part, complete with
+S3's 5 MiB minimum, abort, list by prefix: an export's clean-up aborts whatever upload a killed invocation
+left). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3
+send them; the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3
+refuses it. As in S3, an object keeps the checksum it was sent with and names it in the PUT's answer, in a
+whole-object GET that asks for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends and then checks the
+body against) and in listings. Anything else, a query parameter it does not serve included, is answered 501
+`NotImplemented`, naming the request. Signatures are not checked: this is a single-user development stack on
+loopback. tests/local/test_s3disk.py holds it to moto's S3 request for request, and to S3 where moto departs.
 
 On disk, under the root: `<bucket>/<xx>/<sha256 of the key>`, one file per object holding a JSON header
-(key, size, ETag, content type, metadata) then the bytes, written to a temporary name and renamed into place
-before the answer leaves, so a `kill -9` leaves the old object or the new one, never a mix; `.uploads/<id>/`
-holds a multipart upload's parts until it is completed or aborted. The key index lives in memory (about 250
-bytes per object) and is rebuilt from the file headers at start.
+(key, size, ETag, content type and the other headers kept, metadata, checksum) then the bytes, written to a
+temporary name and renamed into place before the answer leaves, so a `kill -9` leaves the old object or the
+new one, never a mix; `.uploads/<id>/` holds a multipart upload's parts until it is completed or aborted. The
+key index lives in memory (about 250 bytes per object) and is rebuilt from the file headers at start.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import threading
@@ -38,7 +42,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, quote, unquote
@@ -50,6 +54,8 @@ NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MIN_PART_SIZE = 5 << 20
 BLOCK = 1 << 20
 _HEADER = struct.Struct("<Q")
+HEADER_NAMES = "s3disk.header_names"
+"""The environ key under which a server may record each request header's spelling, by its `HTTP_*` key."""
 _CHECKSUMS: dict[str, Callable[[], _Checksum]] = {}
 
 
@@ -109,6 +115,10 @@ class Entry:
     content_type: str = "binary/octet-stream"
     content_disposition: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    checksum: dict[str, str] = field(default_factory=dict)
+    """The checksum the client sent with the body (verified), as S3 keeps it: `{"crc32": "<base64>"}` or empty."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The other headers S3 keeps with an object and answers with it (`_KEPT_HEADERS`), as they were sent."""
 
     @property
     def modified(self) -> datetime:
@@ -125,7 +135,10 @@ class Body:
         self._chunked = "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", "")
         names = [name for name in _CHECKSUMS if f"HTTP_X_AMZ_CHECKSUM_{name.upper()}" in environ]
         trailer = environ.get("HTTP_X_AMZ_TRAILER", "").strip().lower().removeprefix("x-amz-checksum-")
+        announced = environ.get("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", "").lower()
         self._algorithm = trailer if trailer in _CHECKSUMS else (names[0] if names else None)
+        if self._algorithm is None and announced in _CHECKSUMS:
+            self._algorithm = announced
         if environ.get("HTTP_X_AMZ_TRAILER") and self._algorithm != trailer:
             raise S3Error(400, "InvalidRequest", f"Unsupported trailing checksum: {environ['HTTP_X_AMZ_TRAILER']}")
         self._expected = environ.get(f"HTTP_X_AMZ_CHECKSUM_{(self._algorithm or '').upper()}")
@@ -157,6 +170,11 @@ class Body:
         if self._checksum and self._expected is not None and self._checksum.digest() != self._expected:
             raise S3Error(400, "BadDigest", f"The {self._algorithm} you specified did not match the calculated one.")
 
+    @property
+    def checksum(self) -> dict[str, str]:
+        """The body's checksum by algorithm, once read: the one the client sent or announced, else none."""
+        return {self._algorithm: self._checksum.digest()} if self._algorithm and self._checksum else {}
+
     def _plain(self) -> Iterator[bytes]:
         while data := self._raw(BLOCK):
             yield data
@@ -185,8 +203,8 @@ class Body:
 class DiskS3:
     """The WSGI app; one instance per data dir."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, region: str = "us-east-1") -> None:
+        self.root, self.region = root, region
         self._uploads = root / ".uploads"
         self._lock = threading.Lock()
         self._index: dict[str, dict[str, Entry]] = {}
@@ -273,8 +291,10 @@ class DiskS3:
                 "HEAD": self._get,
                 "DELETE": self._delete,
             }.get(method)
-        if handler is None or "HTTP_X_AMZ_COPY_SOURCE" in environ:
-            raise S3Error(501, "NotImplemented", f"The local S3 does not implement {method} {environ['PATH_INFO']}")
+        unknown = [name for name in query if handler and not _understood(handler.__name__, name)]
+        if handler is None or unknown or "HTTP_X_AMZ_COPY_SOURCE" in environ:
+            asked = f"{method} {environ['PATH_INFO']}" + (f"?{unknown[0]}" if unknown else "")
+            raise S3Error(501, "NotImplemented", f"The local S3 does not implement {asked}")
         return handler(environ, start_response, bucket, key, query)
 
     # --- buckets --------------------------------------------------------------------------------------------
@@ -288,14 +308,16 @@ class DiskS3:
 
     def _head_bucket(self, environ: dict[str, Any], start: StartResponse, bucket: str, *_: Any) -> Iterable[bytes]:
         self._keys(bucket)
-        return _reply(start, 200, b"")
+        return _reply(start, 200, b"", {"x-amz-bucket-region": self.region})
 
     def _list(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
     ) -> Iterable[bytes]:
         if query.get("list-type") != "2":
             raise S3Error(501, "NotImplemented", "The local S3 lists with ListObjectsV2 only (list-type=2).")
-        prefix, limit = query.get("prefix", ""), min(int(query.get("max-keys", "1000")), 1000)
+        if query.get("delimiter"):
+            raise S3Error(501, "NotImplemented", "The local S3 lists without a delimiter (no CommonPrefixes).")
+        prefix, limit = query.get("prefix", ""), _max_keys(query.get("max-keys", "1000"))
         after = max(query.get("start-after", ""), _untoken(query.get("continuation-token", "")))
         with self._lock:
             names = sorted(name for name in self._keys(bucket) if name.startswith(prefix) and name > after)
@@ -305,22 +327,29 @@ class DiskS3:
         for name, value in (("Name", bucket), ("Prefix", encode(prefix)), ("KeyCount", str(len(page)))):
             ET.SubElement(result, name).text = value
         ET.SubElement(result, "MaxKeys").text = str(limit)
-        ET.SubElement(result, "IsTruncated").text = "true" if len(names) > limit else "false"
+        truncated = 0 < limit < len(names)  # as moto answers max-keys=0: an empty page, not truncated
+        ET.SubElement(result, "IsTruncated").text = "true" if truncated else "false"
         if query.get("encoding-type") == "url":
             ET.SubElement(result, "EncodingType").text = "url"
+        if "continuation-token" in query:
+            ET.SubElement(result, "ContinuationToken").text = query["continuation-token"]
+        if "start-after" in query:
+            ET.SubElement(result, "StartAfter").text = encode(query["start-after"])
         for entry in page:
             item = ET.SubElement(result, "Contents")
             ET.SubElement(item, "Key").text = encode(entry.key)
             ET.SubElement(item, "LastModified").text = entry.modified.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             ET.SubElement(item, "ETag").text = f'"{entry.etag}"'
+            for algorithm in entry.checksum:
+                ET.SubElement(item, "ChecksumAlgorithm").text = algorithm.upper()
             ET.SubElement(item, "Size").text = str(entry.size)
             ET.SubElement(item, "StorageClass").text = "STANDARD"
-        if len(names) > limit:
+        if truncated:
             ET.SubElement(result, "NextContinuationToken").text = _token(page[-1].key)
         return _xml(start, 200, result)
 
     def _delete_many(self, environ: dict[str, Any], start: StartResponse, bucket: str, *_: Any) -> Iterable[bytes]:
-        request = ET.fromstring(Body(environ).read())
+        request = _document(Body(environ).read())
         result = ET.Element("DeleteResult", xmlns=NS)
         quiet = (request.findtext(f"{{{NS}}}Quiet") or request.findtext("Quiet") or "").lower() == "true"
         for element in request.iter():
@@ -341,11 +370,12 @@ class DiskS3:
                 for block in body.blocks():
                     out.write(block)
                 entry = _entry_from(environ, key, body.size, body.md5.hexdigest())
+                entry.checksum = body.checksum
                 _write_header(out, entry)
             self._commit(bucket, entry, partial)
         finally:
             partial.unlink(missing_ok=True)
-        return _reply(start, 200, b"", {"ETag": f'"{entry.etag}"'})
+        return _reply(start, 200, b"", {"ETag": f'"{entry.etag}"', **_checksum_headers(entry.checksum)})
 
     def _get(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
@@ -353,23 +383,31 @@ class DiskS3:
         _check_expiry(query)
         with self._lock:
             entry = self._entry(bucket, key)
-            stored = self._path(bucket, key).open("rb")  # opened under the lock: a replace cannot slip between
+            modified = _unmodified_since_asked(environ, entry)
+            first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
+            # opened under the lock (a replace cannot slip between), and only once nothing can refuse the request
+            stored = self._path(bucket, key).open("rb") if modified and environ["REQUEST_METHOD"] == "GET" else None
+        validators = {"ETag": f'"{entry.etag}"', "Last-Modified": format_datetime(entry.modified, usegmt=True)}
+        if not modified:
+            start("304 Not Modified", list(validators.items()))
+            return []
         headers = {
-            "Content-Type": query.get("response-content-type", entry.content_type),
-            "ETag": f'"{entry.etag}"',
-            "Last-Modified": format_datetime(entry.modified, usegmt=True),
+            "Content-Type": entry.content_type,
+            **validators,
             "Accept-Ranges": "bytes",
             **{f"x-amz-meta-{name}": value for name, value in entry.metadata.items()},
         }
-        if disposition := query.get("response-content-disposition", entry.content_disposition):
-            headers["Content-Disposition"] = disposition
-        first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
+        if entry.content_disposition:
+            headers["Content-Disposition"] = entry.content_disposition
+        headers.update(entry.headers)
+        headers.update({header: query[name] for name, header in _OVERRIDES.items() if name in query})
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+        elif environ.get("HTTP_X_AMZ_CHECKSUM_MODE", "").upper() == "ENABLED":
+            headers.update(_checksum_headers(entry.checksum))
         headers["Content-Length"] = str(last - first + 1)
         start(f"{status} {'Partial Content' if status == 206 else 'OK'}", list(headers.items()))
-        if environ["REQUEST_METHOD"] == "HEAD":
-            stored.close()
+        if stored is None:
             return []
         stored.seek(_HEADER.size + first)
         return _file_blocks(stored, last - first + 1)
@@ -429,18 +467,20 @@ class DiskS3:
         for older in folder.glob(f"{number:05d}.*"):
             if older.name != f"{number:05d}.{body.md5.hexdigest()}":
                 older.unlink(missing_ok=True)
-        return _reply(start, 200, b"", {"ETag": f'"{body.md5.hexdigest()}"'})
+        return _reply(start, 200, b"", {"ETag": f'"{body.md5.hexdigest()}"', **_checksum_headers(body.checksum)})
 
     def _complete(
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
     ) -> Iterable[bytes]:
         folder = self._upload_dir(bucket, key, query["uploadId"])
-        request = ET.fromstring(Body(environ).read())
+        request = _document(Body(environ).read())
         asked = [
             (int(part.findtext(f"{{{NS}}}PartNumber") or 0), (part.findtext(f"{{{NS}}}ETag") or "").strip('"'))
             for part in request.iter(f"{{{NS}}}Part")
         ]
-        if not asked or [number for number, _ in asked] != sorted({number for number, _ in asked}):
+        if not asked:
+            raise _malformed()
+        if [number for number, _ in asked] != sorted({number for number, _ in asked}):
             raise S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
         paths = [folder / f"{number:05d}.{etag}" for number, etag in asked]
         if missing := [number for (number, _), path in zip(asked, paths, strict=True) if not path.is_file()]:
@@ -457,6 +497,7 @@ class DiskS3:
             content_type=started["content_type"],
             content_disposition=started["content_disposition"],
             metadata=started["metadata"],
+            headers=started.get("headers", {}),
         )
         partial = self._partial(bucket)
         try:
@@ -471,7 +512,8 @@ class DiskS3:
             partial.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         result = ET.Element("CompleteMultipartUploadResult", xmlns=NS)
-        for name, value in (("Bucket", bucket), ("Key", key), ("ETag", f'"{entry.etag}"')):
+        location = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}/{bucket}/{quote(key)}"
+        for name, value in (("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", f'"{entry.etag}"')):
             ET.SubElement(result, name).text = value
         return _xml(start, 200, result)
 
@@ -494,20 +536,38 @@ class DiskS3:
                 continue
             if started["bucket"] == bucket and started["key"].startswith(prefix):
                 found.append((started["key"], path.parent.name, datetime.fromisoformat(started["last_modified"])))
+        encode = (lambda text: quote(text, safe="/")) if query.get("encoding-type") == "url" else (lambda text: text)
         result = ET.Element("ListMultipartUploadsResult", xmlns=NS)
-        for name, value in (("Bucket", bucket), ("Prefix", prefix), ("IsTruncated", "false")):
+        for name, value in (("Bucket", bucket), ("Prefix", encode(prefix)), ("IsTruncated", "false")):
             ET.SubElement(result, name).text = value
+        if query.get("encoding-type") == "url":
+            ET.SubElement(result, "EncodingType").text = "url"
         for upload_key, upload_id, initiated in sorted(found):
             item = ET.SubElement(result, "Upload")
-            ET.SubElement(item, "Key").text = upload_key
+            ET.SubElement(item, "Key").text = encode(upload_key)
             ET.SubElement(item, "UploadId").text = upload_id
             ET.SubElement(item, "Initiated").text = initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return _xml(start, 200, result)
 
 
+def _malformed() -> S3Error:
+    message = "The XML you provided was not well-formed or did not validate against our published schema"
+    return S3Error(400, "MalformedXML", message)
+
+
+def _document(body: bytes) -> ET.Element:
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        raise _malformed() from None
+
+
 def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entry:
+    """WSGI folds `-` and `_` in header names into `_`; S3 keeps `x-amz-meta-my_key` apart from `my-key`, so the
+    spelling the server recorded (`HEADER_NAMES`) names the metadata when there is one."""
+    spelled = environ.get(HEADER_NAMES, {})
     metadata = {
-        name.removeprefix("HTTP_X_AMZ_META_").lower().replace("_", "-"): value
+        spelled.get(name, name.replace("_", "-")).lower().removeprefix("http-").removeprefix("x-amz-meta-"): value
         for name, value in environ.items()
         if name.startswith("HTTP_X_AMZ_META_")
     }
@@ -519,7 +579,26 @@ def _entry_from(environ: dict[str, Any], key: str, size: int, etag: str) -> Entr
         content_type=environ.get("CONTENT_TYPE") or "binary/octet-stream",
         content_disposition=environ.get("HTTP_CONTENT_DISPOSITION"),
         metadata=metadata,
+        headers={name: value for name, value in _kept_headers(environ).items() if value},
     )
+
+
+_KEPT_HEADERS = ("Cache-Control", "Content-Encoding", "Content-Language", "Expires")
+
+
+def _kept_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The headers of `_KEPT_HEADERS` a PUT or CreateMultipartUpload sent; `aws-chunked` is the request's own
+    framing, not the object's encoding, and S3 drops it from Content-Encoding."""
+    sent = {name: environ.get(f"HTTP_{name.upper().replace('-', '_')}", "") for name in _KEPT_HEADERS}
+    encodings = [part.strip() for part in sent["Content-Encoding"].split(",")]
+    sent["Content-Encoding"] = ",".join(part for part in encodings if part and part != "aws-chunked")
+    return sent
+
+
+def _checksum_headers(checksum: dict[str, str]) -> dict[str, str]:
+    """`x-amz-checksum-crc32: <base64>`, as S3 answers a PUT that carried a checksum, and a whole-object GET
+    that asked for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends and then verifies the body against)."""
+    return {f"x-amz-checksum-{algorithm}": value for algorithm, value in checksum.items()}
 
 
 def _write_header(out: IO[bytes], entry: Entry) -> None:
@@ -544,17 +623,78 @@ def _file_blocks(stored: IO[bytes], size: int) -> Iterator[bytes]:
 
 
 def _range(header: str | None, size: int) -> tuple[int, int, int]:
-    """(first byte, last byte, status) for a `Range: bytes=a-b` header (one range, as S3 serves)."""
-    if not header or not header.startswith("bytes=") or "," in header:
+    """(first byte, last byte, status) for a `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` header (one range, as
+    S3 serves). A header that is no such range (another unit, several ranges, no numbers, the last byte before
+    the first) is ignored, as HTTP lets a server ignore it and S3 does: the whole object, 200."""
+    match = re.fullmatch(r"bytes=\s*(\d*)-(\d*)\s*", header or "")
+    if not match or match.groups() == ("", "") or (all(match.groups()) and int(match[2]) < int(match[1])):
         return 0, size - 1, 200
-    first_text, _, last_text = header.removeprefix("bytes=").partition("-")
-    if not first_text:
-        first, last = max(size - int(last_text), 0), size - 1
+    if not match[1]:
+        first, last = max(size - int(match[2]), 0), size - 1
     else:
-        first, last = int(first_text), min(int(last_text), size - 1) if last_text else size - 1
+        first, last = int(match[1]), min(int(match[2]), size - 1) if match[2] else size - 1
     if first >= size or first > last:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable")
     return first, last, 206
+
+
+_OVERRIDES = {
+    f"response-{name.lower()}": name
+    for name in (
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Cache-Control",
+        "Expires",
+    )
+}
+"""The query parameters of a GET (a presigned link's, mostly) that replace a header of the answer, as in S3."""
+
+
+_PARAMETERS = {
+    "_list": {"list-type", "prefix", "max-keys", "start-after", "continuation-token", "encoding-type", "fetch-owner"},
+    "_delete_many": {"delete"},
+    "_get": set(_OVERRIDES),
+    "_create_upload": {"uploads"},
+    "_upload_part": {"uploadId", "partNumber"},
+    "_complete": {"uploadId"},
+    "_abort": {"uploadId"},
+    "_list_uploads": {"uploads", "prefix", "encoding-type"},
+}
+"""The query parameters each handler serves. Any other names a subresource or an option it would ignore (a
+`?tagging` PUT would replace the object with the tagging document, a `?partNumber` GET answer the whole
+object): refused with 501 instead."""
+
+
+def _understood(handler: str, parameter: str) -> bool:
+    """botocore adds `x-id` (the operation's name) and a presigned link its `X-Amz-*` signature to any request."""
+    return parameter in _PARAMETERS.get(handler, set()) or parameter == "x-id" or parameter.startswith("X-Amz-")
+
+
+def _unmodified_since_asked(environ: dict[str, Any], entry: Entry) -> bool:
+    """False when a conditional GET or HEAD is to be answered 304 Not Modified; raises 412 PreconditionFailed
+    when it is to be refused, with S3's precedence (If-Match over If-Unmodified-Since, If-None-Match over
+    If-Modified-Since). boto3's downloads send If-Match with the ETag they started with."""
+    etag, modified = f'"{entry.etag}"', entry.modified.replace(microsecond=0)
+
+    def matches(header: str) -> bool:
+        return any(tag.strip() in (etag, entry.etag) for tag in environ[header].split(","))
+
+    def since(header: str) -> datetime | None:
+        try:
+            return parsedate_to_datetime(environ[header]) if header in environ else None
+        except (TypeError, ValueError):
+            return None
+
+    if "HTTP_IF_MATCH" in environ:
+        if not matches("HTTP_IF_MATCH"):
+            raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    elif (unmodified := since("HTTP_IF_UNMODIFIED_SINCE")) and modified > unmodified:
+        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    if "HTTP_IF_NONE_MATCH" in environ:
+        return not matches("HTTP_IF_NONE_MATCH")
+    return not ((modified_since := since("HTTP_IF_MODIFIED_SINCE")) and modified <= modified_since)
 
 
 def _check_expiry(query: dict[str, str]) -> None:
@@ -563,6 +703,12 @@ def _check_expiry(query: dict[str, str]) -> None:
         signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         if datetime.now(UTC) > signed + timedelta(seconds=int(query["X-Amz-Expires"])):
             raise S3Error(403, "AccessDenied", "Request has expired")
+
+
+def _max_keys(text: str) -> int:
+    if not text.isdigit():
+        raise S3Error(400, "InvalidArgument", "Provided max-keys not an integer or within integer range")
+    return min(int(text), 1000)
 
 
 def _token(key: str) -> str:

@@ -178,35 +178,3 @@ def test_objects_moto_held_on_disk_move_into_the_s3_on_disk(tmp_path: Path) -> N
         stored = aws["s3"].get_object(Bucket=BUCKET, Key=key)
         assert stored["Body"].read() == b"jpeg" and stored["ContentType"] == "image/jpeg"
         assert stored["Metadata"] == {"n": "1"}
-
-
-def test_unfinished_uploads_are_listed_by_prefix_until_aborted(tmp_path: Path) -> None:
-    """What an export's clean-up asks for: the uploads a killed invocation left under the export's prefix."""
-    with emulator(tmp_path) as aws:
-        s3 = aws["s3"]
-        started = {
-            key: s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
-            for key in ("exports/1/a/train-000000.tar", "exports/1/a/train-000001.tar", "exports/2/b/x.zip")
-        }
-        done = s3.create_multipart_upload(Bucket=BUCKET, Key="exports/1/a/done.tar")["UploadId"]
-        part = s3.upload_part(Bucket=BUCKET, Key="exports/1/a/done.tar", UploadId=done, PartNumber=1, Body=b"x")
-        s3.complete_multipart_upload(
-            Bucket=BUCKET,
-            Key="exports/1/a/done.tar",
-            UploadId=done,
-            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
-        )
-
-        def listed(prefix: str) -> list[tuple[str, str]]:
-            pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=BUCKET, Prefix=prefix)
-            return [(upload["Key"], upload["UploadId"]) for page in pages for upload in page.get("Uploads", [])]
-
-        assert listed("exports/1/") == [(key, started[key]) for key in sorted(started) if key.startswith("exports/1/")]
-        s3.abort_multipart_upload(
-            Bucket=BUCKET, Key="exports/1/a/train-000000.tar", UploadId=started["exports/1/a/train-000000.tar"]
-        )
-        assert listed("exports/1/") == [("exports/1/a/train-000001.tar", started["exports/1/a/train-000001.tar"])]
-        assert listed("") == [
-            ("exports/1/a/train-000001.tar", started["exports/1/a/train-000001.tar"]),
-            ("exports/2/b/x.zip", started["exports/2/b/x.zip"]),
-        ]
