@@ -94,11 +94,11 @@ def test_0006_renames_the_export_workers_activity_rows_and_back(engine: Engine) 
     command.upgrade(config, "head")
 
 
-def test_0008_lists_the_one_object_of_exports_finished_before_it(engine: Engine) -> None:
+def test_0009_lists_the_one_object_of_exports_finished_before_it(engine: Engine) -> None:
     """Exports finished before exports had several objects keep their link and size in `files`; sha256 unknown."""
     config = alembic_config()
     engine.dispose()
-    command.downgrade(config, "0007")
+    command.downgrade(config, "0008")
     with Session(engine) as session:
         job = factories.crawl_job(session)
         session.commit()

@@ -39,6 +39,30 @@ def _values(choices: type[StrEnum]) -> list[str]:
     return [member.value for member in choices]
 
 
+def _splits(value: str) -> dict[str, float]:
+    """`--splits train=0.8,validation=0.1,test=0.1`, checked by the API's own rules so a bad value is refused
+    before the stack starts, in one sentence."""
+    from pydantic import ValidationError
+
+    from pixcrawler.schemas.export import ExportOptions
+
+    fractions: dict[str, float] = {}
+    for item in value.split(","):
+        name, _, fraction = (part.strip() for part in item.partition("="))
+        if name in fractions:
+            raise argparse.ArgumentTypeError(f"split {name!r} is named twice")
+        try:
+            fractions[name] = float(fraction)
+        except ValueError:
+            message = f"{item.strip()!r} is not NAME=FRACTION, as in train=0.8,test=0.2"
+            raise argparse.ArgumentTypeError(message) from None
+    try:
+        ExportOptions(splits=fractions)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return fractions
+
+
 def _data_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("PIXCRAWLER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
 
@@ -252,6 +276,22 @@ def default_output(keywords: list[str], export_format: str) -> str:
     return f"{stem}-webdataset" if export_format == ExportFormat.WEBDATASET else f"{stem}.{export_format}"
 
 
+def _export_options(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from pixcrawler.schemas.export import ExportOptions
+
+    if args.splits is None:
+        if args.split_seed:
+            raise UsageError("--split-seed needs --splits.")
+        return {"layout": args.layout}
+    try:
+        ExportOptions(split_seed=args.split_seed)
+    except ValidationError as error:
+        raise UsageError(f"--split-seed {args.split_seed}: {error.errors()[0]['msg']}.") from None
+    return {"layout": args.layout, "splits": args.splits, "split_seed": args.split_seed}
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.crawl.refusals import describe
     from pixcrawler_local.pipeline import DatasetRequest
@@ -272,7 +312,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         urls=urls or None,
         export_format=args.format,
-        export_options={"layout": args.layout},
+        export_options=_export_options(args),
         output=output,
     )
     outcome = _run_pipeline(args, options, lambda resources: request)
@@ -284,6 +324,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     print("stages: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in outcome.stages.items()))
     if refused := describe(outcome.crawl.get("refused") or {}):
         print(f"refused: {refused}")
+    if split_counts := outcome.export.get("split_counts"):
+        print("splits: " + ", ".join(f"{split} {sum(labels.values())}" for split, labels in split_counts.items()))
     return 0
 
 
@@ -349,6 +391,13 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-images", type=int, default=100)
     crawl.add_argument("--format", default=ExportFormat.ZIP.value, choices=_values(ExportFormat))
     crawl.add_argument("--layout", default=ExportLayout.BY_KEYWORD.value, choices=_values(ExportLayout))
+    crawl.add_argument(
+        "--splits",
+        type=_splits,
+        metavar="NAME=FRACTION,...",
+        help="split the export, e.g. train=0.8,validation=0.1,test=0.1 (the README tells the rule)",
+    )
+    crawl.add_argument("--split-seed", type=int, default=0, help="another seed gives another split (default 0)")
     crawl.add_argument(
         "--output",
         help="archive path (default: KEYWORDS.FORMAT here); for webdataset a folder for every shard and "

@@ -183,8 +183,6 @@ def test_start_export_job(api: Call, session: Session, aws: dict[str, Any], alic
         "include_manifest": True,
         "layout": "by_keyword",
         "link_lifetime_hours": 48,
-        "shard_max_samples": 10_000,
-        "shard_max_bytes": 1024**3,
     }
     assert queued(aws, "export") == [{"export_job_id": row.id}]
     assert [item["id"] for item in api("GET", "/v1/export-jobs", user=alice).json["items"]] == [row.id]

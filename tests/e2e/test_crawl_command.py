@@ -70,6 +70,26 @@ def test_crawl_downloads_a_webdataset_export_into_a_folder_that_webdataset_reads
     assert all(sample["jpg"].size == (160, 120) for sample in read)
 
 
+def test_crawl_splits_the_export_into_an_image_folder_per_split(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    with HttpHost() as host:
+        for seed in range(8):
+            host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+        urls = [arg for seed in range(8) for arg in ("--url", host.url(f"/{seed}.jpg"))]
+        result = pixcrawler(
+            "crawl", "birds", "--provider", "urls", *urls, "--splits", "train=0.75,test=0.25", "--split-seed", "3",
+            "--output", "birds.zip", "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
+            env=clean_env, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with zipfile.ZipFile(tmp_path / "birds.zip") as archive:
+        images = [name for name in archive.namelist() if name.endswith(".jpg")]
+        counts = json.loads(archive.read("splits.json"))["counts"]
+    per_split = {split: sum(name.startswith(f"{split}/birds/") for name in images) for split in ("test", "train")}
+    assert len(images) == 8 and per_split["test"] >= 1 and per_split["train"] >= 1
+    assert counts == {split: {"birds": count} for split, count in per_split.items()}
+    assert f"splits: test {per_split['test']}, train {per_split['train']}" in result.stdout
+
+
 def test_crawl_searches_a_provider_and_exports_by_keyword(tmp_path: Path, clean_env: dict[str, str]) -> None:
     """Openverse's recorded answer, served from loopback, with its image URLs pointing at a loopback host."""
     page = json.loads((Path(__file__).parents[1] / "fixtures" / "providers" / "openverse_page.json").read_text())

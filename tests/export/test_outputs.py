@@ -59,15 +59,18 @@ IMAGES = [image(number) for number in range(1, 6)]
 DATA = {item.id: random.Random(item.id).randbytes(2 * MiB + item.id) for item in IMAGES}
 
 
-def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -> bytes:
-    """Write IMAGES in one invocation per slice between `stops`, suspending between them, and join the parts."""
+def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int], splits: bool = False) -> bytes:
+    """Write IMAGES in one invocation per slice between `stops`, suspending between them, and join the parts;
+    with `splits`, odd ids in `train`, even ones in `test`."""
     s3, bucket = aws["s3"], aws["bucket"]
-    options = ExportOptions(layout=ExportLayout.HF_IMAGEFOLDER, include_manifest=True)
+    fractions = {"train": 0.5, "test": 0.5} if splits else None
+    options = ExportOptions(layout=ExportLayout.HF_IMAGEFOLDER, include_manifest=True, splits=fractions)
     listing = Listing(
         title="Cats",
         options=options,
-        entries=lambda: ((item, f"cat/{item.id}.jpg") for item in IMAGES),
+        entries=lambda: ((item, path(item, splits)) for item in IMAGES),
         link=lambda storage_key: f"https://links.test/{storage_key}",
+        split_of=(lambda item: ("test", "train")[item.id % 2]) if splits else None,
     )
     upload = multipart.start(s3, bucket, key, 5 * MiB, CONTENT_TYPES[fmt])
     state: dict[str, Any] | None = None
@@ -76,7 +79,7 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -
         writer = MultipartWriter(s3, bucket, key, upload)
         output = open_output(fmt, writer, state, listing)
         for item in IMAGES[start:end]:
-            output.write(item, f"cat/{item.id}.jpg", DATA[item.id] if output.reads_images else b"")
+            output.write(item, path(item, splits), DATA[item.id] if output.reads_images else b"")
         if end == len(IMAGES):
             output.close()
             upload = writer.finish()
@@ -89,14 +92,19 @@ def export(aws: dict[str, Any], fmt: ExportFormat, key: str, stops: list[int]) -
     return data
 
 
+def path(item: Image, splits: bool) -> str:
+    return f"{('test', 'train')[item.id % 2]}/cat/{item.id}.jpg" if splits else f"cat/{item.id}.jpg"
+
+
+@pytest.mark.parametrize("splits", [False, True], ids=["whole", "splits"])
 @pytest.mark.parametrize("fmt", [fmt for fmt in ExportFormat if fmt is not ExportFormat.WEBDATASET])
 def test_every_output_continues_after_a_checkpoint_into_the_bytes_of_an_unbroken_run(
-    fmt: ExportFormat, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    fmt: ExportFormat, splits: bool, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(formats, "datetime", FrozenClock)
 
-    whole = export(aws, fmt, "exports/whole", [])
-    pieces = export(aws, fmt, "exports/pieces", [1, 3])
+    whole = export(aws, fmt, "exports/whole", [], splits)
+    pieces = export(aws, fmt, "exports/pieces", [1, 3], splits)
 
     if fmt is ExportFormat.TAR_GZ:  # one gzip member per invocation; the tar inside is the same stream
         whole, pieces = gzip.decompress(whole), gzip.decompress(pieces)

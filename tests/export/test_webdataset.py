@@ -320,3 +320,35 @@ def test_webdataset_reads_every_sample_downloaded_through_the_listed_links(
 def test_classes_txt_keeps_every_label_on_its_own_line() -> None:
     """Line n is label index n, whatever a keyword holds: a line break in one cannot shift the others."""
     assert webdataset.classes_text(["", "a\nb\u2028c", "cat"]) == b"unlabeled\na b c\ncat\n"
+
+
+@pytest.mark.usefixtures("env")
+def test_each_split_gets_its_own_shards_and_an_interrupted_export_cuts_them_alike(
+    session: Session, env: dict[str, Any], export_app: ModuleType
+) -> None:
+    job, rows = stored(session, env, 9)
+    options = {"splits": {"train": 0.6, "test": 0.4}, "split_seed": 5, "shard_max_samples": 2}
+    whole = export_job(session, job, "webdataset", name="whole", **options)
+    deliver(export_app, whole.id)
+    pieces = export_job(session, job, "webdataset", name="pieces", **options)
+
+    deliver(export_app, pieces.id, lambda_context("export", SHORT))
+    drain(export_app, env["queues"]["export"], env["sqs"], lambda_context("export", SHORT))
+
+    whole, pieces = reload(session, whole), reload(session, pieces)
+    assert pieces.status is JobStatus.COMPLETED, pieces.error_message
+    files = listed(env, whole)
+    assert listed(env, pieces) == files
+    shards = {name: samples(data) for name, data in files.items() if name.endswith(".tar")}
+    names = list(files)
+    assert names[-1] == "classes.txt" and names[:-1] == sorted(names[:-1])  # test-*, then train-*
+    by_split: dict[str, list[str]] = {"test": [], "train": []}
+    for name, shard in shards.items():
+        split = name.split("-")[0]
+        assert 1 <= len(shard) <= 2
+        for key, sample in shard.items():
+            assert json.loads(sample["json"])["split"] == split
+            by_split[split].append(key)
+    assert sorted(key for keys in by_split.values() for key in keys) == [f"{row.id:010d}" for row in rows]
+    counts = {split: sum(labels.values()) for split, labels in (whole.split_counts or {}).items()}
+    assert counts == {split: len(keys) for split, keys in by_split.items()} and all(counts.values())

@@ -55,6 +55,7 @@ class Checkpoint(BaseModel):
     total: int
     labels: dict[str, str]
     upload: UploadState
+    split_moves: dict[str, str] = {}
     position: int = 0
     exported: int = 0
     output: dict[str, Any] | None = None

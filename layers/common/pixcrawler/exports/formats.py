@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -182,24 +184,26 @@ class Output(Protocol):
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What an output needs beyond one image at a time: the export's name and options, its entries (image
-    and path) read again in order for the files that follow the images, and a link for a storage key."""
+    and path) read again in order for the files that follow the images, a link for a storage key and, for
+    an export with splits, each image's split."""
 
     title: str
     options: ExportOptions
     entries: Callable[[], Iterable[tuple[Image, str]]]
     link: Callable[[str], str]
+    split_of: Callable[[Image], str] | None = None
 
 
 def open_output(fmt: ExportFormat, out: MultipartWriter, state: dict[str, Any] | None, listing: Listing) -> Output:
     """The output for `fmt`, fresh when `state` is None, else continuing from what `suspend` returned."""
     if fmt in ARCHIVES:
         return ArchiveOutput(open_archive(fmt, out, state), listing)
-    return manifest.Document(manifest.ROW_WRITERS[fmt], out, state, listing.link)
+    return manifest.Document(manifest.ROW_WRITERS[fmt], out, state, listing.link, listing.split_of)
 
 
 class ArchiveOutput:
-    """The images as archive entries, then the extra files: the manifest, Hugging Face metadata and the
-    attribution file."""
+    """The images as archive entries, then the extra files: the manifest, Hugging Face metadata (one per
+    split folder in an export with splits), the attribution file and, with splits, `splits.json`."""
 
     reads_images: ClassVar[bool] = True
 
@@ -223,7 +227,8 @@ class ArchiveOutput:
         """The extra files come from a second read of the same rows, after the images, spooled to memory and
         then /tmp past 1 MiB each: tar needs each entry's size before its bytes."""
         now = datetime.now(UTC)
-        options = self._listing.options
+        options, split_of = self._listing.options, self._listing.split_of
+        columns = manifest.COLUMNS if split_of is None else manifest.with_split(manifest.COLUMNS)
         with ExitStack() as stack:
             files: dict[str, IO[bytes]] = {}
 
@@ -235,19 +240,43 @@ class ArchiveOutput:
             attribution.write(manifest.attribution_header(self._listing.title))
             tables: list[manifest.RowWriter] = []
             if options.include_manifest:
-                tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), manifest.COLUMNS))
-            if options.layout is ExportLayout.HF_IMAGEFOLDER:
-                tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), manifest.COLUMNS))
+                tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), columns))
+            hf = options.layout is ExportLayout.HF_IMAGEFOLDER
+            if hf and split_of is None:
+                tables.append(manifest.JsonLines(manifest.Utf8Sink(spool(layout.HF_METADATA)), columns))
+            split_metadata: dict[str, manifest.RowWriter] = {}
+            counts: dict[str, Counter[str]] = {name: Counter() for name in sorted(options.splits or {})}
             for table in tables:
                 table.begin()
             for image, path in self._listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
-                values = manifest.row(image, path)
+                split = None if split_of is None else split_of(image)
+                values = manifest.row(image, path, split)
                 for table in tables:
                     table.write(values)
+                if split is not None:
+                    counts[split][image.keyword or ""] += 1
+                    if hf:
+                        if split not in split_metadata:
+                            metadata = spool(f"{split}/{layout.HF_METADATA}")
+                            split_metadata[split] = manifest.JsonLines(manifest.Utf8Sink(metadata), columns)
+                        split_metadata[split].write({**values, "file_name": path.removeprefix(f"{split}/")})
             for table in tables:
                 table.end()
+            if split_of is not None:
+                spool(layout.SPLITS_FILE).write(_splits_document(options, counts).encode())
             for name, stream in files.items():
                 size = stream.tell()
                 stream.seek(0)
                 self._archive.add_stream(name, stream, size, now)
+
+
+def _splits_document(options: ExportOptions, counts: dict[str, Counter[str]]) -> str:
+    """`splits.json`: the splits asked for, the seed, and the images per split and label, as in the job's
+    `split_counts` (the second read of the rows counts them, so the file matches the archive it is in)."""
+    document = {
+        "splits": {name: (options.splits or {})[name] for name in sorted(options.splits or {})},
+        "split_seed": options.split_seed,
+        "counts": {split: dict(sorted(per_label.items())) for split, per_label in counts.items()},
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"

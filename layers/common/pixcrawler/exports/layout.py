@@ -28,6 +28,7 @@ UNLABELED = "unlabeled"
 MANIFEST_FILE = "manifest.csv"
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 HF_METADATA = "metadata.jsonl"
+SPLITS_FILE = "splits.json"
 ROOT_FILES = (MANIFEST_FILE, ATTRIBUTION_FILE, HF_METADATA)
 
 
@@ -79,10 +80,13 @@ def file_name(image_id: int, original_name: str | None, storage_key: str) -> str
     return f"{image_id}_{safe_segment(stem, 'image')}{extension}"
 
 
-def archive_path(layout: ExportLayout, folder: str, name: str) -> str:
+def archive_path(layout: ExportLayout, folder: str, name: str, split: str | None = None) -> str:
     """The image's path in the archive: flat at the root, or in its label's folder (ImageFolder and the
-    Hugging Face `imagefolder` layout both take the class from the folder name)."""
-    return name if layout is ExportLayout.FLAT else f"{folder}/{name}"
+    Hugging Face `imagefolder` layout both take the class from the folder name); with splits, all of that
+    inside the split's folder (`train/cat/…`: an ImageFolder per split, and the split folders Hugging Face
+    reads as splits)."""
+    inner = name if layout is ExportLayout.FLAT else f"{folder}/{name}"
+    return inner if split is None else f"{split}/{inner}"
 
 
 def export_file_name(name: str, extension: str) -> str:

@@ -45,10 +45,18 @@ _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
 
 
-def row(image: Image, file_name: str) -> dict[str, Any]:
+def with_split(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of an export with splits: `split` after `label`."""
+    at = columns.index("label") + 1
+    return (*columns[:at], "split", *columns[at:])
+
+
+def row(image: Image, file_name: str, split: str | None = None) -> dict[str, Any]:
+    """The image's manifest row; the `split` column exists only in exports with splits."""
     return {
         "file_name": file_name,
         "label": image.keyword,
+        **({} if split is None else {"split": split}),
         "original_url": image.original_url,
         "source_url": image.source_url,
         "title": image.title,
@@ -172,8 +180,8 @@ ROW_WRITERS: dict[ExportFormat, Callable[[TextSink, tuple[str, ...], int], RowWr
 
 class Document:
     """A csv/json/jsonl export: the manifest alone, one row per image with its storage key and a link (the
-    `link` callable signs one). Its `Output` state is the number of rows written, which the JSON array needs
-    to continue with the right separator."""
+    `link` callable signs one) and, given `split_of`, its split. Its `Output` state is the number of rows
+    written, which the JSON array needs to continue with the right separator."""
 
     reads_images: ClassVar[bool] = False
 
@@ -183,16 +191,20 @@ class Document:
         out: MultipartWriter,
         state: dict[str, Any] | None,
         link: Callable[[str], str],
+        split_of: Callable[[Image], str] | None = None,
     ) -> None:
         self._written = (state or {}).get("written", 0)
-        self._rows = rows(Utf8Sink(out), LINK_COLUMNS, self._written)
-        self._link = link
+        columns = LINK_COLUMNS if split_of is None else with_split(LINK_COLUMNS)
+        self._rows = rows(Utf8Sink(out), columns, self._written)
+        self._link, self._split_of = link, split_of
         if state is None:
             self._rows.begin()
 
     def write(self, image: Image, path: str, data: bytes) -> None:
         url = self._link(image.storage_url)
-        self._rows.write({"image_id": image.id, **row(image, path), "storage_key": image.storage_url, "url": url})
+        split = None if self._split_of is None else self._split_of(image)
+        values = row(image, path, split)
+        self._rows.write({"image_id": image.id, **values, "storage_key": image.storage_url, "url": url})
         self._written += 1
 
     def suspend(self) -> dict[str, Any]:

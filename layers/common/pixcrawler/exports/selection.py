@@ -9,20 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Session
 
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout
+from pixcrawler.exports import layout, splits
 from pixcrawler.exports.checkpoint import Checkpoint, Job
 from pixcrawler.models import Image
 
 PAGE_SIZE = 500
 DEFAULT_SPLIT = "train"
+HASH_PAGE_SIZE = 10_000
 
 
 def selection(crawl_job_id: int, only_valid: bool) -> Select[Image]:
-    statement = select(Image).where(Image.crawl_job_id == crawl_job_id)
-    return statement.where(Image.is_valid.is_(True)) if only_valid else statement
+    return select(Image).where(*_chosen(crawl_job_id, only_valid))
+
+
+def _chosen(crawl_job_id: int, only_valid: bool) -> list[ColumnElement[bool]]:
+    chosen = [Image.crawl_job_id == crawl_job_id]
+    return [*chosen, Image.is_valid.is_(True)] if only_valid else chosen
 
 
 def images(job: Job, checkpoint: Checkpoint, after: int) -> Iterator[Image]:
@@ -37,16 +43,28 @@ def images(job: Job, checkpoint: Checkpoint, after: int) -> Iterator[Image]:
         after = page[-1].id
 
 
-def split_names(job: Job) -> list[str]:
-    """The export's splits in the order their images stream: `train` alone when no splits are asked for.
+def hashes(session: Session, crawl_job_id: int, only_valid: bool, last_image_id: int) -> Iterator[tuple[str, str]]:
+    """(sha256, label) of every image the export holds, a page at a time: all the split plan reads."""
+    chosen = [*_chosen(crawl_job_id, only_valid), Image.id <= last_image_id]
+    statement = select(Image.id, Image.sha256, Image.keyword).where(*chosen).order_by(Image.id)
+    after = 0
+    while True:
+        page = session.execute(statement.where(Image.id > after).limit(HASH_PAGE_SIZE)).all()
+        yield from ((sha256, keyword or "") for _, sha256, keyword in page)
+        if len(page) < HASH_PAGE_SIZE:
+            return
+        after = page[-1][0]
 
-    This and `split_of` are the one place the export asks which split an image is in."""
-    return [DEFAULT_SPLIT]
+
+def split_names(job: Job) -> list[str]:
+    """The export's splits in the order a WebDataset export streams them (code-point order, as `splits` lays
+    them out), `train` alone when no splits are asked for."""
+    return sorted(job.options.splits) if job.options.splits else [DEFAULT_SPLIT]
 
 
 def split_of(job: Job, checkpoint: Checkpoint, image: Image) -> str:
     """The split `image` belongs to, one of `split_names(job)`."""
-    return DEFAULT_SPLIT
+    return split(job, checkpoint, image) or DEFAULT_SPLIT
 
 
 def remaining(job: Job, checkpoint: Checkpoint, pass_index: int, after: int) -> Iterator[Image]:
@@ -70,4 +88,20 @@ def written(job: Job, checkpoint: Checkpoint, image: Image) -> None:
 
 def path(job: Job, checkpoint: Checkpoint, image: Image) -> str:
     name = layout.file_name(image.id, image.filename, image.storage_url)
-    return layout.archive_path(job.options.layout, checkpoint.labels[image.keyword or ""], name)
+    return layout.archive_path(
+        job.options.layout, checkpoint.labels[image.keyword or ""], name, split(job, checkpoint, image)
+    )
+
+
+def split_plan(job: Job, checkpoint: Checkpoint) -> splits.SplitPlan | None:
+    """The export's splits as planned (None without `splits`); the moves come from the checkpoint, so every
+    invocation places every image where the first one counted it."""
+    if job.options.splits is None:
+        return None
+    return splits.SplitPlan(job.options.splits, job.options.split_seed, checkpoint.split_moves)
+
+
+def split(job: Job, checkpoint: Checkpoint, image: Image) -> str | None:
+    """The image's split, or None for an export without `splits`."""
+    plan = split_plan(job, checkpoint)
+    return None if plan is None else plan.split_of(image.sha256)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout, multipart, objects, selection, webdataset
+from pixcrawler.exports import layout, multipart, objects, selection, splits, webdataset
 from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, StoredFile
 from pixcrawler.exports.formats import CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
@@ -105,8 +105,23 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
         total=total,
         labels=layout.label_folders(keywords),
         upload=upload,
+        split_moves=_plan_splits(session, row, job, only_valid, last_id),
         passes=passes,
     )
+
+
+def _plan_splits(session: Session, row: ExportJob, job: Job, only_valid: bool, last_id: int) -> dict[str, str]:
+    """Count the images per split and label for the job's response; the stratification moves go into the
+    checkpoint, so every invocation reads them rather than the images again."""
+    if job.options.splits is None:
+        return {}
+    plan = splits.plan(
+        lambda: selection.hashes(session, job.crawl_job_id, only_valid, last_id),
+        job.options.splits,
+        job.options.split_seed,
+    )
+    row.split_counts = plan.counts
+    return plan.moved
 
 
 def _locked(session: Session, job: Job, clock: Clock) -> ExportJob:

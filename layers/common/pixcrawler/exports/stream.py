@@ -55,11 +55,13 @@ def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
     """Documents link each image: the presigned link is signed for the export's link lifetime, but being a
     raw S3 URL it also ends when the signing role's credentials do (see README)."""
     lifetime = timedelta(hours=job.options.link_lifetime_hours)
+    plan = selection.split_plan(job, checkpoint)
     return Listing(
         title=job.name,
         options=job.options,
         entries=lambda: _entries_again(job, checkpoint),
         link=lambda key: links.presigned_get(key, lifetime),
+        split_of=None if plan is None else lambda image: plan.split_of(image.sha256),
     )
 
 

@@ -72,6 +72,9 @@ class ExportJob(Base):
     completed_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     error_message: Mapped[str | None] = mapped_column(Text)
+    split_counts: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="Images per split and label ({split: {label: count}}), set when an export with `splits` starts"
+    )
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 

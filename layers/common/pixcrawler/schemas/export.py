@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import enum
+import math
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import Name, RequestModel, ResponseModel
@@ -13,6 +15,9 @@ MAX_LINK_LIFETIME_HOURS = 7 * 24
 DEFAULT_SHARD_MAX_BYTES = 1024**3
 MIN_SHARD_MAX_BYTES = 64 * 1024
 MAX_SHARD_MAX_BYTES = 5 * 1024**4
+MAX_SPLITS = 10
+SPLIT_SUM_TOLERANCE = 1e-6
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}")
 
 
 class ExportFormat(enum.StrEnum):
@@ -48,6 +53,56 @@ class ExportOptions(RequestModel):
         description="webdataset: bytes per tar shard at most (1 GiB by default); a single larger sample gets a "
         "shard of its own",
     )
+    splits: dict[str, float] | None = Field(
+        default=None,
+        description='Split name -> fraction of the images, e.g. {"train": 0.8, "validation": 0.1, "test": 0.1}: '
+        "1 to 10 names (letters, digits, `_`; distinct ignoring case), fractions above 0 summing to 1",
+    )
+    split_seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Another seed gives another split")
+
+    _SHOWN_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset(
+        {"splits", "split_seed", "shard_max_samples", "shard_max_bytes"}
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Options added since exports first shipped are stored (and shown in `export_options`) only when they
+        differ from their default, so an export that does not use them keeps exactly the options it had."""
+        data: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in self._SHOWN_ONLY_WHEN_SET or value != fields[key].default
+        }
+
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, splits: dict[str, float] | None) -> dict[str, float] | None:
+        """Split names become folder and shard names (`train/`, `train-000000.tar`) and Hugging Face split
+        names: ASCII letters, digits and `_`, never a Windows device name, distinct on case-insensitive disks."""
+        from pixcrawler.exports.layout import safe_segment
+
+        if splits is None:
+            return None
+        if not 1 <= len(splits) <= MAX_SPLITS:
+            raise ValueError(f"give 1 to {MAX_SPLITS} splits, not {len(splits)}")
+        seen: dict[str, str] = {}
+        for name, fraction in splits.items():
+            if not _SPLIT_NAME.fullmatch(name) or safe_segment(name, "") != name:
+                raise ValueError(
+                    f"split name {name!r} must be 1 to 64 ASCII letters, digits or `_`, start with a letter or "
+                    "digit, and not be a Windows device name"
+                )
+            if name.casefold() in seen:
+                raise ValueError(f"split names {seen[name.casefold()]!r} and {name!r} differ only in letter case")
+            seen[name.casefold()] = name
+            if not (math.isfinite(fraction) and 0 < fraction <= 1):
+                raise ValueError(f"split {name!r} has fraction {fraction}; each fraction must be above 0 and at most 1")
+        total = math.fsum(splits.values())
+        if abs(total - 1) > SPLIT_SUM_TOLERANCE:
+            raise ValueError(f"split fractions sum to {total:g}; they must sum to 1")
+        return splits
 
 
 class ExportJobCreate(RequestModel):
@@ -81,6 +136,9 @@ class ExportJobResponse(ResponseModel):
     completed_at: datetime | None
     expires_at: datetime | None
     error_message: str | None
+    split_counts: dict[str, dict[str, int]] | None = Field(
+        default=None, description="With `splits`: images per split and label, known once the export has started"
+    )
     created_at: datetime
     updated_at: datetime
     link_expired: bool = Field(default=False, description="The last link has expired; ask for a fresh one")

@@ -5,8 +5,8 @@ link). Exports finished before keep working: their one object is listed from `st
 `download_url`, with its sha256 unknown (it was never computed). A JSONB column with a constant default
 rewrites nothing on PostgreSQL 11+; the backfill touches completed exports only.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
