@@ -197,9 +197,15 @@ def _run_pipeline(
             raise
 
 
+DEMO_TIMEOUT = 180.0
+"""The demo is offline and small: a stage that takes this long has failed."""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pixcrawler_local import demo
 
+    if args.timeout is None:
+        args.timeout = DEMO_TIMEOUT
     fresh = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-demo-")) if fresh else _data_dir(args.data_dir)
     output = Path(args.output) if args.output else data_dir / "pixcrawler-demo.zip"
@@ -343,7 +349,12 @@ def _parser() -> argparse.ArgumentParser:
     stack.add_argument("--aws-port", type=int, default=0, help="S3/SQS emulator port (default: any free port)")
     pipeline = argparse.ArgumentParser(add_help=False)
     pipeline.add_argument("--quiet", action="store_true", help="no progress bars")
-    pipeline.add_argument("--timeout", type=float, default=None, help="give up on a stage after this many seconds")
+    pipeline.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"give up on a stage after this many seconds (default: never; demo {DEMO_TIMEOUT:.0f})",
+    )
 
     parser = argparse.ArgumentParser(prog="pixcrawler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -352,7 +363,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
     demo.add_argument("--output", help="where to save the exported zip (default: in the demo's data dir)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's database and objects")
-    demo.set_defaults(run=cmd_demo, timeout=180.0)  # offline and small: a stage that long has failed
+    demo.set_defaults(run=cmd_demo)
 
     serve = commands.add_parser("serve", parents=[common, stack], help="the API and the workers, locally")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PIXCRAWLER_PORT", "3000")))

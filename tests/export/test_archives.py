@@ -51,7 +51,11 @@ def test_flat_archive_holds_every_image_manifest_and_attribution(
     files = members(data, fmt)
     for image in images:
         assert files[f"{image.id}_{image.filename.removesuffix('.jpg')}.jpg"] == fetch(env, image.storage_url)
-    assert set(files) == {f"{image.id}_{image.filename}" for image in images} | {"manifest.csv", "ATTRIBUTION.txt"}
+    assert set(files) == {f"{image.id}_{image.filename}" for image in images} | {
+        "manifest.csv",
+        "ATTRIBUTION.txt",
+        "croissant.json",
+    }
 
     rows = manifest_rows(files["manifest.csv"].decode())
     assert [row["file_name"] for row in rows] == [f"{image.id}_{image.filename}" for image in images]
@@ -120,7 +124,7 @@ def test_hostile_file_names_are_sanitised_and_never_collide(
     deliver(export_app, export.id)
 
     files = members(fetch(env, reload(session, export).storage_key or ""), "tar")
-    paths = [path for path in files if path not in ("manifest.csv", "ATTRIBUTION.txt")]
+    paths = [path for path in files if path not in ("manifest.csv", "ATTRIBUTION.txt", "croissant.json")]
     assert len(paths) == len(images) == len({path.casefold() for path in paths})
     for path in paths:
         assert not path.startswith("/") and ".." not in path.split("/") and "\\" not in path

@@ -27,6 +27,7 @@ KEYWORDS = [
     "MANIFEST.CSV",
     "ATTRIBUTION.txt",
     " Metadata.JSONL. ",
+    "Croissant.JSON",
     "\u202eexe.jpg",
     "\u2066cat\u2069\u200f",
     "CON .txt",
@@ -55,7 +56,7 @@ TEXTS = [
     "Kitten \u202egnp.exe\u202c at dusk\u2028Source: https://evil.example/",
     'Plain title, with "quotes" and; separators',
 ]
-ROOT_FILES = {"manifest.csv", "attribution.txt", "metadata.jsonl"}
+ROOT_FILES = {"manifest.csv", "attribution.txt", "metadata.jsonl", "croissant.json"}
 DEVICES = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}
 FORMULA_LEADING = ("=", "+", "-", "@", "\t", "\r")
 
@@ -113,7 +114,9 @@ def test_hostile_archives_extract_everywhere_with_safe_manifests(
     export = reload(session, export)
     assert export.status is JobStatus.COMPLETED, export.error_message
     data = fetch(env, export.storage_key or "")
-    extras = {"manifest.csv", "ATTRIBUTION.txt"} | ({"metadata.jsonl"} if layout == "hf_imagefolder" else set())
+    extras = {"manifest.csv", "ATTRIBUTION.txt", "croissant.json"} | (
+        {"metadata.jsonl"} if layout == "hf_imagefolder" else set()
+    )
     by_digest = {image.sha256: image for image in images}
     for tool, files in extract_everywhere(data, fmt, tmp_path).items():
         assert files == members(data, fmt), tool
@@ -143,6 +146,11 @@ def test_hostile_archives_extract_everywhere_with_safe_manifests(
             for meta in jsonl(files["metadata.jsonl"].decode()):
                 image = image_paths[meta["file_name"]]
                 assert (meta["label"], meta["title"], meta["creator"]) == (image.keyword, image.title, image.creator)
+
+        croissant = json.loads(files["croissant.json"])
+        creators = {image.creator: None for image in sorted(image_paths.values(), key=lambda image: image.id)}
+        assert [person["name"] for person in croissant["creator"]] == list(creators), "exact, each once"
+        assert set(croissant["keywords"]) == set(KEYWORDS)
 
         attribution = files["ATTRIBUTION.txt"].decode()
         assert not any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in attribution.replace("\n", ""))

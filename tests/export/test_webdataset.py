@@ -58,6 +58,11 @@ def listed(aws: dict[str, Any], export: ExportJob) -> dict[str, bytes]:
     return {file["name"]: fetch(aws, file["key"]) for file in export.files}
 
 
+def data_objects(aws: dict[str, Any], export: ExportJob) -> dict[str, bytes]:
+    """The objects that hold the data: all but `croissant.json`, which names the export and its date."""
+    return {name: data for name, data in listed(aws, export).items() if name != "croissant.json"}
+
+
 def samples(shard: bytes) -> dict[str, dict[str, bytes]]:
     """A shard's samples by key, each its members by extension, as WebDataset groups them."""
     grouped: dict[str, dict[str, bytes]] = {}
@@ -95,8 +100,15 @@ def test_shards_hold_at_most_the_sample_count_with_rows_labels_and_classes(
     export = reload(session, export)
     assert export.status is JobStatus.COMPLETED, export.error_message
     files = listed(env, export)
-    assert list(files) == ["train-000000.tar", "train-000001.tar", "train-000002.tar", "classes.txt"]
+    shard_names = ["train-000000.tar", "train-000001.tar", "train-000002.tar"]
+    assert list(files) == [*shard_names, "classes.txt", "croissant.json"]
     assert files["classes.txt"] == b"cat\ndog\n"
+    described = json.loads(files["croissant.json"])
+    assert [(entry["name"], entry["contentSize"], entry["sha256"]) for entry in described["distribution"]] == [
+        (name, f"{len(files[name])} B", hashlib.sha256(files[name]).hexdigest())
+        for name in [*shard_names, "classes.txt"]
+    ]
+    assert described["keywords"] == ["dog", "cat"] and "recordSet" not in described
     response = ExportJobResponse.model_validate(export)
     for number, (file, (name, data)) in enumerate(zip(response.files, files.items(), strict=True)):
         assert (file.name, file.size, file.sha256) == (name, len(data), hashlib.sha256(data).hexdigest())
@@ -159,8 +171,8 @@ def test_an_interrupted_export_writes_the_same_objects_and_their_sha256(
 
     whole, pieces = reload(session, whole), reload(session, pieces)
     assert pieces.status is JobStatus.COMPLETED, pieces.error_message
-    assert listed(env, pieces) == listed(env, whole)
-    facts = [[(file["name"], file["size"], file["sha256"]) for file in export.files] for export in (pieces, whole)]
+    assert data_objects(env, pieces) == data_objects(env, whole)
+    facts = [[(file["name"], file["size"], file["sha256"]) for file in export.files[:-1]] for export in (pieces, whole)]
     assert facts[0] == facts[1]
     for file in pieces.files:  # parts went up across invocations; the digest is still the object's
         data = fetch(env, folder(pieces) + file["name"])
@@ -188,7 +200,10 @@ def test_a_redelivered_continuation_never_makes_a_second_shard(
 
     again = reload(session, export)
     assert again.status is JobStatus.COMPLETED and (again.completed_at, again.storage_key, again.files) == facts
-    assert [file["name"] for file in again.files] == [f"train-00000{n}.tar" for n in range(4)] + ["classes.txt"]
+    assert [file["name"] for file in again.files] == [f"train-00000{n}.tar" for n in range(4)] + [
+        "classes.txt",
+        "croissant.json",
+    ]
     assert keys_under(env, "exports/") == sorted(file["key"] for file in again.files) and uploads(env) == []
 
 
@@ -226,7 +241,7 @@ def test_an_invocation_killed_after_starting_a_shard_leaves_no_second_copy(
 
     done, whole = reload(session, killed), reload(session, whole)
     assert done.status is JobStatus.COMPLETED, done.error_message
-    assert listed(env, done) == listed(env, whole) and uploads(env) == []
+    assert data_objects(env, done) == data_objects(env, whole) and uploads(env) == []
     assert keys_under(env, folder(done)) == sorted(file["key"] for file in done.files)
 
 
@@ -258,7 +273,7 @@ def test_deleting_the_project_removes_every_shard_and_unfinished_upload(
     running = export_job(session, job, "webdataset", name="running", shard_max_samples=1)
     deliver(export_app, running.id, lambda_context("export", SHORT))
     deliver(export_app, running.id, lambda_context("export", SHORT))
-    assert len(reload(session, finished).files) == 5 and len(uploads(env)) == 2
+    assert len(reload(session, finished).files) == 6 and len(uploads(env)) == 2
 
     projects.delete(session, job.project.user_id, job.project_id)
     session.commit()
@@ -293,7 +308,10 @@ def test_webdataset_reads_every_sample_downloaded_through_the_listed_links(
         events.http_event("GET", f"/v1/export-jobs/{export.id}", user=owner), lambda_context("api")
     )
     body = json.loads(reply["body"])
-    assert [file["name"] for file in body["files"]] == [f"train-00000{n}.tar" for n in range(3)] + ["classes.txt"]
+    assert [file["name"] for file in body["files"]] == [f"train-00000{n}.tar" for n in range(3)] + [
+        "classes.txt",
+        "croissant.json",
+    ]
     paths: dict[str, Path] = {}
     for file in body["files"]:
         token = urlsplit(file["download_url"]).path.rsplit("/", 1)[1]
@@ -338,10 +356,10 @@ def test_each_split_gets_its_own_shards_and_an_interrupted_export_cuts_them_alik
     whole, pieces = reload(session, whole), reload(session, pieces)
     assert pieces.status is JobStatus.COMPLETED, pieces.error_message
     files = listed(env, whole)
-    assert listed(env, pieces) == files
+    assert data_objects(env, pieces) == data_objects(env, whole)
     shards = {name: samples(data) for name, data in files.items() if name.endswith(".tar")}
     names = list(files)
-    assert names[-1] == "classes.txt" and names[:-1] == sorted(names[:-1])  # test-*, then train-*
+    assert names[-2:] == ["classes.txt", "croissant.json"] and names[:-2] == sorted(names[:-2])  # test, train
     by_split: dict[str, list[str]] = {"test": [], "train": []}
     for name, shard in shards.items():
         split = name.split("-")[0]

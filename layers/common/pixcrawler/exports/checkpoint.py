@@ -78,6 +78,9 @@ class Job:
     name: str
     format: ExportFormat
     options: ExportOptions
+    created_at: datetime
+    """When the export was asked for: the date its files carry (`datePublished`, the extra files' times), the
+    same in every invocation, so a resumed export writes the same bytes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ members in a row and every reader joins them).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -21,10 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
-from pixcrawler.exports import layout, manifest
+from pixcrawler.exports import croissant, layout, manifest
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -183,11 +184,12 @@ class Output(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What an output needs beyond one image at a time: the export's name and options, its entries (image
-    and path) read again in order for the files that follow the images, a link for a storage key and, for
-    an export with splits, each image's split."""
+    """What an output needs beyond one image at a time: the export's name, date and options, its entries
+    (image and path) read again in order for the files that follow the images, a link for a storage key and,
+    for an export with splits, each image's split."""
 
     title: str
+    published: datetime
     options: ExportOptions
     entries: Callable[[], Iterable[tuple[Image, str]]]
     link: Callable[[str], str]
@@ -225,10 +227,11 @@ class ArchiveOutput:
 
     def _add_extras(self) -> None:
         """The extra files come from a second read of the same rows, after the images, spooled to memory and
-        then /tmp past 1 MiB each: tar needs each entry's size before its bytes."""
-        now = datetime.now(UTC)
-        options, split_of = self._listing.options, self._listing.split_of
-        columns = manifest.COLUMNS if split_of is None else manifest.with_split(manifest.COLUMNS)
+        then /tmp past 1 MiB each: tar needs each entry's size before its bytes. `croissant.json` comes last:
+        it lists the others with the sha256 of the very bytes spooled."""
+        listing = self._listing
+        options, split_of = listing.options, listing.split_of
+        columns = manifest.COLUMNS
         with ExitStack() as stack:
             files: dict[str, IO[bytes]] = {}
 
@@ -237,7 +240,7 @@ class ArchiveOutput:
                 return files[name]
 
             attribution = manifest.Utf8Sink(spool(layout.ATTRIBUTION_FILE))
-            attribution.write(manifest.attribution_header(self._listing.title))
+            attribution.write(manifest.attribution_header(listing.title))
             tables: list[manifest.RowWriter] = []
             if options.include_manifest:
                 tables.append(manifest.CsvRows(manifest.Utf8Sink(spool(layout.MANIFEST_FILE)), columns))
@@ -248,10 +251,12 @@ class ArchiveOutput:
             counts: dict[str, Counter[str]] = {name: Counter() for name in sorted(options.splits or {})}
             for table in tables:
                 table.begin()
-            for image, path in self._listing.entries():
+            credits = croissant.Credits()
+            for image, path in listing.entries():
                 attribution.write(manifest.attribution_entry(image, path))
                 split = None if split_of is None else split_of(image)
                 values = manifest.row(image, path, split)
+                credits.add(values)
                 for table in tables:
                     table.write(values)
                 if split is not None:
@@ -265,10 +270,18 @@ class ArchiveOutput:
                 table.end()
             if split_of is not None:
                 spool(layout.SPLITS_FILE).write(_splits_document(options, counts).encode())
-            for name, stream in files.items():
-                size = stream.tell()
-                stream.seek(0)
-                self._archive.add_stream(name, stream, size, now)
+            listed = [_spooled(name, stream) for name, stream in files.items()]
+            for file in listed:
+                self._archive.add_stream(file.name, files[file.name], file.size, listing.published)
+            description = croissant.document(
+                title=listing.title,
+                published=listing.published,
+                credits=credits,
+                files=listed,
+                records=next((name for name in layout.RECORD_FILES if name in files), None),
+            )
+            document = croissant.encode(description)
+            self._archive.add_stream(layout.CROISSANT_FILE, io.BytesIO(document), len(document), listing.published)
 
 
 def _splits_document(options: ExportOptions, counts: dict[str, Counter[str]]) -> str:
@@ -280,3 +293,14 @@ def _splits_document(options: ExportOptions, counts: dict[str, Counter[str]]) ->
         "counts": {split: dict(sorted(per_label.items())) for split, per_label in counts.items()},
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _spooled(name: str, stream: IO[bytes]) -> croissant.DistributionFile:
+    """A spooled root file as `croissant.json` lists it (size and sha256 of its bytes), rewound for the archive."""
+    size = stream.tell()
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(MiB):
+        digest.update(chunk)
+    stream.seek(0)
+    return croissant.DistributionFile(name, size, digest.hexdigest(), layout.media_type(name))

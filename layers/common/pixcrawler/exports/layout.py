@@ -29,7 +29,24 @@ MANIFEST_FILE = "manifest.csv"
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 HF_METADATA = "metadata.jsonl"
 SPLITS_FILE = "splits.json"
-ROOT_FILES = (MANIFEST_FILE, ATTRIBUTION_FILE, HF_METADATA)
+CROISSANT_FILE = "croissant.json"
+ROOT_FILES = (MANIFEST_FILE, ATTRIBUTION_FILE, HF_METADATA, SPLITS_FILE, CROISSANT_FILE)
+RECORD_FILES = (MANIFEST_FILE, HF_METADATA)
+"""The files `croissant.json` may read its records from, preferred first (`metadata.jsonl` holds the same rows,
+for an `hf_imagefolder` export made without `manifest.csv`)."""
+_MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".jsonl": "application/jsonlines",
+    ".json": "application/json",
+}
+
+
+def media_type(name: str) -> str:
+    """The media type `croissant.json` gives a file the export adds (`train/metadata.jsonl` included)."""
+    if name == CROISSANT_FILE:
+        return "application/ld+json"
+    return _MEDIA_TYPES[posixpath.splitext(name)[1]]
 
 
 def _is_device(name: str) -> bool:
@@ -56,9 +73,9 @@ def label_folders(keywords: Iterable[str | None]) -> dict[str, str]:
     """A folder per keyword (the class label), distinct even where sanitising or letter case would merge two.
 
     A folder never takes the name of a file the export adds beside the folders (`manifest.csv`,
-    `ATTRIBUTION.txt`, `metadata.jsonl`, in any letter case): such a keyword gets a suffix like a merged one
-    (`manifest.csv-2`), so no archive holds a file and a folder of one name. Keys are the keywords ('' for
-    none); sorted first so every invocation derives the same mapping.
+    `ATTRIBUTION.txt`, `metadata.jsonl`, `croissant.json`, in any letter case): such a keyword gets a suffix
+    like a merged one (`manifest.csv-2`), so no archive holds a file and a folder of one name. Keys are the
+    keywords ('' for none); sorted first so every invocation derives the same mapping.
     """
     folders: dict[str, str] = {}
     taken = {name.casefold() for name in ROOT_FILES}

@@ -23,6 +23,7 @@ from pixcrawler.schemas.export import ExportFormat
 COLUMNS = (
     "file_name",
     "label",
+    "split",
     "original_url",
     "source_url",
     "title",
@@ -43,20 +44,16 @@ _CELL_TRAPS = ("\t", "\r", "\n", "\x00")
 _FORMULA_PREFIXES = tuple(FORMULA_START)
 _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
-
-
-def with_split(columns: tuple[str, ...]) -> tuple[str, ...]:
-    """The columns of an export with splits: `split` after `label`."""
-    at = columns.index("label") + 1
-    return (*columns[:at], "split", *columns[at:])
+DEFAULT_SPLIT = "train"
+"""The split of every image of an export that asks for no splits."""
 
 
 def row(image: Image, file_name: str, split: str | None = None) -> dict[str, Any]:
-    """The image's manifest row; the `split` column exists only in exports with splits."""
+    """The image's manifest row; `split` is the export's split for the image (`train` without splits)."""
     return {
         "file_name": file_name,
         "label": image.keyword,
-        **({} if split is None else {"split": split}),
+        "split": split or DEFAULT_SPLIT,
         "original_url": image.original_url,
         "source_url": image.source_url,
         "title": image.title,
@@ -194,8 +191,7 @@ class Document:
         split_of: Callable[[Image], str] | None = None,
     ) -> None:
         self._written = (state or {}).get("written", 0)
-        columns = LINK_COLUMNS if split_of is None else with_split(LINK_COLUMNS)
-        self._rows = rows(Utf8Sink(out), columns, self._written)
+        self._rows = rows(Utf8Sink(out), LINK_COLUMNS, self._written)
         self._link, self._split_of = link, split_of
         if state is None:
             self._rows.begin()

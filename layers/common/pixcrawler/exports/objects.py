@@ -41,6 +41,11 @@ class Objects:
         self.writer: MultipartWriter | None = MultipartWriter(self._s3, self._bucket, checkpoint.key, checkpoint.upload)
 
     @property
+    def finished(self) -> list[StoredFile]:
+        """The objects finished so far, in order."""
+        return self._checkpoint.files
+
+    @property
     def name(self) -> str:
         """The open object's file name."""
         return posixpath.basename(self._checkpoint.key)

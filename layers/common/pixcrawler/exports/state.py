@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import layout, multipart, objects, selection, splits, webdataset
+from pixcrawler.exports import layout, multipart, objects, selection, sidecar, splits, webdataset
 from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, StoredFile
-from pixcrawler.exports.formats import CONTENT_TYPES
+from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
@@ -44,7 +44,13 @@ def claim(export_job_id: int, clock: Clock) -> tuple[Job, Checkpoint] | None:
                 row.checkpoint = None
             return None
         job = Job(
-            row.id, row.crawl_job_id, row.user_id, row.name, ExportFormat(row.format), _options(row.export_options)
+            row.id,
+            row.crawl_job_id,
+            row.user_id,
+            row.name,
+            ExportFormat(row.format),
+            _options(row.export_options),
+            row.created_at,
         )
         if row.checkpoint is None:
             checkpoint = _plan(session, row, job)
@@ -166,8 +172,10 @@ def hand_over(job: Job, checkpoint: Checkpoint, clock: Clock, previous_tail: str
 
 def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
     """Join every object's parts (repeatable, so a lost commit after it completes the job on redelivery),
-    then record it."""
+    describe a document export in its `croissant.json` object (repeatable too), then record it."""
     files = objects.assemble(checkpoint)
+    if job.format not in ARCHIVES and job.format is not ExportFormat.WEBDATASET:
+        files = [*files, sidecar.write_croissant(job, checkpoint)]
     with session_scope() as session:
         row = _locked(session, job, clock)
         _mark_completed(session, row, job, checkpoint, files)

@@ -58,6 +58,7 @@ def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
     plan = selection.split_plan(job, checkpoint)
     return Listing(
         title=job.name,
+        published=job.created_at,
         options=job.options,
         entries=lambda: _entries_again(job, checkpoint),
         link=lambda key: links.presigned_get(key, lifetime),

@@ -10,6 +10,9 @@ Shards are named `<split>-000000.tar`, `<split>-000001.tar`, ... and a shard is 
 would take it past `shard_max_samples` samples or `shard_max_bytes` bytes (its size as a finished tar, end
 records included); a sample larger than the byte cap alone gets a shard of its own. Every decision depends only
 on the images streamed before, so a resumed export cuts the same shards as an unbroken one.
+
+`croissant.json` comes last, its own object: the dataset's creators, licences and labels, and every shard and
+`classes.txt` with its size and sha256 (no record set: its rows are the samples' `.json` members, inside tars).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tarfile
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pixcrawler.exports import layout, manifest
+from pixcrawler.exports import croissant, layout, manifest
 from pixcrawler.exports.formats import Listing, TarArchive
 from pixcrawler.exports.objects import Objects
 from pixcrawler.models import Image
@@ -41,6 +44,10 @@ def sample_key(image_id: int) -> str:
 def classes_text(classes: list[str]) -> bytes:
     """One label a line, each on one line whatever the keyword held; an empty keyword reads `unlabeled`."""
     return "".join(f"{manifest.one_line(label) or layout.UNLABELED}\n" for label in classes).encode()
+
+
+def _media_type(name: str) -> str:
+    return CONTENT_TYPE if name.endswith(".tar") else layout.media_type(name)
 
 
 def _member_bytes(size: int) -> int:
@@ -67,7 +74,7 @@ class ShardsOutput:
         classes: list[str],
         split: Callable[[Image], str],
     ) -> None:
-        self._objects, self._options = objects, listing.options
+        self._objects, self._listing, self._options = objects, listing, listing.options
         self._classes, self._split = classes, split
         self._index = {label: number for number, label in enumerate(classes)}
         self._shard: dict[str, Any] | None = (state or {}).get("shard")
@@ -77,14 +84,13 @@ class ShardsOutput:
             self._tar = TarArchive(objects.writer, state, compress=False)
 
     def write(self, image: Image, path: str, data: bytes) -> None:
-        key, split = sample_key(image.id), self._split(image)
-        extension = posixpath.splitext(path)[1].lower() or ".bin"
-        label = image.keyword or ""
-        row = {**manifest.row(image, f"{key}{extension}"), "split": split, "label_index": self._index[label]}
+        split = self._split(image)
+        row = self._row(image, path, split)
+        key = sample_key(image.id)
         members = [
-            (f"{key}{extension}", data),
+            (row["file_name"], data),
             (f"{key}.json", manifest.json_text(row).encode()),
-            (f"{key}.cls", str(self._index[label]).encode()),
+            (f"{key}.cls", str(row["label_index"]).encode()),
         ]
         tar = self._shard_for(split, sum(_member_bytes(len(body)) for _, body in members))
         for name, body in members:
@@ -116,11 +122,37 @@ class ShardsOutput:
         return {**tar_state, "shard": self._shard}
 
     def close(self) -> None:
-        """End the last shard, then store `classes.txt` after every shard."""
+        """End the last shard, then store `classes.txt` and `croissant.json` after every shard."""
         if self._tar is not None:
             self._tar.close()
         self._objects.finish()
         self._objects.put(CLASSES_FILE, classes_text(self._classes), "text/plain; charset=utf-8")
+        self._objects.put(layout.CROISSANT_FILE, self._croissant(), layout.media_type(layout.CROISSANT_FILE))
+
+    def _croissant(self) -> bytes:
+        """The description, from a second read of the rows (which also checks they did not change meanwhile)."""
+        credits = croissant.Credits()
+        for image, path in self._listing.entries():
+            credits.add(self._row(image, path, self._split(image)))
+        files = [
+            croissant.DistributionFile(file.name, file.size, file.sha256 or "", _media_type(file.name))
+            for file in self._objects.finished
+        ]
+        description = croissant.document(
+            title=self._listing.title,
+            published=self._listing.published,
+            credits=credits,
+            files=files,
+            records=None,
+            image_files=False,
+        )
+        return croissant.encode(description)
+
+    def _row(self, image: Image, path: str, split: str) -> dict[str, Any]:
+        """The sample's manifest row (its `.json` member), `file_name` being the image member's name."""
+        extension = posixpath.splitext(path)[1].lower() or ".bin"
+        label_index = self._index[image.keyword or ""]
+        return {**manifest.row(image, f"{sample_key(image.id)}{extension}", split), "label_index": label_index}
 
     def abandon(self) -> None:
         if self._tar is not None:
