@@ -29,6 +29,7 @@ from pixcrawler.settings import get_settings
 from tests import events, factories
 from tests.events import lambda_context
 from tests.export.conftest import deliver, drain, export_job, fetch, reload
+from tests.export.test_croissant import opened
 from tests.export.test_links import s3_server  # noqa: F401 (the fixture, moto served over HTTP)
 
 SHORT = 1_000  # ms left: below the reserve, so every invocation stops after one image
@@ -294,6 +295,7 @@ def test_webdataset_reads_every_sample_downloaded_through_the_listed_links(
     export_app: ModuleType,
     api_function: ModuleType,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import webdataset as wds
 
@@ -324,6 +326,8 @@ def test_webdataset_reads_every_sample_downloaded_through_the_listed_links(
         paths[file["name"]] = tmp_path / file["name"]
         paths[file["name"]].write_bytes(data)
 
+    described = opened(paths["croissant.json"], caplog)  # mlcroissant validates it: no error, no warning
+    assert {entry.name for entry in described.metadata.distribution} == set(paths) - {"croissant.json"}
     classes = paths["classes.txt"].read_text().splitlines()
     shards = [str(path) for name, path in paths.items() if name.endswith(".tar")]
     seen: Iterator[dict[str, Any]] = iter(wds.WebDataset(shards, shardshuffle=False).decode("pil"))
