@@ -411,8 +411,8 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--split-seed", type=int, default=0, help="another seed gives another split (default 0)")
     crawl.add_argument(
         "--output",
-        help="archive path (default: KEYWORDS.FORMAT here); for webdataset a folder for every shard and "
-        "classes.txt (default: KEYWORDS-webdataset/)",
+        help="archive path (default: KEYWORDS.FORMAT here); for webdataset a folder for every file the export "
+        "lists: shards, classes.txt, croissant.json (default: KEYWORDS-webdataset/)",
     )
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")

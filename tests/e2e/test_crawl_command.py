@@ -63,7 +63,7 @@ def test_crawl_downloads_a_webdataset_export_into_a_folder_that_webdataset_reads
     assert result.returncode == 0, result.stdout + result.stderr
     folder = tmp_path / "birds-webdataset"
     assert "5 exported" in result.stdout and str(folder) in result.stdout
-    assert sorted(path.name for path in folder.iterdir()) == ["classes.txt", "train-000000.tar"]
+    assert sorted(path.name for path in folder.iterdir()) == ["classes.txt", "croissant.json", "train-000000.tar"]
     assert (folder / "classes.txt").read_text() == "birds\n"
     read = list(wds.WebDataset([str(folder / "train-000000.tar")], shardshuffle=False).decode("pil"))
     assert len(read) == 5 and {sample["cls"] for sample in read} == {0}
