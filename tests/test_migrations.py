@@ -6,8 +6,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
 
 from pixcrawler.models import Base
+from tests import factories
 from tests.conftest import alembic_config
 
 TABLES = {
@@ -91,3 +93,39 @@ def test_0006_renames_the_export_workers_activity_rows_and_back(engine: Engine) 
     command.downgrade(config, "0005")
     assert _actions(engine) == ["export_job.started", "export.completed", "export.failed", "crawl_job.completed"]
     command.upgrade(config, "head")
+
+
+def test_0010_lists_the_one_object_of_exports_finished_before_it(engine: Engine) -> None:
+    """Exports finished before exports had several objects keep their link and size in `files`; sha256 unknown."""
+    config = alembic_config()
+    engine.dispose()
+    command.downgrade(config, "0009")
+    with Session(engine) as session:
+        job = factories.crawl_job(session)
+        session.commit()
+        job_id, user_id = job.id, job.project.user_id
+    with engine.begin() as connection:
+        finished = ("exports/1/1-ab/cats.zip", 42, "https://api.example.com/v1/downloads/t")
+        for storage_key, size, url in (finished, (None, None, None)):
+            connection.execute(
+                text(
+                    "INSERT INTO export_jobs (crawl_job_id, user_id, name, format, storage_key, file_size,"
+                    " download_url) VALUES (:job, :user, 'e', 'zip', :key, :size, :url)"
+                ),
+                {"job": job_id, "user": user_id, "key": storage_key, "size": size, "url": url},
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        listed = list(connection.scalars(text("SELECT files FROM export_jobs ORDER BY id")))
+    assert listed == [
+        [
+            {
+                "name": "cats.zip",
+                "key": "exports/1/1-ab/cats.zip",
+                "size": 42,
+                "sha256": None,
+                "download_url": "https://api.example.com/v1/downloads/t",
+            }
+        ],
+        [],
+    ]

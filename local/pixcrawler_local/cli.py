@@ -290,6 +290,12 @@ def _transform_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+def default_output(keywords: list[str], export_format: str) -> str:
+    """`KEYWORDS.FORMAT` for an archive or a document; a folder `KEYWORDS-webdataset/` for the shards."""
+    stem = "-".join(keywords)[:60]
+    return f"{stem}-webdataset" if export_format == ExportFormat.WEBDATASET else f"{stem}.{export_format}"
+
+
 def _export_options(args: argparse.Namespace) -> dict[str, Any]:
     from pydantic import ValidationError
 
@@ -318,7 +324,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if Provider.URLS in providers and not urls:
         raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
     _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
-    output = Path(args.output or f"{'-'.join(args.keywords)[:60]}.{args.format}").resolve()
+    output = Path(args.output or default_output(args.keywords, args.format)).resolve()
     options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
     request = DatasetRequest(
         name=" ".join(args.keywords)[:200],
@@ -431,7 +437,11 @@ def _parser() -> argparse.ArgumentParser:
         help="split the export, e.g. train=0.8,validation=0.1,test=0.1 (the README tells the rule)",
     )
     crawl.add_argument("--split-seed", type=int, default=0, help="another seed gives another split (default 0)")
-    crawl.add_argument("--output", help="archive path (default: KEYWORDS.FORMAT here)")
+    crawl.add_argument(
+        "--output",
+        help="archive path (default: KEYWORDS.FORMAT here); for webdataset a folder for every file the export "
+        "lists: shards, classes.txt, croissant.json (default: KEYWORDS-webdataset/)",
+    )
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
     crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")

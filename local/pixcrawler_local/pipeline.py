@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pixcrawler.schemas.export import ExportFormat
 from pixcrawler_local.client import Client, download
 
 
@@ -31,6 +32,7 @@ class DatasetRequest:
     providers: list[str]
     max_images: int
     output: Path
+    """The archive's path, or for WebDataset the folder that receives every file the export lists."""
     urls: list[str] | None = None
     rules: dict[str, Any] = field(default_factory=dict)
     export_format: str = "zip"
@@ -103,10 +105,17 @@ class Pipeline:
         )
         export = self._stage("export", f"/v1/export-jobs/{export['id']}", "total_images", "exported_images")
         stages["export"], mark = time.monotonic() - mark, time.monotonic()
-        with tqdm(
-            desc=f"{'download':<9}", unit="B", unit_scale=True, total=export.get("file_size"), disable=not self.progress
-        ) as bar:
-            size = download(export["download_url"], request.output, bar.update)
+        files = export.get("files") or []
+        folder = request.export_format == ExportFormat.WEBDATASET
+        total = sum(file["size"] for file in files) if folder else export.get("file_size")
+        with tqdm(desc=f"{'download':<9}", unit="B", unit_scale=True, total=total, disable=not self.progress) as bar:
+            if folder:  # every shard, classes.txt and croissant.json into the output folder
+                size = sum(
+                    download(file["download_url"], request.output / Path(file["name"]).name, bar.update)
+                    for file in files
+                )
+            else:
+                size = download(export["download_url"], request.output, bar.update)
         stages["download"] = time.monotonic() - mark
         return Outcome(crawl, validation, export, request.output, size, time.monotonic() - started, stages)
 

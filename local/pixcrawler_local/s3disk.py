@@ -11,7 +11,8 @@ What it speaks, path-style as boto3 and the CRT address a custom endpoint: Creat
 PutObject, GetObject and HeadObject (single byte ranges, conditional requests, presigned links with their
 expiry and `response-*` overrides), DeleteObject, DeleteObjects, ListObjectsV2 (prefix, start-after,
 continuation, `encoding-type=url`; no delimiter), and multipart uploads (create, upload part, complete with
-S3's 5 MiB minimum, abort). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3
+S3's 5 MiB minimum, abort, list by prefix: an export's clean-up aborts whatever upload a killed invocation
+left). Bodies may be `aws-chunked` with a trailing checksum, as the CRT and recent boto3
 send them; the checksum is verified (crc32, crc32c, crc64nvme, sha1, sha256) and a mismatch is refused as S3
 refuses it. As in S3, an object keeps the checksum it was sent with and names it in the PUT's answer, in a
 whole-object GET that asks for it (`x-amz-checksum-mode: ENABLED`, which boto3 sends and then checks the
@@ -269,7 +270,10 @@ class DiskS3:
         method = environ["REQUEST_METHOD"]
         bucket, _, key = environ["PATH_INFO"].encode("latin-1").decode("utf-8").lstrip("/").partition("/")
         query = {name: values[0] for name, values in parse_qs(environ.get("QUERY_STRING", ""), True).items()}
-        if not key:
+        handler: Callable[..., Iterable[bytes]] | None
+        if not key and method == "GET" and "uploads" in query:
+            handler = self._list_uploads
+        elif not key:
             handler = {
                 ("PUT", False): self._create_bucket,
                 ("HEAD", False): self._head_bucket,
@@ -519,6 +523,32 @@ class DiskS3:
         shutil.rmtree(self._upload_dir(bucket, key, query["uploadId"]))
         return _reply(start, 204, b"")
 
+    def _list_uploads(
+        self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
+    ) -> Iterable[bytes]:
+        """ListMultipartUploads under a prefix, every match on one page: a development stack holds a few."""
+        self._keys(bucket)
+        prefix, found = query.get("prefix", ""), []
+        for path in self._uploads.glob("*/upload.json"):
+            try:
+                started = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):  # completed or aborted meanwhile
+                continue
+            if started["bucket"] == bucket and started["key"].startswith(prefix):
+                found.append((started["key"], path.parent.name, datetime.fromisoformat(started["last_modified"])))
+        encode = (lambda text: quote(text, safe="/")) if query.get("encoding-type") == "url" else (lambda text: text)
+        result = ET.Element("ListMultipartUploadsResult", xmlns=NS)
+        for name, value in (("Bucket", bucket), ("Prefix", encode(prefix)), ("IsTruncated", "false")):
+            ET.SubElement(result, name).text = value
+        if query.get("encoding-type") == "url":
+            ET.SubElement(result, "EncodingType").text = "url"
+        for upload_key, upload_id, initiated in sorted(found):
+            item = ET.SubElement(result, "Upload")
+            ET.SubElement(item, "Key").text = encode(upload_key)
+            ET.SubElement(item, "UploadId").text = upload_id
+            ET.SubElement(item, "Initiated").text = initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return _xml(start, 200, result)
+
 
 def _malformed() -> S3Error:
     message = "The XML you provided was not well-formed or did not validate against our published schema"
@@ -630,6 +660,7 @@ _PARAMETERS = {
     "_upload_part": {"uploadId", "partNumber"},
     "_complete": {"uploadId"},
     "_abort": {"uploadId"},
+    "_list_uploads": {"uploads", "prefix", "encoding-type"},
 }
 """The query parameters each handler serves. Any other names a subresource or an option it would ignore (a
 `?tagging` PUT would replace the object with the tagging document, a `?partNumber` GET answer the whole

@@ -152,6 +152,20 @@ def test_inline_policies_name_exact_resources(translated: dict[str, Any]) -> Non
                         assert "/projects/*" in json.dumps(target) or "/exports/*" in json.dumps(target), target
 
 
+@pytest.mark.parametrize("role", ["ApiFunctionRole", "ExportFunctionRole"])
+def test_roles_that_clean_export_prefixes_may_list_and_abort_their_uploads(
+    translated: dict[str, Any], role: str
+) -> None:
+    """Completing, failing or cancelling an export (export function) and deleting a project (API) list the
+    prefix's objects and unfinished multipart uploads, delete and abort them; moto never checks IAM."""
+    allowed: set[str] = set()
+    for policy in translated["Resources"][role]["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            allowed.update(actions)
+    assert {"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:DeleteObject", "s3:AbortMultipartUpload"} <= allowed
+
+
 def test_data_bucket_is_private_encrypted_tls_only_and_expires_exports(translated: dict[str, Any]) -> None:
     bucket = translated["Resources"]["DataBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())

@@ -47,6 +47,30 @@ def test_crawl_builds_an_archive_from_a_url_list(tmp_path: Path, clean_env: dict
             assert file is not None and file.read(3) == b"\xff\xd8\xff"
 
 
+def test_crawl_downloads_a_webdataset_export_into_a_folder_that_webdataset_reads(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    import webdataset as wds
+
+    with HttpHost() as host:
+        for seed in range(5):
+            host.routes[f"/{seed}.jpg"] = Response(samples.jpeg(seed, 160, 120), headers=JPEG)
+        urls = [arg for seed in range(5) for arg in ("--url", host.url(f"/{seed}.jpg"))]
+        result = pixcrawler(
+            "crawl", "birds", "--provider", "urls", *urls, "--format", "webdataset",
+            "--data-dir", str(tmp_path / "state"), "--allow-loopback", "--quiet",
+            env=clean_env, cwd=tmp_path, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "birds-webdataset"
+    assert "5 exported" in result.stdout and str(folder) in result.stdout
+    assert sorted(path.name for path in folder.iterdir()) == ["classes.txt", "croissant.json", "train-000000.tar"]
+    assert (folder / "classes.txt").read_text() == "birds\n"
+    read = list(wds.WebDataset([str(folder / "train-000000.tar")], shardshuffle=False).decode("pil"))
+    assert len(read) == 5 and {sample["cls"] for sample in read} == {0}
+    assert all(sample["jpg"].size == (160, 120) for sample in read)
+
+
 def test_crawl_splits_the_export_into_an_image_folder_per_split(tmp_path: Path, clean_env: dict[str, str]) -> None:
     with HttpHost() as host:
         for seed in range(8):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -86,6 +87,10 @@ def test_an_export_continues_across_invocations_into_the_same_bytes(
     assert done.storage_key is not None
     described = [f"{done.storage_key.rsplit('/', 1)[0]}/croissant.json"] if fmt in ("csv", "json", "jsonl") else []
     assert sorted(objects(env, f"exports/{job.project_id}/{pieces.id}-")) == sorted([done.storage_key, *described])
+    stored = fetch(env, done.storage_key)  # its object, hashed across five invocations
+    name, size, digest = done.storage_key.rsplit("/", 1)[1], len(stored), hashlib.sha256(stored).hexdigest()
+    assert [(file["name"], file["size"], file["sha256"]) for file in done.files][:1] == [(name, size, digest)]
+    assert [file["name"] for file in done.files][1:] == [name.rsplit("/", 1)[-1] for name in described]
     expected = image_files(fetch(env, reload(session, whole).storage_key or ""), fmt)
     produced = image_files(fetch(env, done.storage_key or ""), fmt)
     if fmt in ("csv", "json", "jsonl"):  # links carry signing times; compare everything else

@@ -389,6 +389,35 @@ def test_a_multipart_upload_out_of_order_with_a_part_uploaded_again(pair: Pair) 
     assert (got["CacheControl"], got["Metadata"]) == ("no-cache", {"n": "1"})
 
 
+def test_unfinished_uploads_are_listed_by_prefix_alike_until_aborted(pair: Pair) -> None:
+    """What an export's clean-up asks: the uploads left under its prefix (a killed invocation's), to abort."""
+    keys = ["exports/1/a/train-000000.tar", f"exports/1/a/{KEYS[0]}", f"exports/1/b/{KEYS[4]}", "exports/2/x.zip"]
+    started = {
+        name: {key: s3.create_multipart_upload(Bucket=pair.bucket, Key=key)["UploadId"] for key in keys}
+        for name, s3 in pair.clients.items()
+    }
+
+    def listed(prefix: str) -> dict[str, list[tuple[str, str]]]:
+        seen = {}
+        for name, s3 in pair.clients.items():
+            pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=pair.bucket, Prefix=prefix)
+            seen[name] = [(upload["Key"], upload["UploadId"]) for page in pages for upload in page.get("Uploads", [])]
+        return seen
+
+    # S3 lists uploads sorted by key (ListMultipartUploads, "Sorting of multipart uploads in response"); moto
+    # lists them in the order they were started, so only its set is compared
+    for prefix, expected in (("exports/1/", keys[:3]), ("exports/1/a/", keys[:2]), ("", keys)):
+        seen = listed(prefix)
+        for name in pair.clients:
+            wanted = [(key, started[name][key]) for key in sorted(expected)]
+            assert (seen[name] if name == "s3disk" else sorted(seen[name])) == wanted, (name, prefix)
+    for name, s3 in pair.clients.items():
+        s3.abort_multipart_upload(Bucket=pair.bucket, Key=keys[0], UploadId=started[name][keys[0]])
+    assert {name: sorted(key for key, _ in uploads) for name, uploads in listed("exports/1/").items()} == {
+        name: sorted(keys[1:3]) for name in pair.clients
+    }
+
+
 def test_multipart_refusals_are_the_same(pair: Pair) -> None:
     def too_small(s3: Any, bucket: str) -> Any:
         return complete(s3, bucket, "small", *upload(s3, bucket, "small", {1: b"a" * 1000, 2: b"b"}))

@@ -1,10 +1,13 @@
-"""Listing and deleting objects of the data bucket, for project deletion and crawl clean-up alike."""
+"""Listing and deleting objects of the data bucket, for project deletion, crawl and export clean-up alike."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from itertools import islice
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
 
 from pixcrawler import aws
 from pixcrawler.settings import get_settings
@@ -34,3 +37,15 @@ def delete(keys: Iterable[str]) -> int:
             raise RuntimeError(f"S3 refused to delete {len(errors)} object(s), e.g. {errors[0]}")
         removed += len(batch)
     return removed
+
+
+def abort_uploads(prefix: str) -> int:
+    """Abort every unfinished multipart upload under `prefix` (S3 bills their stored parts until then, and a
+    listing of objects never shows them); returns how many. One already gone is not an error."""
+    client, bucket, aborted = aws.s3(), get_settings().data_bucket, 0
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            with suppress(ClientError):
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+    return aborted

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pixcrawler.exports.multipart import UploadState
 from pixcrawler.models import ExportItem, Image
@@ -33,8 +33,23 @@ class Cancelled(LeaseLost):
     """The job was cancelled while it ran: drop the upload, leave the row as the canceller set it."""
 
 
+class StoredFile(BaseModel):
+    """A finished object of the export: its multipart upload (joined when the export completes) or, for a small
+    file put whole, none."""
+
+    name: str
+    key: str
+    size: int
+    sha256: str | None
+    upload: UploadState | None = None
+
+
 class Checkpoint(BaseModel):
-    """Everything an invocation needs to continue the export where the previous one stopped."""
+    """Everything an invocation needs to continue the export where the previous one stopped.
+
+    `key` and `upload` are the object being written; `files` the objects finished before it. `passes`, when
+    set, are the splits streamed one after the other (`pass_index` the current one, `position` the last image
+    id written in it); unset, the images stream once in id order."""
 
     key: str
     only_valid: bool
@@ -47,6 +62,9 @@ class Checkpoint(BaseModel):
     exported: int = 0
     output: dict[str, Any] | None = None
     phase: Literal["images", "assembling"] = "images"
+    files: list[StoredFile] = Field(default_factory=list)
+    passes: list[str] | None = None
+    pass_index: int = 0
     sequence: int = 0
     lease_owner: str | None = None
     lease_until: datetime | None = None

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
 from pixcrawler.exports import croissant, items, layout, manifest
+from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.multipart import MiB, MultipartWriter
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
@@ -108,6 +109,11 @@ class TarArchive:
         self._tar = tarfile.TarFile(fileobj=self._gzip or out, mode="w", format=tarfile.PAX_FORMAT)
         self._tar.offset = (state or {}).get("offset", 0)
 
+    @property
+    def offset(self) -> int:
+        """Bytes of tar written so far (before any gzip)."""
+        return self._tar.offset
+
     @staticmethod
     def _info(path: str, size: int, mtime: datetime) -> tarfile.TarInfo:
         info = tarfile.TarInfo(path)
@@ -150,6 +156,7 @@ CONTENT_TYPES = {
     ExportFormat.CSV: "text/csv; charset=utf-8",
     ExportFormat.JSON: "application/json",
     ExportFormat.JSONL: "application/x-ndjson",
+    ExportFormat.WEBDATASET: "application/x-tar",
 }
 ARCHIVES = frozenset({ExportFormat.ZIP, ExportFormat.TAR, ExportFormat.TAR_GZ})
 
@@ -162,7 +169,7 @@ class Output(Protocol):
 
     reads_images: ClassVar[bool]
 
-    def write(self, image: Image, path: str, data: bytes) -> None: ...
+    def write(self, image: Image, path: str, data: bytes, written: Written | None = None) -> None: ...
     def suspend(self) -> dict[str, Any]:
         """Push every byte written so far into the writer; return the state `open_output` resumes from."""
         ...
@@ -206,7 +213,7 @@ class ArchiveOutput:
     def __init__(self, archive: Archive, listing: Listing) -> None:
         self._archive, self._listing = archive, listing
 
-    def write(self, image: Image, path: str, data: bytes) -> None:
+    def write(self, image: Image, path: str, data: bytes, written: Written | None = None) -> None:
         self._archive.add(path, data, image.created_at)
 
     def suspend(self) -> dict[str, Any]:

@@ -210,7 +210,7 @@ class Document:
         if state is None:
             self._rows.begin()
 
-    def write(self, image: Image, path: str, data: bytes) -> None:
+    def write(self, image: Image, path: str, data: bytes, written: Written | None = None) -> None:
         url = self._link(image.storage_url)
         split = None if self._split_of is None else self._split_of(image)
         values = row(image, path, Written.original(image), split)

@@ -7,6 +7,10 @@ memory stays around three parts (buffer, the part's body, the SDK's checksum pas
 Suspending (for a long export that continues in the next Lambda invocation) cannot upload the unfinished
 buffer as a part (S3 refuses parts under 5 MiB except the last), so it is stored as a small "tail" object and
 read back on resume: the byte stream continues exactly where it stopped.
+
+Each part is hashed as it is uploaded (parts go up in order, so the parts' bytes in order are the object's), and
+the running SHA-256 state is kept in the upload's state beside the parts it covers: the object's sha256 is known
+when the last part is uploaded, however many invocations wrote it, without reading anything back.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import io
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
+
+from pixcrawler.exports.digest import ResumableSha256
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -45,6 +51,8 @@ class UploadState(BaseModel):
     parts: list[dict[str, Any]] = Field(default_factory=list)
     size: int = 0
     tail_key: str | None = None
+    hash_state: str | None = Field(default=None, description="SHA-256 state over the uploaded parts")
+    sha256: str | None = Field(default=None, description="The object's sha256, once the last part is uploaded")
 
 
 class MultipartWriter(io.RawIOBase):
@@ -55,6 +63,8 @@ class MultipartWriter(io.RawIOBase):
         self._s3, self._bucket, self._key = s3, bucket, key
         self.state = state
         self._buffer = bytearray()
+        # a checkpoint written before parts were hashed cannot know its object's digest: leave it unknown
+        self._hash = None if state.parts and state.hash_state is None else ResumableSha256(state.hash_state)
         if state.tail_key:
             self._buffer += s3.get_object(Bucket=bucket, Key=state.tail_key)["Body"].read()
 
@@ -85,6 +95,9 @@ class MultipartWriter(io.RawIOBase):
             Bucket=self._bucket, Key=self._key, UploadId=self.state.upload_id, PartNumber=number, Body=body
         )
         self.state.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        if self._hash is not None:
+            self._hash.update(body)
+            self.state.hash_state = self._hash.state()
 
     def suspend(self, tail_key: str) -> UploadState:
         """Store the unfinished part as `tail_key` and return the state to resume from."""
@@ -98,6 +111,7 @@ class MultipartWriter(io.RawIOBase):
             self._upload(bytes(self._buffer))
             self._buffer.clear()
         self.state.tail_key = None
+        self.state.sha256 = self._hash.hexdigest() if self._hash is not None else None
         return self.state
 
 

@@ -19,6 +19,7 @@ from pixcrawler.exports.checkpoint import Checkpoint, Job
 from pixcrawler.models import Image
 
 PAGE_SIZE = 500
+DEFAULT_SPLIT = "train"
 HASH_PAGE_SIZE = 10_000
 
 
@@ -63,6 +64,36 @@ def hashes(session: Session, crawl_job_id: int, only_valid: bool, last_image_id:
         if len(page) < HASH_PAGE_SIZE:
             return
         after = page[-1][0]
+
+
+def split_names(job: Job) -> list[str]:
+    """The export's splits in the order a WebDataset export streams them (code-point order, as `splits` lays
+    them out), `train` alone when no splits are asked for."""
+    return sorted(job.options.splits) if job.options.splits else [DEFAULT_SPLIT]
+
+
+def split_of(job: Job, checkpoint: Checkpoint, image: Image) -> str:
+    """The split `image` belongs to, one of `split_names(job)`."""
+    return split(job, checkpoint, image) or DEFAULT_SPLIT
+
+
+def remaining(job: Job, checkpoint: Checkpoint, pass_index: int, after: int) -> Iterator[Image]:
+    """The images from pass `pass_index` after id `after` on: in id order, or split after split when the
+    checkpoint streams by `passes` (each WebDataset split is its own shard set)."""
+    if not checkpoint.passes:
+        yield from images(job, checkpoint, after)
+        return
+    for index in range(pass_index, len(checkpoint.passes)):
+        split = checkpoint.passes[index]
+        start = after if index == pass_index else 0
+        yield from (image for image in images(job, checkpoint, start) if split_of(job, checkpoint, image) == split)
+
+
+def written(job: Job, checkpoint: Checkpoint, image: Image) -> None:
+    """Move the checkpoint past `image`, the last one written."""
+    checkpoint.position, checkpoint.exported = image.id, checkpoint.exported + 1
+    if checkpoint.passes:
+        checkpoint.pass_index = checkpoint.passes.index(split_of(job, checkpoint, image))
 
 
 def path(job: Job, checkpoint: Checkpoint, image: Image, extension: str | None = None) -> str:

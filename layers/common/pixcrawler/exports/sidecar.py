@@ -14,7 +14,7 @@ import posixpath
 
 from pixcrawler import aws
 from pixcrawler.exports import croissant, layout, manifest, selection
-from pixcrawler.exports.checkpoint import Checkpoint, Job, Written
+from pixcrawler.exports.checkpoint import Checkpoint, Job, StoredFile, Written
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.schemas.export import ExportFormat
 from pixcrawler.settings import get_settings
@@ -31,9 +31,9 @@ def croissant_key(storage_key: str) -> str:
     return posixpath.join(posixpath.dirname(storage_key), layout.CROISSANT_FILE)
 
 
-def write_croissant(job: Job, checkpoint: Checkpoint) -> None:
-    """Describe the assembled document at `checkpoint.key`; repeatable, so a redelivered completion simply
-    writes it again."""
+def write_croissant(job: Job, checkpoint: Checkpoint) -> StoredFile:
+    """Describe the assembled document at `checkpoint.key` and return the description as the export lists it;
+    repeatable, so a redelivered completion simply writes it again."""
     settings = get_settings()
     s3 = aws.s3()
     digest, size = hashlib.sha256(), 0
@@ -44,17 +44,20 @@ def write_croissant(job: Job, checkpoint: Checkpoint) -> None:
     for image in selection.images(job, checkpoint, 0):
         credits.add(manifest.row(image, selection.path(job, checkpoint, image), Written.original(image)))
     name = posixpath.basename(checkpoint.key)
-    document = croissant.document(
-        title=job.name,
-        published=job.created_at,
-        credits=credits,
-        files=[croissant.DistributionFile(name, size, digest.hexdigest(), ENCODING_FORMATS[job.format])],
-        records=name,
-        image_files=False,
+    document = croissant.encode(
+        croissant.document(
+            title=job.name,
+            published=job.created_at,
+            credits=credits,
+            files=[croissant.DistributionFile(name, size, digest.hexdigest(), ENCODING_FORMATS[job.format])],
+            records=name,
+            image_files=False,
+        )
     )
+    key = croissant_key(checkpoint.key)
     s3.put_object(
-        Bucket=settings.data_bucket,
-        Key=croissant_key(checkpoint.key),
-        Body=croissant.encode(document),
-        ContentType=layout.media_type(layout.CROISSANT_FILE),
+        Bucket=settings.data_bucket, Key=key, Body=document, ContentType=layout.media_type(layout.CROISSANT_FILE)
+    )
+    return StoredFile(
+        name=layout.CROISSANT_FILE, key=key, size=len(document), sha256=hashlib.sha256(document).hexdigest()
     )

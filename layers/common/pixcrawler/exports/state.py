@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
-from pixcrawler.exports import items, layout, multipart, sidecar, splits
-from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, Written
+from pixcrawler.exports import items, layout, multipart, objects, selection, sidecar, splits, webdataset
+from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, StoredFile, Written
 from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
-from pixcrawler.exports.selection import hashes, selection
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
 from pixcrawler.schemas.export import ExportFormat, ExportOptions
@@ -89,7 +88,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
             != 0
         )
         row.export_options = {**row.export_options, "only_valid": only_valid}
-    chosen = selection(job.crawl_job_id, only_valid).subquery()
+    chosen = selection.selection(job.crawl_job_id, only_valid).subquery()
     total, last_id = session.execute(select(func.count(), func.max(chosen.c.id))).one()
     if not total:
         which = "valid images" if only_valid else "images"
@@ -98,7 +97,9 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     keywords = session.scalars(select(chosen.c.keyword).distinct())
     project_id = session.scalar(select(CrawlJob.project_id).where(CrawlJob.id == job.crawl_job_id))
     assert project_id is not None
-    key = object_keys.export_key(project_id, job.id, layout.export_file_name(job.name, job.format.value))
+    passes = selection.split_names(job) if job.format is ExportFormat.WEBDATASET else None
+    first = webdataset.shard_name(passes[0], 0) if passes else layout.export_file_name(job.name, job.format.value)
+    key = object_keys.export_key(project_id, job.id, first)
     settings = get_settings()
     upload = multipart.start(
         aws.s3(), settings.data_bucket, key, settings.export_part_size_mb * MiB, CONTENT_TYPES[job.format]
@@ -112,6 +113,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
         labels=layout.label_folders(keywords),
         upload=upload,
         split_moves=_plan_splits(session, row, job, only_valid, last_id),
+        passes=passes,
     )
 
 
@@ -121,7 +123,9 @@ def _plan_splits(session: Session, row: ExportJob, job: Job, only_valid: bool, l
     if job.options.splits is None:
         return {}
     plan = splits.plan(
-        lambda: hashes(session, job.crawl_job_id, only_valid, last_id), job.options.splits, job.options.split_seed
+        lambda: selection.hashes(session, job.crawl_job_id, only_valid, last_id),
+        job.options.splits,
+        job.options.split_seed,
     )
     row.split_counts = plan.counts
     return plan.moved
@@ -179,17 +183,17 @@ def hand_over(
 
 
 def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
-    """Join the parts (repeatable, so a lost commit after it completes the job on redelivery), describe a
-    document export in its `croissant.json` object (repeatable too), then record it."""
-    multipart.assemble(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
-    if job.format not in ARCHIVES:
-        sidecar.write_croissant(job, checkpoint)
+    """Join every object's parts (repeatable, so a lost commit after it completes the job on redelivery),
+    describe a document export in its `croissant.json` object (repeatable too), then record it."""
+    files = objects.assemble(checkpoint)
+    if job.format not in ARCHIVES and job.format is not ExportFormat.WEBDATASET:
+        files = [*files, sidecar.write_croissant(job, checkpoint)]
     with session_scope() as session:
         row = _locked(session, job, clock)
-        _mark_completed(session, row, job, checkpoint)
+        _mark_completed(session, row, job, checkpoint, files)
         started = row.started_at or datetime.now(UTC)
     ran = datetime.now(UTC) - started
-    observability.export_completed(checkpoint.exported, checkpoint.upload.size, ran.total_seconds())
+    observability.export_completed(checkpoint.exported, sum(file.size for file in files), ran.total_seconds())
 
 
 def fail(job: Job, checkpoint: Checkpoint, clock: Clock, message: str) -> None:
@@ -212,9 +216,8 @@ def fail_unclaimed(export_job_id: int, message: str) -> None:
 
 
 def discard(checkpoint: Checkpoint) -> None:
-    with suppress(ClientError):
-        multipart.abort(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload.upload_id)
-    delete_tail(checkpoint.upload.tail_key)
+    """Drop everything the export wrote: every unfinished upload and every object under its prefix."""
+    objects.sweep(checkpoint)
 
 
 def delete_tail(key: str | None) -> None:
@@ -228,10 +231,14 @@ def _mark_started(session: Session, row: ExportJob, total: int) -> None:
     row.total_images, row.exported_images, row.progress = total, 0, 0
 
 
-def _mark_completed(session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint) -> None:
-    link = links.issue(job.id, timedelta(hours=job.options.link_lifetime_hours))
-    lifecycle.complete(session, row, format=job.format.value, images=checkpoint.exported, bytes=checkpoint.upload.size)
-    row.storage_key, row.file_size = checkpoint.key, checkpoint.upload.size
+def _mark_completed(
+    session: Session, row: ExportJob, job: Job, checkpoint: Checkpoint, files: list[StoredFile]
+) -> None:
+    listed = [file.model_dump(include={"name", "key", "size", "sha256"}) for file in files]
+    link, row.files = links.issue_all(job.id, listed, timedelta(hours=job.options.link_lifetime_hours))
+    size = sum(file.size for file in files)
+    lifecycle.complete(session, row, format=job.format.value, images=checkpoint.exported, bytes=size)
+    row.storage_key, row.file_size = files[0].key, files[0].size
     row.total_images = row.exported_images = checkpoint.exported
     row.download_url, row.expires_at = link.url, link.expires_at
     row.checkpoint = None

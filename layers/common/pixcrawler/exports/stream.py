@@ -1,4 +1,4 @@
-"""Streaming an export's images into its one S3 object, through the format's `Output`.
+"""Streaming an export's images into its S3 objects (one, or a WebDataset's shards), through the format's `Output`.
 
 The Lambda time limit shapes this: when the remaining time runs low the stream stops at an image boundary,
 the output pushes out what it holds, the unfinished part goes to a tail object, and `state.hand_over` commits
@@ -16,17 +16,19 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
 from pixcrawler import aws, links
-from pixcrawler.exports import items, selection, state
+from pixcrawler.exports import items, selection, state, webdataset
 from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job, Written
 from pixcrawler.exports.formats import Listing, Output, open_output
-from pixcrawler.exports.multipart import MultipartWriter
+from pixcrawler.exports.objects import Objects
 from pixcrawler.exports.transform import Transform, TransformError
 from pixcrawler.models import Image
+from pixcrawler.schemas.export import ExportFormat
 from pixcrawler.settings import get_settings
 
 T = TypeVar("T")
@@ -36,15 +38,24 @@ R = TypeVar("R")
 def write(job: Job, checkpoint: Checkpoint, clock: Clock) -> bool:
     """Stream the remaining images; False when suspended for the next invocation."""
     previous_tail = checkpoint.upload.tail_key
-    writer = MultipartWriter(aws.s3(), get_settings().data_bucket, checkpoint.key, checkpoint.upload)
-    output = open_output(job.format, writer, checkpoint.output, _listing(job, checkpoint))
+    objects = Objects(checkpoint)
+    output = _open(job, checkpoint, objects)
     try:
-        return _stream(job, checkpoint, clock, writer, output, previous_tail)
+        return _stream(job, checkpoint, clock, objects, output, previous_tail)
     except BaseException:
         output.abandon()
         raise
     finally:
-        writer.close()
+        objects.close()
+
+
+def _open(job: Job, checkpoint: Checkpoint, objects: Objects) -> Output:
+    listing = _listing(job, checkpoint)
+    if job.format is ExportFormat.WEBDATASET:
+        split = partial(selection.split_of, job, checkpoint)
+        return webdataset.ShardsOutput(objects, checkpoint.output, listing, sorted(checkpoint.labels), split)
+    assert objects.writer is not None
+    return open_output(job.format, objects.writer, checkpoint.output, listing)
 
 
 def _listing(job: Job, checkpoint: Checkpoint) -> Listing:
@@ -66,13 +77,13 @@ def _stream(
     job: Job,
     checkpoint: Checkpoint,
     clock: Clock,
-    writer: MultipartWriter,
+    objects: Objects,
     output: Output,
     previous_tail: str | None,
 ) -> bool:
     done = 0
     written: list[Written] = []
-    images = selection.images(job, checkpoint, checkpoint.position)
+    images = selection.remaining(job, checkpoint, checkpoint.pass_index, checkpoint.position)
     with ExitStack() as stack:
         for image, data, facts in _outputs(job, images, output.reads_images, stack):
             if facts is None:
@@ -80,20 +91,21 @@ def _stream(
             else:
                 path = items.path(job, checkpoint, image, facts)
                 written.append(facts)
-            output.write(image, path, data)
-            checkpoint.position, checkpoint.exported, done = image.id, checkpoint.exported + 1, done + 1
+            output.write(image, path, data, facts)
+            selection.written(job, checkpoint, image)
+            done += 1
             if clock.low():
-                _suspend(job, checkpoint, clock, writer, output, previous_tail, written)
+                _suspend(job, checkpoint, clock, objects, output, previous_tail, written)
                 return False
             if checkpoint.exported % selection.PAGE_SIZE == 0:
                 state.report_progress(job, checkpoint, clock, written)
                 written.clear()
     if done and clock.low():
-        _suspend(job, checkpoint, clock, writer, output, previous_tail, written)
+        _suspend(job, checkpoint, clock, objects, output, previous_tail, written)
         return False
     state.report_progress(job, checkpoint, clock, written)  # the files after the images read every output's facts
     output.close()
-    checkpoint.upload = writer.finish()
+    objects.finish()
     checkpoint.phase = "assembling"
     state.save(job, checkpoint, clock)
     state.delete_tail(previous_tail)
@@ -104,14 +116,14 @@ def _suspend(
     job: Job,
     checkpoint: Checkpoint,
     clock: Clock,
-    writer: MultipartWriter,
+    objects: Objects,
     output: Output,
     previous_tail: str | None,
     written: list[Written],
 ) -> None:
     output_state = output.suspend()
     checkpoint.sequence += 1
-    checkpoint.upload = writer.suspend(f"{checkpoint.key}.tail-{checkpoint.sequence}")
+    objects.suspend(f"{checkpoint.key}.tail-{checkpoint.sequence}")
     checkpoint.output = output_state
     state.hand_over(job, checkpoint, clock, previous_tail, written)
 

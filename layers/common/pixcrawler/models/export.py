@@ -59,7 +59,12 @@ class ExportJob(Base):
     file_size: Mapped[int | None] = mapped_column(BigInteger)
     download_url: Mapped[str | None] = mapped_column(Text)
     export_options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
-    storage_key: Mapped[str | None] = mapped_column(Text, doc="Object key of the finished export")
+    storage_key: Mapped[str | None] = mapped_column(Text, doc="Object key of the finished export's first file")
+    files: Mapped[list[Any]] = mapped_column(
+        default=list,
+        server_default="[]",
+        doc="Every object of the finished export in order: name, key, size, sha256 and its download link",
+    )
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(
         doc="Multipart upload state carried between invocations of a long export"
     )

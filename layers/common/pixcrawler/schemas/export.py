@@ -20,6 +20,9 @@ from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import Name, RequestModel, ResponseModel
 
 MAX_LINK_LIFETIME_HOURS = 7 * 24
+DEFAULT_SHARD_MAX_BYTES = 1024**3
+MIN_SHARD_MAX_BYTES = 64 * 1024
+MAX_SHARD_MAX_BYTES = 5 * 1024**4
 MAX_SPLITS = 10
 SPLIT_SUM_TOLERANCE = 1e-6
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}")
@@ -32,6 +35,7 @@ class ExportFormat(enum.StrEnum):
     CSV = "csv"
     JSON = "json"
     JSONL = "jsonl"
+    WEBDATASET = "webdataset"
 
 
 class ExportLayout(enum.StrEnum):
@@ -85,6 +89,16 @@ class ExportOptions(RequestModel):
         description="'original': the stored format when it is JPEG, PNG or WebP, else PNG",
     )
     encode_quality: int = Field(default=95, ge=1, le=100, description="JPEG and WebP quality; PNG is lossless")
+    shard_max_samples: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="webdataset: samples per tar shard at most"
+    )
+    shard_max_bytes: int = Field(
+        default=DEFAULT_SHARD_MAX_BYTES,
+        ge=MIN_SHARD_MAX_BYTES,
+        le=MAX_SHARD_MAX_BYTES,
+        description="webdataset: bytes per tar shard at most (1 GiB by default); a single larger sample gets a "
+        "shard of its own",
+    )
     splits: dict[str, float] | None = Field(
         default=None,
         description='Split name -> fraction of the images, e.g. {"train": 0.8, "validation": 0.1, "test": 0.1}: '
@@ -94,7 +108,7 @@ class ExportOptions(RequestModel):
 
     _SHOWN_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset(
         {"image_size", "resize_mode", "resize_only_if_bigger", "encode_format", "encode_quality"}
-        | {"splits", "split_seed"}
+        | {"splits", "split_seed", "shard_max_samples", "shard_max_bytes"}
     )
 
     @model_serializer(mode="wrap")
@@ -166,6 +180,15 @@ class ExportJobCreate(RequestModel):
         return self
 
 
+class ExportFile(ResponseModel):
+    """One object of an export; single-archive and document formats have exactly one."""
+
+    name: str
+    size: int
+    sha256: str | None = Field(description="Of the object's bytes, computed while it was written")
+    download_url: str | None = Field(default=None, description="Through `/v1/downloads/{token}`, like the export's")
+
+
 class ExportJobResponse(ResponseModel):
     id: int
     crawl_job_id: int
@@ -188,10 +211,16 @@ class ExportJobResponse(ResponseModel):
     created_at: datetime
     updated_at: datetime
     link_expired: bool = Field(default=False, description="The last link has expired; ask for a fresh one")
+    files: list[ExportFile] = Field(
+        default_factory=list,
+        description="Every object of a completed export in order; `download_url` and `file_size` are the first's",
+    )
 
     @model_validator(mode="after")
     def _hide_dead_link(self) -> ExportJobResponse:
         """A link past its `expires_at` only fails for the user: report it as expired instead of handing it out."""
         if self.download_url and self.expires_at and self.expires_at <= datetime.now(UTC):
             self.download_url, self.link_expired = None, True
+            for file in self.files:
+                file.download_url = None
         return self

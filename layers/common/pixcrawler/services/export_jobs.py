@@ -52,7 +52,7 @@ def link_expired(job: ExportJob, now: datetime | None = None) -> bool:
 
 
 def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> ExportJob:
-    """A fresh link for a finished export, living as long as the export's `link_lifetime_hours`.
+    """Fresh links to every file of a finished export, living as long as the export's `link_lifetime_hours`.
 
     Every call issues its own link (each one works until it expires); the stored one is written only while
     the export still exists, so a link racing the project's deletion answers 404.
@@ -61,8 +61,10 @@ def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> Expo
     if job.status != JobStatus.COMPLETED or not job.storage_key:
         raise Conflict(f"Export job {export_job_id} is {job.status}; links exist only for completed exports.")
     hours = int(job.export_options.get("link_lifetime_hours", DEFAULT_LINK_LIFETIME_HOURS))
-    link = links.issue(job.id, timedelta(hours=hours))
-    lifecycle.update_while(session, job, (JobStatus.COMPLETED,), download_url=link.url, expires_at=link.expires_at)
+    link, files = links.issue_all(job.id, job.files, timedelta(hours=hours))
+    lifecycle.update_while(
+        session, job, (JobStatus.COMPLETED,), download_url=link.url, expires_at=link.expires_at, files=files
+    )
     activity.record(
         session, user_id, "export_link.issued", "export_job", job.id, expires_at=link.expires_at.isoformat()
     )
@@ -70,9 +72,13 @@ def issue_link(session: Session, user_id: uuid.UUID, export_job_id: int) -> Expo
 
 
 def download_url(session: Session, token: str) -> str:
-    """Trade a link token for a presigned URL of the export's object (LinkInvalid / LinkExpired otherwise)."""
-    export_job_id = links.verify(token)
+    """Trade a link token for a presigned URL of the export's file it names (LinkInvalid / LinkExpired
+    otherwise). An export finished before exports listed their files has its one object in `storage_key`."""
+    export_job_id, index = links.verify_file(token)
     job = session.get(ExportJob, export_job_id)
     if job is None or job.status != JobStatus.COMPLETED or not job.storage_key:
         raise NotFound("This export no longer exists.")
-    return links.presigned_download(job.storage_key, posixpath.basename(job.storage_key))
+    keys = [file["key"] for file in job.files] or [job.storage_key]
+    if index >= len(keys):
+        raise NotFound("This export has no such file.")
+    return links.presigned_download(keys[index], posixpath.basename(keys[index]))

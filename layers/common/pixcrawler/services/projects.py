@@ -84,6 +84,9 @@ def delete(session: Session, user_id: uuid.UUID, project_id: int) -> int:
     )
     if name is None:
         raise NotFound(f"Project {project_id} not found.")
-    removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in object_keys.project_prefixes(project_id))
+    prefixes = object_keys.project_prefixes(project_id)
+    removed = sum(bucket.delete(bucket.keys_under(prefix)) for prefix in prefixes)
+    for prefix in prefixes:  # a running export's uploads (a WebDataset's shards stay unjoined until it completes)
+        bucket.abort_uploads(prefix)
     activity.record(session, user_id, "project.deleted", "project", project_id, name=name, objects_removed=removed)
     return removed
