@@ -2,7 +2,8 @@
 
     python benchmarks/local_stack.py [--requests 300] [--messages 400]
 
-- Start-up and shutdown of `LocalStack` on a fresh data dir (initdb) and again on the same one (restart).
+- Start-up and shutdown of `LocalStack` on a fresh data dir (its database copied from the migrated template)
+  and again on the same one (restart).
 - Gateway: GET /v1/health over HTTP through the local API Gateway (event building, JWT check, response
   shaping, Werkzeug) against the same request as an event handed straight to the API handler.
 - Event source mapping: messages through a `Poller` (receive, Lambda event, invoke, delete successes) against
