@@ -77,12 +77,8 @@ class Objects:
         )
 
     def put(self, name: str, data: bytes, content_type: str) -> None:
-        """A small file stored whole beside the others (repeating it rewrites the same object)."""
-        key = posixpath.join(prefix(self._checkpoint), name)
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
-        self._checkpoint.files.append(
-            StoredFile(name=name, key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
+        """A small file stored whole beside the others and listed after them."""
+        self._checkpoint.files.append(put(self._checkpoint, name, data, content_type))
 
     def suspend(self, tail_key: str) -> None:
         """Store the open object's unfinished part as `tail_key` for the next invocation."""
@@ -92,6 +88,13 @@ class Objects:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def put(checkpoint: Checkpoint, name: str, data: bytes, content_type: str) -> StoredFile:
+    """A small file stored whole beside the export's objects (repeating it rewrites the same object)."""
+    key = posixpath.join(prefix(checkpoint), name)
+    aws.s3().put_object(Bucket=get_settings().data_bucket, Key=key, Body=data, ContentType=content_type)
+    return StoredFile(name=name, key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 def finished(checkpoint: Checkpoint) -> list[StoredFile]:

@@ -25,11 +25,11 @@ from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
 from pixcrawler.db import session_scope
 from pixcrawler.exports import items, layout, multipart, objects, selection, sidecar, splits, webdataset
 from pixcrawler.exports.checkpoint import Cancelled, Checkpoint, Clock, Job, LeaseLost, StoredFile, Written
-from pixcrawler.exports.formats import ARCHIVES, CONTENT_TYPES
+from pixcrawler.exports.formats import CONTENT_TYPES
 from pixcrawler.exports.multipart import MiB
 from pixcrawler.messages import ExportMessage
 from pixcrawler.models import CrawlJob, ExportJob, JobStatus, ValidationJob
-from pixcrawler.schemas.export import ExportFormat, ExportOptions
+from pixcrawler.schemas.export import DOCUMENT_FORMATS, ExportFormat, ExportOptions
 from pixcrawler.settings import get_settings
 
 logger = Logger(child=True)
@@ -186,8 +186,8 @@ def complete(job: Job, checkpoint: Checkpoint, clock: Clock) -> None:
     """Join every object's parts (repeatable, so a lost commit after it completes the job on redelivery),
     describe a document export in its `croissant.json` object (repeatable too), then record it."""
     files = objects.assemble(checkpoint)
-    if job.format not in ARCHIVES and job.format is not ExportFormat.WEBDATASET:
-        files = [*files, sidecar.write_croissant(job, checkpoint)]
+    if job.format in DOCUMENT_FORMATS:
+        files = [*files, sidecar.write_croissant(job, checkpoint, files[0])]
     with session_scope() as session:
         row = _locked(session, job, clock)
         _mark_completed(session, row, job, checkpoint, files)
