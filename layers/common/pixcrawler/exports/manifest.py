@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import IO, Any, ClassVar, Protocol
 
+from pixcrawler.exports import splits
 from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.multipart import MultipartWriter
 from pixcrawler.models import Image
@@ -52,8 +53,6 @@ _CELL_TRAPS = ("\t", "\r", "\n", "\x00")
 _FORMULA_PREFIXES = tuple(FORMULA_START)
 _JSON_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 _SEPARATING = frozenset(("Cc", "Zl", "Zp", "Zs"))
-DEFAULT_SPLIT = "train"
-"""The split of every image of an export that asks for no splits."""
 
 
 def row(image: Image, file_name: str, written: Written, split: str | None = None) -> dict[str, Any]:
@@ -62,7 +61,7 @@ def row(image: Image, file_name: str, written: Written, split: str | None = None
     return {
         "file_name": file_name,
         "label": image.keyword,
-        "split": split or DEFAULT_SPLIT,
+        "split": split or splits.DEFAULT_SPLIT,
         "original_url": image.original_url,
         "source_url": image.source_url,
         "title": image.title,

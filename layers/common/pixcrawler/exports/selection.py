@@ -19,7 +19,6 @@ from pixcrawler.exports.checkpoint import Checkpoint, Job
 from pixcrawler.models import Image
 
 PAGE_SIZE = 500
-DEFAULT_SPLIT = "train"
 HASH_PAGE_SIZE = 10_000
 
 
@@ -69,12 +68,12 @@ def hashes(session: Session, crawl_job_id: int, only_valid: bool, last_image_id:
 def split_names(job: Job) -> list[str]:
     """The export's splits in the order a WebDataset export streams them (code-point order, as `splits` lays
     them out), `train` alone when no splits are asked for."""
-    return sorted(job.options.splits) if job.options.splits else [DEFAULT_SPLIT]
+    return sorted(job.options.splits) if job.options.splits else [splits.DEFAULT_SPLIT]
 
 
 def split_of(job: Job, checkpoint: Checkpoint, image: Image) -> str:
     """The split `image` belongs to, one of `split_names(job)`."""
-    return split(job, checkpoint, image) or DEFAULT_SPLIT
+    return split(job, checkpoint, image) or splits.DEFAULT_SPLIT
 
 
 def remaining(job: Job, checkpoint: Checkpoint, pass_index: int, after: int) -> Iterator[Image]:

@@ -29,6 +29,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+DEFAULT_SPLIT = "train"
+"""The split of every image of an export that asks for no splits."""
+
 Fractions = Mapping[str, float]
 """Split name -> fraction of the images, fractions summing to 1 (validated by `ExportOptions`)."""
 
