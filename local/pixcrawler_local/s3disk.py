@@ -254,6 +254,22 @@ class DiskS3:
             os.replace(partial, final)
             self._index[bucket][entry.key] = entry
 
+    def _store(self, bucket: str, blocks: Iterable[bytes], described: Callable[[], Entry]) -> Entry:
+        """Write an object file under a temporary name (a slot for the header's offset, the bytes, then the
+        header `described()` returns once they are all written) and rename it into place."""
+        partial = self._partial(bucket)
+        try:
+            with partial.open("wb") as out:
+                out.write(_HEADER.pack(0))
+                for block in blocks:
+                    out.write(block)
+                entry = described()
+                _write_header(out, entry)
+            self._commit(bucket, entry, partial)
+        finally:
+            partial.unlink(missing_ok=True)
+        return entry
+
     def _partial(self, bucket: str) -> Path:
         return self.root / bucket / f".{uuid.uuid4().hex}.part"
 
@@ -322,7 +338,7 @@ class DiskS3:
         with self._lock:
             names = sorted(name for name in self._keys(bucket) if name.startswith(prefix) and name > after)
             page = [self._index[bucket][name] for name in names[:limit]]
-        encode = (lambda text: quote(text, safe="/")) if query.get("encoding-type") == "url" else (lambda text: text)
+        encode = _key_encoder(query)
         result = ET.Element("ListBucketResult", xmlns=NS)
         for name, value in (("Name", bucket), ("Prefix", encode(prefix)), ("KeyCount", str(len(page)))):
             ET.SubElement(result, name).text = value
@@ -363,18 +379,14 @@ class DiskS3:
 
     def _put(self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, *_: Any) -> Iterable[bytes]:
         self._keys(bucket)
-        body, partial = Body(environ), self._partial(bucket)
-        try:
-            with partial.open("wb") as out:
-                out.write(_HEADER.pack(0))
-                for block in body.blocks():
-                    out.write(block)
-                entry = _entry_from(environ, key, body.size, body.md5.hexdigest())
-                entry.checksum = body.checksum
-                _write_header(out, entry)
-            self._commit(bucket, entry, partial)
-        finally:
-            partial.unlink(missing_ok=True)
+        body = Body(environ)
+
+        def described() -> Entry:
+            entry = _entry_from(environ, key, body.size, body.md5.hexdigest())
+            entry.checksum = body.checksum
+            return entry
+
+        entry = self._store(bucket, body.blocks(), described)
         return _reply(start, 200, b"", {"ETag": f'"{entry.etag}"', **_checksum_headers(entry.checksum)})
 
     def _get(
@@ -499,17 +511,7 @@ class DiskS3:
             metadata=started["metadata"],
             headers=started.get("headers", {}),
         )
-        partial = self._partial(bucket)
-        try:
-            with partial.open("wb") as out:
-                out.write(_HEADER.pack(0))
-                for path in paths:
-                    with path.open("rb") as part:
-                        shutil.copyfileobj(part, out, BLOCK)
-                _write_header(out, entry)
-            self._commit(bucket, entry, partial)
-        finally:
-            partial.unlink(missing_ok=True)
+        self._store(bucket, _parts(paths), lambda: entry)
         shutil.rmtree(folder, ignore_errors=True)
         result = ET.Element("CompleteMultipartUploadResult", xmlns=NS)
         location = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}/{bucket}/{quote(key)}"
@@ -536,7 +538,7 @@ class DiskS3:
                 continue
             if started["bucket"] == bucket and started["key"].startswith(prefix):
                 found.append((started["key"], path.parent.name, datetime.fromisoformat(started["last_modified"])))
-        encode = (lambda text: quote(text, safe="/")) if query.get("encoding-type") == "url" else (lambda text: text)
+        encode = _key_encoder(query)
         result = ET.Element("ListMultipartUploadsResult", xmlns=NS)
         for name, value in (("Bucket", bucket), ("Prefix", encode(prefix)), ("IsTruncated", "false")):
             ET.SubElement(result, name).text = value
@@ -548,6 +550,22 @@ class DiskS3:
             ET.SubElement(item, "UploadId").text = upload_id
             ET.SubElement(item, "Initiated").text = initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return _xml(start, 200, result)
+
+
+def _key_encoder(query: dict[str, str]) -> Callable[[str], str]:
+    """How a listing writes keys: URL-encoded when the request says `encoding-type=url` (botocore always
+    does, and decodes them again), else as they are."""
+    if query.get("encoding-type") == "url":
+        return lambda text: quote(text, safe="/")
+    return lambda text: text
+
+
+def _parts(paths: list[Path]) -> Iterator[bytes]:
+    """The bytes of a multipart upload's parts, in order, a block at a time."""
+    for path in paths:
+        with path.open("rb") as part:
+            while block := part.read(BLOCK):
+                yield block
 
 
 def _malformed() -> S3Error:
