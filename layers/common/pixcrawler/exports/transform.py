@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 from pixcrawler.schemas.export import EncodeFormat, ExportOptions, ResizeMode
-from pixcrawler.validation.rules import DECODE_ERRORS, FORMAT_ALIASES, ORIENTATION_TAG
+from pixcrawler.validation.rules import DECODE_ERRORS, FORMAT_ALIASES, exif_orientation
 
 WHITE = (255, 255, 255)
 REDUCING_GAP = 2.0
@@ -51,10 +51,6 @@ class Transformed:
     width: int
     height: int
     format: str
-
-    @property
-    def extension(self) -> str:
-        return EXTENSIONS[self.format]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +111,7 @@ class Transform:
     def _apply(self, image: Image.Image, data: bytes) -> Transformed:
         stored = FORMAT_ALIASES.get(image.format or "", (image.format or "").lower())
         target = self.output_format(stored)
-        orientation = _orientation(image)
+        orientation = exif_orientation(image) or 1  # absent or unreadable: as a viewer shows it
         stored_size = image.size
         upright = stored_size[::-1] if orientation in _SWAPS_AXES else stored_size
         scaled = self.scaled_size(*upright)
@@ -152,15 +148,6 @@ class Transform:
         else:
             picture.save(out, _PILLOW_FORMATS[fmt], quality=self.encode_quality)
         return out.getvalue()
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1-8); 1 when absent or unreadable, as a viewer would show it."""
-    try:
-        value = image.getexif().get(ORIENTATION_TAG)
-    except DECODE_ERRORS:
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _rgb(image: Image.Image) -> Image.Image:

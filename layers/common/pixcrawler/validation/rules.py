@@ -145,7 +145,7 @@ def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
     with image:
         width, height = image.size
         image_format = FORMAT_ALIASES.get(image.format or "", (image.format or "unknown").lower())
-        header = Facts(width, height, image_format, image.mode, _orientation(image))
+        header = Facts(width, height, image_format, image.mode, exif_orientation(image))
         try:
             reduced = _reduced(image)
             gray = reduced.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
@@ -178,7 +178,7 @@ def _size_problem(rules: ValidationRules, file_size: int) -> Problem | None:
     return None
 
 
-def _orientation(image: Image.Image) -> int | None:
+def exif_orientation(image: Image.Image) -> int | None:
     """The EXIF orientation tag (1-8) when present and sane; a broken EXIF block is no reason to reject."""
     try:
         value = image.getexif().get(ORIENTATION_TAG)
