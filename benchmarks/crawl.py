@@ -66,7 +66,11 @@ def _host(count: int, ready: Any, stop: Any) -> None:
 
 
 def _moto(ready: Any, stop: Any) -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would bury the figures
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -110,7 +114,7 @@ def _sink(ready: Any, stop: Any) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ready.send(f"http://127.0.0.1:{server.server_port}")
     stop.wait()
-    ready.send(collections.Counter((key.split("/")[1], key.endswith(".thumb.webp")) for key in keys))
+    ready.send(collections.Counter((key.split("/")[1], ".thumb." in key) for key in keys))
 
 
 def in_child(target: Any, *args: Any) -> tuple[Any, Any, Any]:
