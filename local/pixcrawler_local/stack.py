@@ -221,7 +221,10 @@ class LocalStack:
         if options.sweep_interval > 0:
             self._background(lambda: self._schedule(sweep, options.sweep_interval), "sweep")
 
-        thread = threading.Thread(target=http.serve_forever, name="gateway", daemon=True)
+        # `shutdown()` waits for the loop to look up: every 0.5 s by default, half a second of every stop.
+        thread = threading.Thread(
+            target=http.serve_forever, kwargs={"poll_interval": 0.05}, name="gateway", daemon=True
+        )
         thread.start()
         self._exit.callback(http.shutdown)
         self._write_state()
