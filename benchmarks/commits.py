@@ -14,6 +14,10 @@ every few milliseconds the parent reads `pg_stat_activity` and counts the commit
 over the number of committers. Each level ends by checking what the commits must leave: the job completed,
 `downloaded_images` equal to its image rows and to `chunks x rows`, every chunk completed once.
 
+Each level runs twice: into one job, then as a control with the same committers and chunks spread over one job
+per committer, where no row is shared. Where the two agree, the job row is not what limits the commits; the
+machine is (on this 2-core machine shared with other sessions, the load average is printed with the table).
+
 The database is an embedded PostgreSQL (default settings: `fsync` and `synchronous_commit` on) copied from
 the local stack's migrated template, or `DATABASE_URL` when set.
 """
@@ -190,26 +194,32 @@ def sample_lock_waits(url: str, committers: int, done: threading.Event) -> list[
     return shares
 
 
-def measure(url: str, committers: int, chunks: int, rows: int) -> Level:
+def measure(url: str, committers: int, chunks: int, rows: int, *, shared: bool = True) -> Level:
+    """`chunks` chunks committed by `committers` processes: into one job (`shared`), or, as the control that
+    shows what the machine itself allows, each committer into a job of its own."""
     from pixcrawler import db
 
     chunks = max(chunks, committers)
-    job_id, chunk_ids = seed_job(chunks, rows)
+    if shared:
+        job_id, chunk_ids = seed_job(chunks, rows)
+        shares = [(job_id, chunk_ids[index::committers]) for index in range(committers)]
+        jobs = {job_id: chunks}
+    else:
+        shares = [seed_job(len(range(index, chunks, committers)), rows) for index in range(committers)]
+        jobs = {job_id: len(chunk_ids) for job_id, chunk_ids in shares}
     db.reset()  # no connection may cross the fork
     context = multiprocessing.get_context("fork")
     start = context.Barrier(committers + 1)
     pipes, processes = [], []
-    for index in range(committers):
+    for job_id, chunk_ids in shares:
         receiving, sending = context.Pipe(duplex=False)
-        process = context.Process(
-            target=committer, args=(job_id, chunk_ids[index::committers], rows, start, sending), daemon=True
-        )
+        process = context.Process(target=committer, args=(job_id, chunk_ids, rows, start, sending), daemon=True)
         process.start()
         pipes.append(receiving)
         processes.append(process)
     done = threading.Event()
-    shares: list[float] = []
-    sampler = threading.Thread(target=lambda: shares.extend(sample_lock_waits(url, committers, done)))
+    waits: list[float] = []
+    sampler = threading.Thread(target=lambda: waits.extend(sample_lock_waits(url, committers, done)))
     start.wait()
     sampler.start()
     reports = [pipe.recv() for pipe in pipes]
@@ -217,7 +227,9 @@ def measure(url: str, committers: int, chunks: int, rows: int) -> Level:
     sampler.join()
     for process in processes:
         process.join()
-    check(job_id, chunks, rows)
+    for job_id, count in jobs.items():
+        check(job_id, count, rows)
+    truncate()
     images = sum(report[2] for report in reports)
     seconds = max(report[1] for report in reports) - min(report[0] for report in reports)
     durations = [duration for report in reports for duration in report[3]]
@@ -226,7 +238,7 @@ def measure(url: str, committers: int, chunks: int, rows: int) -> Level:
         chunks=chunks,
         images=images,
         seconds=seconds,
-        lock_share=statistics.fmean(shares) if shares else 0.0,
+        lock_share=statistics.fmean(waits) if waits else 0.0,
         commit_ms=statistics.median(durations) * 1000,
     )
 
@@ -247,22 +259,37 @@ def check(job_id: int, chunks: int, rows: int) -> None:
         expected = ("completed", chunks * rows, chunks * rows, chunks, 0)
         if found != expected:
             raise SystemExit(f"job {job_id} ended as {found}, expected {expected}")
+
+
+def truncate() -> None:
+    """Every level starts from empty tables and a fresh checkpoint."""
+    from sqlalchemy import text
+
+    from pixcrawler.db import session_scope
+
+    with session_scope() as session:
         session.execute(text("TRUNCATE profiles, projects, crawl_jobs, crawl_chunks, images, activity_logs CASCADE"))
     with session_scope() as session:
         session.connection().exec_driver_sql("CHECKPOINT")
 
 
-def table(levels: Sequence[Level], rows: int) -> str:
+def table(levels: Sequence[tuple[Level, Level]], rows: int) -> str:
+    """One line per number of committers: into one job, and the control (a job each)."""
     lines = [
-        f"| committers | chunks of {rows} rows | images/s committed | commit, median ms | waiting for a lock |",
-        "| --- | --- | --- | --- | --- |",
+        f"| committers | chunks of {rows} rows | images/s into one job | commit, median ms | waiting for a lock "
+        "| images/s, a job per committer (control) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {level.committers} | {level.chunks} | {level.images_per_second:,.0f} | {level.commit_ms:.1f} "
-        f"| {level.lock_share:.0%} |"
-        for level in levels
+        f"| {one.committers} | {one.chunks} | {one.images_per_second:,.0f} | {one.commit_ms:.1f} "
+        f"| {one.lock_share:.0%} | {apart.images_per_second:,.0f} |"
+        for one, apart in levels
     ]
     return "\n".join(lines)
+
+
+def median_round(rounds: list[Level]) -> Level:
+    return sorted(rounds, key=lambda level: level.images_per_second)[len(rounds) // 2]
 
 
 def main() -> None:
@@ -277,12 +304,18 @@ def main() -> None:
         os.environ["DATABASE_URL"] = url
         levels = []
         for committers in (int(value) for value in args.committers.split(",")):
-            rounds = sorted(
-                (measure(url, committers, args.chunks, args.rows) for _ in range(args.rounds)),
-                key=lambda level: level.images_per_second,
+            one, apart = (
+                median_round(
+                    [measure(url, committers, args.chunks, args.rows, shared=shared) for _ in range(args.rounds)]
+                )
+                for shared in (True, False)
             )
-            levels.append(rounds[len(rounds) // 2])
-            print(f"{committers} committer(s): {levels[-1].images_per_second:,.0f} images/s", file=sys.stderr)
+            levels.append((one, apart))
+            print(
+                f"{committers} committer(s): {one.images_per_second:,.0f} images/s into one job, "
+                f"{apart.images_per_second:,.0f} into a job each",
+                file=sys.stderr,
+            )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other sessions)")
     print(table(levels, args.rows))
 
