@@ -1,9 +1,14 @@
 """Ending a chunk and, with the last one, its job — in one transaction, with atomic counter updates.
 
-Every chunk ends here while holding the job row's lock (`SELECT ... FOR UPDATE`): chunks of one job finish
-one at a time, so the `max_images` cap holds across concurrent workers, and a chunk that another delivery
-already ended is left alone (exactly-once). Counters still move with `x = x + n` in SQL so no path can
-lose an increment.
+Many workers end chunks of one job at the same time, so the job row, which every chunk's counters move, is
+locked only for the transaction's LAST statement: the chunk's row is locked first (`SELECT ... FOR UPDATE`:
+of two deliveries of one chunk the later waits, then finds it ended: exactly-once), its images are inserted
+within the room the job had when last committed, and then one guarded `UPDATE crawl_jobs ... WHERE
+downloaded_images + n <= max_images AND status <> 'cancelled'` moves every counter (`x = x + n` in SQL, so no
+path can lose an increment) right before COMMIT. Commits of one job queue only for that statement and the
+commit's WAL flush, not for each other's inserts (`benchmarks/commits.py`). When the guard fails, because
+other chunks filled the job meanwhile or it was cancelled, the chunk settles under the job's lock: the rows
+past the room it has then are deleted again, so `max_images` stays a hard cap.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from sqlalchemy import ColumnElement, Integer, bindparam, column, func, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, column, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
@@ -54,56 +59,104 @@ class ChunkResult:
     refused: Mapping[Refusal, int]
 
 
-def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, CrawlChunk] | None:
-    """Lock the job, then the chunk (always in that order, so two enders never deadlock)."""
-    job = session.execute(select(CrawlJob).where(CrawlJob.id == job_id).with_for_update()).scalar_one_or_none()
-    chunk = session.execute(
-        select(CrawlChunk).where(CrawlChunk.id == chunk_id, CrawlChunk.crawl_job_id == job_id).with_for_update()
-    ).scalar_one_or_none()
-    if job is None or chunk is None or chunk.status.finished:
+def _lock_chunk(session: Session, job_id: int, chunk_id: int) -> int | None:
+    """Lock the chunk and return the room its job had when last committed (read without the job's lock); None
+    when there is nothing to do: no such chunk, already ended, or its job cancelled (the chunk is then too)."""
+    row = session.execute(
+        select(CrawlChunk.status, CrawlJob.status, CrawlJob.max_images - CrawlJob.downloaded_images)
+        .join(CrawlJob, CrawlJob.id == CrawlChunk.crawl_job_id)
+        .where(CrawlChunk.id == chunk_id, CrawlChunk.crawl_job_id == job_id)
+        .with_for_update(of=CrawlChunk)
+    ).one_or_none()
+    if row is None or row[0].finished:
         return None
-    if job.status is JobStatus.CANCELLED:
-        chunk.status, chunk.completed_at = JobStatus.CANCELLED, now()
+    if row[1] is JobStatus.CANCELLED:
+        _cancel_chunk(session, chunk_id)
         return None
-    return job, chunk
+    return max(0, row[2])
+
+
+def _cancel_chunk(session: Session, chunk_id: int) -> None:
+    """A chunk of a cancelled job ends counting nothing, even if it was about to end otherwise."""
+    session.execute(
+        update(CrawlChunk)
+        .where(CrawlChunk.id == chunk_id)
+        .values(status=JobStatus.CANCELLED, completed_at=now(), found=0, downloaded=0, skipped=0, failed=0, refused={})
+    )
 
 
 def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> ChunkEnd:
-    """Insert the chunk's new images (up to the job's remaining room) and count them."""
-    locked = _lock(session, job_id, chunk_id)
-    if locked is None:
+    """Insert the chunk's new images (up to the job's remaining room) and count them.
+
+    Settling under the job's lock cannot miss its guard (the room and status it read are held), so its
+    `_settle` always counts. That lock is `FOR NO KEY UPDATE`, what an UPDATE takes: `FOR UPDATE` would also
+    wait for the key-share locks that every concurrent chunk's image inserts hold on the job row (their
+    foreign key), while those chunks wait for it to move the counters: a deadlock."""
+    room = _lock_chunk(session, job_id, chunk_id)
+    if room is None:
         return ChunkEnd(inserted=set(), job_ended=False)
-    job, chunk = locked
     unique = list({image.sha256: image for image in reversed(result.stored)}.values())[::-1]
-    shas = [image.sha256 for image in unique]
-    existing = set(
-        session.scalars(select(Image.sha256).where(Image.crawl_job_id == job_id, Image.sha256.in_(shas)))
-        if shas
-        else ()
-    )
-    room = job.remaining_capacity
-    accepted = [image for image in unique if image.sha256 not in existing][:room]
-    inserted = _insert_images(session, [{**image.row, "crawl_job_id": job_id} for image in accepted])
-    duplicates = len(result.stored) - len(unique) + len(existing) + len(accepted) - len(inserted)
+    inserted = _insert_images(session, [{**image.row, "crawl_job_id": job_id} for image in unique])
+    if len(inserted) <= room:
+        ended = _settle(session, job_id, chunk_id, result, inserted, new=len(inserted))
+        if ended is not None:
+            return ChunkEnd({key for _, key in inserted}, ended)
+    locked = session.execute(
+        select(CrawlJob.status, CrawlJob.max_images - CrawlJob.downloaded_images)
+        .where(CrawlJob.id == job_id)
+        .with_for_update(key_share=True)
+    ).one()
+    keep = 0 if locked[0] is JobStatus.CANCELLED else min(len(inserted), max(0, locked[1]))
+    if surplus := [image_id for image_id, _ in inserted[keep:]]:
+        session.execute(delete(Image).where(Image.id.in_(surplus)).execution_options(synchronize_session=False))
+    if locked[0] is JobStatus.CANCELLED:
+        _cancel_chunk(session, chunk_id)
+        return ChunkEnd(inserted=set(), job_ended=False)
+    ended = _settle(session, job_id, chunk_id, result, inserted[:keep], new=len(inserted))
+    return ChunkEnd({key for _, key in inserted[:keep]}, bool(ended))
+
+
+def _settle(
+    session: Session,
+    job_id: int,
+    chunk_id: int,
+    result: ChunkResult,
+    kept: Sequence[tuple[int, str]],
+    new: int,
+) -> bool | None:
+    """End the chunk with `kept` of its `new` rows (the others are over the cap) and count it on the job;
+    whether it ended the job, or None (nothing counted) when the job lacks the room or was cancelled."""
+    duplicates = len(result.stored) - new
     refused = {code.value: count for code, count in {**result.refused, Refusal.DUPLICATE: duplicates}.items() if count}
     failed = sum(result.refused.values())
-    chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
-    chunk.found, chunk.downloaded, chunk.refused = result.found, len(inserted), refused
-    chunk.skipped, chunk.failed = result.found - failed - len(inserted), failed
-    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, result.found, len(inserted), refused)
-    job_ended = _count(session, job, downloaded=len(inserted), found=result.found, completed=1, refused=refused)
-    return ChunkEnd(inserted, job_ended)
+    session.execute(
+        update(CrawlChunk)
+        .where(CrawlChunk.id == chunk_id)
+        .values(
+            status=JobStatus.COMPLETED,
+            completed_at=now(),
+            last_error=None,
+            found=result.found,
+            downloaded=len(kept),
+            refused=refused,
+            skipped=result.found - failed - len(kept),
+            failed=failed,
+        )
+    )
+    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, result.found, len(kept), refused)
+    return _count(session, job_id, downloaded=len(kept), found=result.found, completed=1, refused=refused)
 
 
-def _insert_images(session: Session, rows: list[dict[str, object]]) -> set[str]:
-    """Insert image rows, skipping a sha256 the job already has; returns the inserted rows' keys.
+def _insert_images(session: Session, rows: list[dict[str, object]]) -> list[tuple[int, str]]:
+    """Insert image rows, skipping a sha256 the job already has; returns the inserted rows' ids and keys in
+    id order, which is the order of `rows`.
 
     The rows travel as ONE jsonb parameter unpacked by `jsonb_to_recordset`, not as a multi-row VALUES
     list: pg8000 scans a statement's text in Python to number its placeholders, and for a 100-row,
     16-column VALUES list that scan cost more CPU than anything else in the chunk's commit.
     """
     if not rows:
-        return set()
+        return []
     columns = [Image.__table__.c[name] for name in rows[0]]
     unpacked = (
         func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
@@ -114,37 +167,48 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> set[str]:
         insert(Image)
         .from_select(columns, select(*unpacked.c))
         .on_conflict_do_nothing(index_elements=[Image.crawl_job_id, Image.sha256])
-        .returning(Image.storage_url)
+        .returning(Image.id, Image.storage_url)
     )
-    return set(session.connection().execute(statement, {"rows": rows}).scalars())
+    return sorted((image_id, key) for image_id, key in session.connection().execute(statement, {"rows": rows}))
 
 
 def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> bool:
     """Mark the chunk failed and count it; True when it was the job's last chunk."""
-    locked = _lock(session, job_id, chunk_id)
-    if locked is None:
+    if _lock_chunk(session, job_id, chunk_id) is None:
         return False
-    job, chunk = locked
-    chunk.status, chunk.completed_at, chunk.last_error = JobStatus.FAILED, now(), error[:2000]
-    return _count(session, job, failed=1)
+    session.execute(
+        update(CrawlChunk)
+        .where(CrawlChunk.id == chunk_id)
+        .values(status=JobStatus.FAILED, completed_at=now(), last_error=error[:2000])
+    )
+    ended = _count(session, job_id, failed=1)
+    if ended is None:
+        _cancel_chunk(session, chunk_id)
+    return bool(ended)
 
 
 def _count(
     session: Session,
-    job: CrawlJob,
+    job_id: int,
     *,
     downloaded: int = 0,
     found: int = 0,
     completed: int = 0,
     failed: int = 0,
     refused: Mapping[str, int] | None = None,
-) -> bool:
-    """Move the job's counters; end the job (returning True) when this was its last active chunk."""
+) -> bool | None:
+    """Move the job's counters, if it has room for `downloaded` more images and is not cancelled: the one
+    statement of the chunk's transaction that locks the job row, so the caller commits right after it.
+    Whether this ended the job (its last active chunk), or None when nothing moved."""
     ended = completed + failed
     total = func.greatest(CrawlJob.total_chunks, 1)
-    session.execute(
+    moved = session.execute(
         update(CrawlJob)
-        .where(CrawlJob.id == job.id)
+        .where(
+            CrawlJob.id == job_id,
+            CrawlJob.status != JobStatus.CANCELLED,
+            CrawlJob.downloaded_images + downloaded <= CrawlJob.max_images,
+        )
         .values(
             downloaded_images=CrawlJob.downloaded_images + downloaded,
             total_images=CrawlJob.total_images + found,
@@ -154,11 +218,13 @@ def _count(
             progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
             refused=_refused_plus(refused or {}),
         )
+        .returning(CrawlJob.status, CrawlJob.active_chunks)
         .execution_options(synchronize_session=False)
-    )
-    session.refresh(job)
-    if job.active_chunks == 0 and job.status is JobStatus.RUNNING:
-        _finish_job(session, job)
+    ).one_or_none()
+    if moved is None:
+        return None
+    if moved[1] == 0 and moved[0] is JobStatus.RUNNING:
+        _finish_job(session, session.get_one(CrawlJob, job_id, populate_existing=True))
         return True
     return False
 
