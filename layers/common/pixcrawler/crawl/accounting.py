@@ -202,13 +202,10 @@ def _count(
     Whether this ended the job (its last active chunk), or None when nothing moved."""
     ended = completed + failed
     total = func.greatest(CrawlJob.total_chunks, 1)
+    room = [CrawlJob.downloaded_images + downloaded <= CrawlJob.max_images] if downloaded else []
     moved = session.execute(
         update(CrawlJob)
-        .where(
-            CrawlJob.id == job_id,
-            CrawlJob.status != JobStatus.CANCELLED,
-            CrawlJob.downloaded_images + downloaded <= CrawlJob.max_images,
-        )
+        .where(CrawlJob.id == job_id, CrawlJob.status != JobStatus.CANCELLED, *room)
         .values(
             downloaded_images=CrawlJob.downloaded_images + downloaded,
             total_images=CrawlJob.total_images + found,
