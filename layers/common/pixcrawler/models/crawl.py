@@ -95,6 +95,15 @@ class CrawlJob(Base):
     task_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     error_message: Mapped[str | None] = mapped_column(Text)
     refused: Mapped[RefusalCounts]
+    deferred: Mapped[dict[str, int]] = mapped_column(
+        default=dict,
+        server_default="{}",
+        doc="Candidates put off for later because their host was busy, by reason: `{code: count}` with codes "
+        "from `pixcrawler.crawl.refusals.Deferral`; a candidate deferred twice counts twice",
+    )
+    respect_robots: Mapped[bool] = mapped_column(
+        default=True, server_default="true", doc="Honour image hosts' robots.txt (off only for hosts the user owns)"
+    )
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -137,7 +146,7 @@ class CrawlChunk(Base):
                 "(`status IN (...) AND updated_at < ?`)."
             },
         ),
-        *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed"),
+        *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed", "deferrals"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,6 +166,12 @@ class CrawlChunk(Base):
     skipped: Mapped[Counter]
     failed: Mapped[Counter]
     refused: Mapped[RefusalCounts]
+    deferrals: Mapped[Counter] = mapped_column(
+        doc="Times this chunk was put off for a busy host; also the version a commit must still find (exactly-once)"
+    )
+    pending: Mapped[list[Any] | None] = mapped_column(
+        doc="Candidates still to try after a deferral (url and metadata each); the next delivery works on these only"
+    )
     last_error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
