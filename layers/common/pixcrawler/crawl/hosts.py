@@ -10,8 +10,8 @@ by one UPDATE per batch: the statement refills the bucket, grants what it can an
 row, so `RETURNING` says what this statement got even when several workers take at once (SET expressions are
 re-evaluated on the newest row version after the row lock, so no grant is lost or given twice).
 
-The bucket holds at most a tenth of a second's worth of tokens (at least one): any one-second window then
-sees at most 1.1 x the rate, whatever the number of workers.
+The bucket holds at most a twentieth of a second's worth of tokens (at least one): any one-second window then
+sees at most the rate plus that burst (1.05 x from 20 requests per second), whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Limits:
 
     @property
     def burst(self) -> float:
-        return 1.0 if self.rate is None else max(1.0, self.rate / 10)
+        return 1.0 if self.rate is None else max(1.0, self.rate / 20)
 
     def with_crawl_delay(self, delay: float | None) -> Limits:
         """robots.txt's `Crawl-delay` caps the rate at one request per `delay` seconds."""
