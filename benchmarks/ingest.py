@@ -1,5 +1,7 @@
 """CPU the crawl worker adds per image by taking its facts at ingest: one reduced decode (with the hash and the
-blank figure) plus the 256 px WebP thumbnail, measured apart.
+blank figure) plus the 256 px thumbnail's encoding, measured apart, as JPEG (what the crawl stores for pictures
+without transparency) against WebP at libwebp's fastest setting (what it stored before, and still stores for
+pictures with transparency).
 
     python benchmarks/ingest.py [--images 300]
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import io
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from PIL import Image
 
@@ -20,6 +24,7 @@ from pixcrawler.validation import ingest, rules
 from pixcrawler_local import samples
 
 MAX_PIXELS = 50_000_000
+T = TypeVar("T")
 
 
 def photo(seed: int, width: int = 1024, height: int = 768) -> bytes:
@@ -28,11 +33,17 @@ def photo(seed: int, width: int = 1024, height: int = 768) -> bytes:
     return samples.encode(Image.blend(picture, grain, 0.15), "JPEG", quality=80)
 
 
-def cpu_ms(corpus: list[bytes], work: object) -> float:
+def cpu_ms(items: Sequence[T], work: Callable[[T], object]) -> float:
     started = time.process_time()
-    for data in corpus:
-        work(data)  # type: ignore[operator]
-    return (time.process_time() - started) * 1000 / len(corpus)
+    for item in items:
+        work(item)
+    return (time.process_time() - started) * 1000 / len(items)
+
+
+def encoded(preview: Image.Image, name: str, options: dict[str, int]) -> bytes:
+    buffer = io.BytesIO()
+    preview.save(buffer, name, **options)
+    return buffer.getvalue()
 
 
 def main() -> None:
@@ -43,11 +54,18 @@ def main() -> None:
     print(f"{count} JPEGs 1024x768, {sum(map(len, corpus)) // count // 1024} KiB on average; CPU per image:")
     facts = cpu_ms(corpus, lambda data: rules.examine(io.BytesIO(data), MAX_PIXELS))
     whole = cpu_ms(corpus, lambda data: ingest.take(data, MAX_PIXELS))
-    thumbnails = [ingest.take(data, MAX_PIXELS).thumbnail or b"" for data in corpus]
+    previews = [rules.examine(io.BytesIO(data), MAX_PIXELS, thumbnail=True).thumbnail for data in corpus]
+    pictures = [preview for preview in previews if preview is not None]
+    encodings = {
+        "JPEG": {"quality": ingest.THUMBNAIL_JPEG_QUALITY},
+        "WEBP": {"quality": ingest.THUMBNAIL_WEBP_QUALITY, "method": ingest.THUMBNAIL_WEBP_EFFORT},
+    }
     print(f"  reduced decode + dHash + blank figure      {facts:5.2f} ms")
-    print(f"  + 256 px thumbnail, WebP encode            {whole - facts:5.2f} ms")
+    for name, options in encodings.items():
+        spent = cpu_ms(pictures, lambda preview: encoded(preview, name, options))  # noqa: B023  (used at once)
+        size = sum(len(encoded(preview, name, options)) for preview in pictures) // len(pictures)
+        print(f"  256 px thumbnail, {name} encode alone       {spent:5.2f} ms, {size:,} bytes on average")
     print(f"  ingest in all (validation.ingest.take)     {whole:5.2f} ms  ({1000 / whole:,.0f} images/s per core)")
-    print(f"  thumbnail size                             {sum(map(len, thumbnails)) // count:5d} bytes on average")
 
 
 if __name__ == "__main__":

@@ -64,9 +64,10 @@ def stored_image(
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
     if ingested:
         taken = ingest.take(data, get_settings().validation_max_pixels)
-        if taken.thumbnail is not None:
+        if taken.thumbnail is not None and taken.thumbnail_format is not None:
+            thumbnail_key = object_keys.thumbnail_key(key, taken.thumbnail_format)
             s3.put_object(
-                Bucket=bucket, Key=object_keys.thumbnail_key(key), Body=taken.thumbnail, ContentType="image/webp"
+                Bucket=bucket, Key=thumbnail_key, Body=taken.thumbnail, ContentType=f"image/{taken.thumbnail_format}"
             )
         fields = {**taken.columns, **fields}
     defaults: dict[str, Any] = {

@@ -129,3 +129,32 @@ def test_0010_lists_the_one_object_of_exports_finished_before_it(engine: Engine)
         ],
         [],
     ]
+
+
+def test_0011_keeps_the_webp_thumbnails_stored_before_it(engine: Engine) -> None:
+    """Rows with a thumbnail from before JPEG previews still name their `.thumb.webp` key; rows without stay without."""
+    config = alembic_config()
+    engine.dispose()
+    command.downgrade(config, "0010")
+    with Session(engine) as session:
+        job = factories.crawl_job(session)
+        session.commit()
+        job_id = job.id
+    with engine.begin() as connection:
+        for sha, has_thumbnail in (("a" * 64, True), ("b" * 64, False)):
+            connection.execute(
+                text(
+                    "INSERT INTO images (crawl_job_id, original_url, filename, storage_url, sha256, has_thumbnail)"
+                    " VALUES (:job, 'https://e.com/x.jpg', 'x.jpg', 'k.jpg', :sha, :thumbnail)"
+                ),
+                {"job": job_id, "sha": sha, "thumbnail": has_thumbnail},
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        formats = list(connection.scalars(text("SELECT thumbnail_format FROM images ORDER BY sha256")))
+    assert formats == ["webp", None]
+    command.downgrade(config, "0010")
+    with engine.connect() as connection:
+        flags = list(connection.scalars(text("SELECT has_thumbnail FROM images ORDER BY sha256")))
+    assert flags == [True, False]
+    command.upgrade(config, "head")

@@ -112,12 +112,14 @@ def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, ho
     stored = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=row.storage_url)
     assert stored["ContentType"] == "image/jpeg" and stored["ContentLength"] == row.file_size
     assert hashlib.sha256(stored["Body"].read()).hexdigest() == row.sha256
-    assert (row.decodable, row.decode_error, row.mode, row.has_thumbnail) == (True, None, "RGB", True)
+    assert (row.decodable, row.decode_error, row.mode, row.thumbnail_format) == (True, None, "RGB", "jpeg")
     assert row.phash is not None and row.blank_variance is not None and row.blank_variance > 0
-    thumbnail = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=object_keys.thumbnail_key(row.storage_url))
-    assert thumbnail["ContentType"] == "image/webp"
+    thumbnail_key = object_keys.thumbnail_key(row.storage_url, "jpeg")
+    assert thumbnail_key == f"{row.storage_url}.thumb.jpg"
+    thumbnail = crawl_env["s3"].get_object(Bucket=crawl_env["bucket"], Key=thumbnail_key)
+    assert thumbnail["ContentType"] == "image/jpeg"
     with PILImage.open(io.BytesIO(thumbnail["Body"].read())) as preview:
-        assert (preview.format, preview.size) == ("WEBP", (64, 48))
+        assert (preview.format, preview.size) == ("JPEG", (64, 48))
     assert bucket_keys(crawl_env) == objects_of(rows)
     assert chunks(session, job.id)[2].failed == 1
     log = session.scalars(select(ActivityLog)).one()
@@ -230,6 +232,7 @@ def test_each_image_is_stored_with_the_facts_of_one_decode_and_an_undecodable_on
         "rotated.jpg": samples.encode(upright, "JPEG", exif=exif.tobytes()),
         "truncated.jpg": samples.jpeg(2, 512, 512)[:4000],
         "blank.png": samples.encode(PILImage.new("RGB", (300, 200), (128, 128, 128)), "PNG"),
+        "transparent.png": samples.encode(PILImage.new("RGBA", (400, 300), (200, 30, 30, 90)), "PNG"),
     }
     types = {"jpg": "image/jpeg", "png": "image/png"}
     for name, data in planted.items():
@@ -242,8 +245,9 @@ def test_each_image_is_stored_with_the_facts_of_one_decode_and_an_undecodable_on
     s3, data_bucket = crawl_env["s3"], crawl_env["bucket"]
 
     def preview(row: Image) -> tuple[int, int]:
-        body = s3.get_object(Bucket=data_bucket, Key=object_keys.thumbnail_key(row.storage_url))["Body"].read()
-        with PILImage.open(io.BytesIO(body)) as opened:
+        assert row.thumbnail_format is not None
+        key = object_keys.thumbnail_key(row.storage_url, row.thumbnail_format)
+        with PILImage.open(io.BytesIO(s3.get_object(Bucket=data_bucket, Key=key)["Body"].read())) as opened:
             return opened.size
 
     photo = rows["photo.jpg"]
@@ -253,9 +257,14 @@ def test_each_image_is_stored_with_the_facts_of_one_decode_and_an_undecodable_on
     assert (rotated.width, rotated.height, rotated.orientation) == (1024, 768, 6)
     assert preview(rotated) == (192, 256)
     truncated = rows["truncated.jpg"]
-    assert (truncated.decodable, truncated.has_thumbnail, truncated.phash) == (False, False, None)
+    assert (truncated.decodable, truncated.thumbnail_format, truncated.phash) == (False, None, None)
     assert truncated.decode_error is not None and truncated.decode_error["code"] == "undecodable"
     assert rows["blank.png"].blank_variance == 0 and rows["blank.png"].decodable is True
+    transparent = rows["transparent.png"]
+    assert (transparent.mode, transparent.thumbnail_format) == ("RGBA", "webp")
+    key = object_keys.thumbnail_key(transparent.storage_url, "webp")
+    with PILImage.open(io.BytesIO(s3.get_object(Bucket=data_bucket, Key=key)["Body"].read())) as kept:
+        assert (kept.format, kept.mode, kept.size, kept.getpixel((0, 0))[3]) == ("WEBP", "RGBA", (256, 192), 90)
     assert bucket_keys(crawl_env) == objects_of(list(rows.values()))
 
 

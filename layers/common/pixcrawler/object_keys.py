@@ -36,7 +36,16 @@ def export_key(project_id: int, export_job_id: int, filename: str) -> str:
     return f"exports/{project_id}/{export_job_id}-{secrets.token_hex(16)}/{filename}"
 
 
-def thumbnail_key(image_key: str) -> str:
-    """An image's 256 px WebP preview, stored beside it: under the same job prefix, so whatever removes a job's
-    or a project's objects removes it too, and no original's key (they end in their format) can collide."""
-    return f"{image_key}.thumb.webp"
+THUMBNAIL_EXTENSIONS = {"jpeg": "jpg", "webp": "webp"}
+"""A thumbnail's format (`images.thumbnail_format`) and the extension its key ends in."""
+
+
+def thumbnail_key(image_key: str, thumbnail_format: str) -> str:
+    """An image's 256 px preview, stored beside it: under the same job prefix, so whatever removes a job's or a
+    project's objects removes it too, and no original's key (they end in their format) can collide."""
+    return f"{image_key}.thumb.{THUMBNAIL_EXTENSIONS[thumbnail_format]}"
+
+
+def thumbnail_keys(image_key: str) -> list[str]:
+    """Every key a thumbnail of this image could have: for removing it when the row that says which is gone."""
+    return [thumbnail_key(image_key, thumbnail_format) for thumbnail_format in THUMBNAIL_EXTENSIONS]

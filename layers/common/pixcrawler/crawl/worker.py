@@ -230,8 +230,9 @@ def _store(
     key = object_keys.image_key(claim.project_id, claim.job_id, claim.work.keyword, fetched.sha256, extension)
     uploader.put(key, fetched.data, fetched.content_type)
     ingested = ingest.take(fetched.data, get_settings().validation_max_pixels)
-    if ingested.thumbnail is not None:
-        uploader.put(object_keys.thumbnail_key(key), ingested.thumbnail, ingest.THUMBNAIL_TYPE)
+    if ingested.thumbnail is not None and ingested.thumbnail_format is not None:
+        thumbnail_format = ingested.thumbnail_format
+        uploader.put(object_keys.thumbnail_key(key, thumbnail_format), ingested.thumbnail, f"image/{thumbnail_format}")
     row = {
         "original_url": candidate.url,
         "filename": f"{fetched.sha256[:16]}.{extension}",
@@ -271,7 +272,7 @@ def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
     no-op)."""
     if keys:
         unused = set(keys) - _referenced(job_id, keys)
-        _delete(sorted(unused | {object_keys.thumbnail_key(key) for key in unused}))
+        _delete(sorted(unused | {thumbnail for key in unused for thumbnail in object_keys.thumbnail_keys(key)}))
 
 
 def _delete_job_orphans(claim: Claim) -> None:
@@ -279,13 +280,15 @@ def _delete_job_orphans(claim: Claim) -> None:
     crashed attempts uploaded and their successful redelivery did not fetch again."""
     stored = set(bucket.keys_under(object_keys.crawl_job_prefix(claim.project_id, claim.job_id)))
     with session_scope() as session:
-        rows = session.execute(select(Image.storage_url, Image.has_thumbnail).where(Image.crawl_job_id == claim.job_id))
-        referenced = {name for key, thumbnail in rows for name in _objects(key, thumbnail)}
+        rows = session.execute(
+            select(Image.storage_url, Image.thumbnail_format).where(Image.crawl_job_id == claim.job_id)
+        )
+        referenced = {name for key, thumbnail_format in rows for name in _objects(key, thumbnail_format)}
     _delete(sorted(stored - referenced))
 
 
-def _objects(key: str, has_thumbnail: bool) -> tuple[str, ...]:
-    return (key, object_keys.thumbnail_key(key)) if has_thumbnail else (key,)
+def _objects(key: str, thumbnail_format: str | None) -> tuple[str, ...]:
+    return (key, object_keys.thumbnail_key(key, thumbnail_format)) if thumbnail_format else (key,)
 
 
 def _referenced(job_id: int, keys: list[str]) -> set[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint, false
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -56,6 +56,9 @@ class Image(Base):
             },
         ),
         *non_negative("width", "height", "file_size"),
+        CheckConstraint(
+            "thumbnail_format IS NULL OR thumbnail_format IN ('jpeg', 'webp')", name="thumbnail_format_known"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -78,8 +81,10 @@ class Image(Base):
     mode: Mapped[str | None] = mapped_column(String(16), doc="Pillow mode (RGB, L, P, ...); NULL if the header failed")
     orientation: Mapped[int | None] = mapped_column(SmallInteger, doc="EXIF orientation 1-8, when present")
     blank_variance: Mapped[float | None] = mapped_column(DOUBLE_PRECISION, doc="Pixel variance of the 64x64 greyscale")
-    has_thumbnail: Mapped[bool] = mapped_column(
-        default=False, server_default=false(), doc="A 256 px WebP lies beside the original (`object_keys`)"
+    thumbnail_format: Mapped[str | None] = mapped_column(
+        String(8),
+        doc="`jpeg` or `webp` (pictures with transparency): the 256 px preview beside the original "
+        "(`object_keys.thumbnail_key`); NULL when there is none",
     )
     keyword: Mapped[str | None] = mapped_column(String(200))
     provider: Mapped[str | None] = mapped_column(String(40))

@@ -29,8 +29,9 @@ class ImageResponse(ResponseModel):
     validation_errors: list[Any] | None
     created_at: datetime
     thumbnail_url: str | None = Field(
-        description="A presigned GET of the 256 px WebP preview, valid for 15 minutes; null when the image has "
-        "none (ingested before previews existed, or its pixels did not decode)"
+        description="A presigned GET of the 256 px preview (JPEG, or WebP for pictures with transparency), valid "
+        "for 15 minutes; null when the image has none (ingested before previews existed, or its pixels did not "
+        "decode)"
     )
 
 

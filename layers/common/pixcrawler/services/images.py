@@ -55,11 +55,11 @@ def view_url(image: Image) -> str:
 
 
 def thumbnail_url(image: Image) -> str | None:
-    """Like `view_url`, for the 256 px WebP preview the crawl stored; None for images without one (ingested
-    before previews existed, or whose pixels did not decode)."""
-    if not image.has_thumbnail:
+    """Like `view_url`, for the 256 px preview the crawl stored; None for images without one (ingested before
+    previews existed, or whose pixels did not decode)."""
+    if image.thumbnail_format is None:
         return None
-    return links.presigned_get(object_keys.thumbnail_key(image.storage_url), VIEW_LINK_LIFETIME)
+    return links.presigned_get(object_keys.thumbnail_key(image.storage_url, image.thumbnail_format), VIEW_LINK_LIFETIME)
 
 
 def response(image: Image) -> ImageResponse:
@@ -88,15 +88,15 @@ def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
     deleted = session.execute(
         delete_rows(Image)
         .where(Image.id == image_id, Image.crawl_job_id.in_(owned_jobs))
-        .returning(Image.crawl_job_id, Image.storage_url, Image.is_valid, Image.has_thumbnail)
+        .returning(Image.crawl_job_id, Image.storage_url, Image.is_valid, Image.thumbnail_format)
         .execution_options(synchronize_session=False)
     ).first()
     if deleted is None:
         raise NotFound(f"Image {image_id} not found.")
-    job_id, key, was_valid, has_thumbnail = deleted
+    job_id, key, was_valid, thumbnail_format = deleted
     counters = {"downloaded_images": func.greatest(CrawlJob.downloaded_images - 1, 0)}
     if was_valid:
         counters["valid_images"] = func.greatest(CrawlJob.valid_images - 1, 0)
     session.execute(update(CrawlJob).where(CrawlJob.id == job_id).values(counters))
-    bucket.delete([key, object_keys.thumbnail_key(key)] if has_thumbnail else [key])
+    bucket.delete([key, object_keys.thumbnail_key(key, thumbnail_format)] if thumbnail_format else [key])
     activity.record(session, user_id, "image.deleted", "image", image_id, crawl_job_id=job_id)

@@ -11,15 +11,17 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image as PILImage
+
 from pixcrawler.models import Image
 from pixcrawler.validation import rules
 from pixcrawler.validation.hashing import to_signed, to_unsigned
 
-THUMBNAIL_TYPE = "image/webp"
-THUMBNAIL_QUALITY = 75
-THUMBNAIL_EFFORT = 0
+THUMBNAIL_JPEG_QUALITY = 80
+THUMBNAIL_WEBP_QUALITY = 75
+THUMBNAIL_WEBP_EFFORT = 0
 """libwebp `method` (0 fastest, 6 smallest). Measured at 256x192 (benchmarks/ingest.py): 0.8 ms and 1.8 KB at
-0, 1.5 ms and 1.3 KB at 2, 3.0 ms and 1.2 KB at the default 4: the crawl's CPU matters more than 600 bytes."""
+0, 1.5 ms and 1.3 KB at 2, 3.0 ms and 1.2 KB at the default 4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +31,17 @@ class Ingested:
     columns: dict[str, Any]
     thumbnail: bytes | None
 
+    @property
+    def thumbnail_format(self) -> str | None:
+        """`jpeg` or `webp`, as `images.thumbnail_format` stores it."""
+        return self.columns["thumbnail_format"]
+
 
 def take(data: bytes, max_pixels: int) -> Ingested:
     """Examine downloaded bytes once; the columns are JSON-ready (they travel in one jsonb parameter). When the
     header opened, they include its width, height and format, so a row's facts all come from one reading."""
     facts = rules.examine(io.BytesIO(data), max_pixels, thumbnail=True)
-    thumbnail = None
-    if facts.thumbnail is not None:
-        encoded = io.BytesIO()
-        facts.thumbnail.save(encoded, "WEBP", quality=THUMBNAIL_QUALITY, method=THUMBNAIL_EFFORT)
-        thumbnail = encoded.getvalue()
+    thumbnail, thumbnail_format = _encode(facts.thumbnail) if facts.thumbnail is not None else (None, None)
     header = {"width": facts.width, "height": facts.height, "format": facts.format} if facts.mode else {}
     columns = {
         **header,
@@ -48,9 +51,21 @@ def take(data: bytes, max_pixels: int) -> Ingested:
         "orientation": facts.orientation,
         "blank_variance": facts.variance,
         "phash": None if facts.phash is None else to_signed(facts.phash),
-        "has_thumbnail": thumbnail is not None,
+        "thumbnail_format": thumbnail_format,
     }
     return Ingested(columns, thumbnail)
+
+
+def _encode(preview: PILImage.Image) -> tuple[bytes, str]:
+    """JPEG, unless the preview has transparency, which JPEG cannot hold: at 256 px libjpeg-turbo encodes in
+    under 0.1 ms where WebP at its fastest takes 0.8 ms, and the crawl pays that on every image
+    (benchmarks/ingest.py). The JPEG is larger (about 8 KB against 2 KB): storage is cheaper than CPU here."""
+    encoded = io.BytesIO()
+    if preview.mode == "RGBA":
+        preview.save(encoded, "WEBP", quality=THUMBNAIL_WEBP_QUALITY, method=THUMBNAIL_WEBP_EFFORT)
+        return encoded.getvalue(), "webp"
+    preview.save(encoded, "JPEG", quality=THUMBNAIL_JPEG_QUALITY)
+    return encoded.getvalue(), "jpeg"
 
 
 FACT_COLUMNS = (
