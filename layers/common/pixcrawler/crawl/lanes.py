@@ -130,8 +130,9 @@ class Scheduler:
                     return
                 time.sleep(max(0.0, wake - time.monotonic()))
                 continue
-            wake = min((lane.wake_at for lane in active), default=math.inf)
-            timeout = None if math.isinf(wake) else max(0.0, wake - time.monotonic())
+            now = time.monotonic()  # a lane due now only waits for a free thread: a finished download
+            wake = min((lane.wake_at for lane in active if lane.wake_at > now), default=math.inf)
+            timeout = None if math.isinf(wake) else wake - now
             done, _ = futures.wait(busy, timeout=timeout, return_when=futures.FIRST_COMPLETED)
             for task in done:
                 self._finished(task, lanes)

@@ -6,8 +6,8 @@ keeps its untried candidates in `crawl_chunks.pending` and counts `deferrals` (t
 find); a job counts deferrals by reason in `crawl_jobs.deferred` and may turn robots.txt off
 (`respect_robots`). Columns with constant defaults rewrite nothing on PostgreSQL 11+.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
