@@ -6,9 +6,10 @@ an IP literal or a name the list does not cover (`localhost`) is its own host.
 
 Each host has a token bucket (its rate), a concurrency cap held as leases that expire (a worker that dies
 cannot hold a host forever), and a pause set by 429/503 answers. Tokens and slots are taken in small batches
-by one UPDATE per batch: the statement refills the bucket, grants what it can and records the grant in the
-row, so `RETURNING` says what this statement got even when several workers take at once (SET expressions are
-re-evaluated on the newest row version after the row lock, so no grant is lost or given twice).
+by one UPDATE per batch: it locks the row first (`FOR UPDATE` in its first step, so a concurrent take waits and
+then computes from the newest values: no grant is lost or given twice), refills the bucket, grants what it can
+and returns the grant. Each parameter appears once in the text: pg8000 scans a statement's text in Python
+for its placeholders, and the first version, which repeated its expressions, cost 1.2 ms of CPU per take.
 
 The bucket holds at most a twentieth of a second's worth of tokens (at least one): any one-second window then
 sees at most the rate plus that burst (1.05 x from 20 requests per second), whatever the number of workers.
@@ -99,33 +100,47 @@ class Grant:
 
 _NOW = "statement_timestamp()"
 _LEASE = "CAST(:lease AS text)"
-_UNTIL = "CAST(:until AS float8)"
-_RETRY = "CAST(:retry_after AS float8)"
-_RECOVERED = "CAST(:recovered AS float8)"
-_PAUSED = f"coalesce(paused_until > {_NOW}, false)"
-_AVAILABLE = f"least(:burst, tokens + :rate * rate_factor * greatest(0, extract(epoch FROM {_NOW} - refilled_at)))"
-_LIVE = f"(value ->> 'until')::float8 > extract(epoch FROM {_NOW}) AND key <> {_LEASE}"
-_OTHERS = f"(SELECT coalesce(sum((value ->> 'n')::int), 0) FROM jsonb_each(leases) WHERE {_LIVE})"
-_MINE = f"coalesce((leases -> {_LEASE} ->> 'n')::int, 0)"
-_SLOTS = f"(CASE WHEN {_PAUSED} THEN 0 ELSE greatest(0, least(:want_slots, :cap - {_OTHERS} - {_MINE})) END)"
-_GRANT = f"(CASE WHEN {_PAUSED} THEN 0 ELSE greatest(0, least(:want, floor({_AVAILABLE})::int, :free + {_SLOTS})) END)"
 _TAKE = text(
-    f"""
-    UPDATE host_budgets SET
-        tokens = {_AVAILABLE} - {_GRANT},
-        refilled_at = {_NOW},
-        granted = {_GRANT},
-        granted_slots = {_SLOTS},
-        leases = (SELECT coalesce(jsonb_object_agg(key, value), '{{}}') FROM jsonb_each(leases) WHERE {_LIVE})
-            || CASE WHEN {_MINE} + {_SLOTS} > 0
-               THEN jsonb_build_object({_LEASE}, jsonb_build_object('n', {_MINE} + {_SLOTS}, 'until', {_UNTIL}))
-               ELSE '{{}}' END,
-        rate_factor = least(1.0, rate_factor + {_RECOVERED}),
-        failures = CASE WHEN {_RECOVERED} > 0 THEN 0 ELSE failures END,
-        circuit_opens = CASE WHEN {_RECOVERED} > 0 THEN 0 ELSE circuit_opens END,
-        updated_at = {_NOW}
-    WHERE host = :host
-    RETURNING granted, granted_slots, tokens, rate_factor, extract(epoch FROM paused_until - {_NOW})
+    """
+    WITH p AS (
+        SELECT CAST(:host AS text) AS key, CAST(:want AS int) AS want, CAST(:free AS int) AS free,
+            CAST(:want_slots AS int) AS want_slots, CAST(:cap AS int) AS cap, CAST(:lease AS text) AS lease,
+            CAST(:until AS float8) AS until, CAST(:burst AS float8) AS burst, CAST(:rate AS float8) AS rate,
+            CAST(:recovered AS float8) AS recovered
+    ), locked AS (
+        SELECT b.*, statement_timestamp() AS t FROM host_budgets b, p WHERE b.host = p.key FOR UPDATE OF b
+    ), state AS (
+        SELECT l.host, l.t, l.rate_factor, p.*,
+            coalesce(l.paused_until > l.t, false) AS paused,
+            extract(epoch FROM l.paused_until - l.t) AS paused_for,
+            least(p.burst, l.tokens + p.rate * l.rate_factor * greatest(0, extract(epoch FROM l.t - l.refilled_at)))
+                AS available,
+            (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(l.leases)
+                WHERE (value ->> 'until')::float8 > extract(epoch FROM l.t) AND key <> p.lease) AS others,
+            coalesce((l.leases -> p.lease ->> 'n')::int, 0) AS mine
+        FROM locked l, p
+    ), slotted AS (
+        SELECT s.*, CASE WHEN paused THEN 0 ELSE greatest(0, least(want_slots, cap - mine
+            - (SELECT coalesce(sum((value ->> 'n')::int), 0) FROM jsonb_each(others)))) END AS slots
+        FROM state s
+    ), granted AS (
+        SELECT s.*, CASE WHEN paused THEN 0 ELSE greatest(0, least(want, floor(available)::int, free + slots)) END
+            AS tokens
+        FROM slotted s
+    )
+    UPDATE host_budgets AS h SET
+        tokens = g.available - g.tokens,
+        refilled_at = g.t,
+        leases = g.others || CASE WHEN g.mine + g.slots > 0
+            THEN jsonb_build_object(g.lease, jsonb_build_object('n', g.mine + g.slots, 'until', g.until))
+            ELSE '{}' END,
+        rate_factor = least(1.0, h.rate_factor + g.recovered),
+        failures = CASE WHEN g.recovered > 0 THEN 0 ELSE h.failures END,
+        circuit_opens = CASE WHEN g.recovered > 0 THEN 0 ELSE h.circuit_opens END,
+        updated_at = g.t
+    FROM granted g
+    WHERE h.host = g.host
+    RETURNING g.tokens, g.slots, g.available - g.tokens, g.rate_factor, g.paused_for
     """
 )
 _CREATE = text(
@@ -136,6 +151,7 @@ _CREATE = text(
 )
 _RELEASE = text(f"UPDATE host_budgets SET leases = leases - {_LEASE}, updated_at = {_NOW} WHERE host = :host")
 _OPENS = "failures + 1 >= :threshold"
+_RETRY = "CAST(:retry_after AS float8)"
 _PAUSE = f"""greatest(
     coalesce({_RETRY}, 0),
     CASE WHEN {_OPENS} THEN least({MAX_PAUSE}, :circuit * power(2, circuit_opens))

@@ -18,7 +18,7 @@ class HostBudget(Base):
     __tablename__ = "host_budgets"
     __table_args__ = (
         CheckConstraint("rate_factor > 0 AND rate_factor <= 1", name="rate_factor_range"),
-        *non_negative("granted", "granted_slots", "failures", "circuit_opens"),
+        *non_negative("failures", "circuit_opens"),
     )
 
     host: Mapped[str] = mapped_column(String(253), primary_key=True, doc="Registrable domain, or the IP literal")
@@ -33,8 +33,6 @@ class HostBudget(Base):
         doc="Download slots held: `{lease: {n, until}}` (epoch seconds); an expired lease counts for nothing",
     )
     paused_until: Mapped[datetime | None] = mapped_column(doc="No download starts before this (Retry-After, backoff)")
-    granted: Mapped[Counter] = mapped_column(doc="Tokens the last take granted (what its RETURNING reports)")
-    granted_slots: Mapped[Counter] = mapped_column(doc="Download slots the last take granted")
     failures: Mapped[Counter] = mapped_column(doc="429/503 answers in a row")
     circuit_opens: Mapped[Counter] = mapped_column(doc="Circuits opened in a row: each doubles the cool-down")
     created_at: Mapped[CreatedAt]
