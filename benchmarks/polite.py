@@ -54,7 +54,7 @@ def take_cost(batch: int, calls: int = 2000) -> tuple[float, float]:
 
     limits = hosts.Limits(rate=1e9, concurrency=16)
     lease, host = uuid.uuid4().hex, f"bench-{uuid.uuid4().hex[:8]}.example"
-    arguments = {"want": batch, "free": 16, "want_slots": 0, "lease": lease, "until": time.time() + 600}
+    arguments = {"want": batch, "held": 16, "want_slots": 0, "lease": lease, "until": time.time() + 600}
     hosts.take(host, limits, succeeded=0, **arguments)
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(calls):

@@ -25,12 +25,12 @@ depends_on: str | Sequence[str] | None = None
 
 TAKE = """
 CREATE FUNCTION host_budget_take(
-    p_host text, p_want bigint, p_free bigint, p_want_slots bigint, p_cap bigint, p_lease text,
+    p_host text, p_want bigint, p_held bigint, p_want_slots bigint, p_cap bigint, p_lease text,
     p_until float8, p_burst float8, p_rate float8, p_recovered float8
 ) RETURNS TABLE (granted bigint, granted_slots bigint, tokens_left float8, factor float8, paused_seconds float8)
 LANGUAGE sql AS $take$
 WITH p AS (
-    SELECT p_host AS key, p_want AS want, p_free AS free, p_want_slots AS want_slots, p_cap AS cap,
+    SELECT p_host AS key, p_want AS want, p_held AS held, p_want_slots AS want_slots, p_cap AS cap,
         p_lease AS lease, p_until AS until, p_burst AS burst, p_rate AS rate, p_recovered AS recovered
 ), locked AS (
     SELECT b.*, statement_timestamp() AS t FROM host_budgets b, p WHERE b.host = p.key FOR UPDATE OF b
@@ -49,7 +49,7 @@ WITH p AS (
         - (SELECT coalesce(sum((value ->> 'n')::int), 0) FROM jsonb_each(others)))) END AS slots
     FROM state s
 ), granted AS (
-    SELECT s.*, CASE WHEN paused THEN 0 ELSE greatest(0, least(want, floor(available)::int, free + slots)) END
+    SELECT s.*, CASE WHEN paused THEN 0 ELSE greatest(0, least(want, floor(available)::int, held + slots)) END
         AS tokens
     FROM slotted s
 )
@@ -70,7 +70,7 @@ $take$
 """
 """`pixcrawler.crawl.hosts.take`: grant up to `p_want` tokens and `p_want_slots` more slots of lease `p_lease`
 (held until the epoch time `p_until`) from the host's bucket (`p_rate` per second, at most `p_burst`) and its
-concurrency cap `p_cap`; tokens never beyond the lease's free slots (`p_free` plus the new ones). `p_recovered`
+concurrency cap `p_cap`; tokens never beyond the slots the lease holds (`p_held` plus the new ones). `p_recovered`
 is added back to the rate factor, and any recovery clears the failures in a row."""
 
 

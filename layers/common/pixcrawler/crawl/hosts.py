@@ -13,7 +13,7 @@ A function because pg8000 scans a statement's whole text in Python for placehold
 same UPDATE sent as text cost 0.86-1.2 ms of CPU per take, the call a fraction of that.
 
 The bucket holds at most a twentieth of a second's worth of tokens (at least one): any one-second window then
-sees at most the rate plus that burst (1.05 x from 20 requests per second), whatever the number of workers.
+sees at most the rate plus two such bursts (one granted, one held by workers): 1.1 x, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Grant:
 _NOW = "statement_timestamp()"
 _LEASE = "CAST(:lease AS text)"
 _TAKE = text(
-    "SELECT * FROM host_budget_take(:host, :want, :free, :want_slots, :cap, :lease, :until, :burst, :rate, :recovered)"
+    "SELECT * FROM host_budget_take(:host, :want, :held, :want_slots, :cap, :lease, :until, :burst, :rate, :recovered)"
 )
 _CREATE = text(
     f"""
@@ -134,16 +134,17 @@ _THROTTLED = text(
 
 
 def take(
-    host: str, limits: Limits, *, want: int, free: int, want_slots: int, lease: str, until: float, succeeded: int
+    host: str, limits: Limits, *, want: int, held: int, want_slots: int, lease: str, until: float, succeeded: int
 ) -> Grant:
     """Take up to `want` tokens and `want_slots` more download slots for lease `lease` (held until the epoch
-    time `until`) in one statement. `free` is how many slots the lease already holds unused: tokens are never
-    granted beyond the slots to spend them, so no token waits (and bunches up a window) in a worker.
-    `succeeded` downloads since the last take answered normally: they recover the host's rate factor."""
+    time `until`) in one statement. `held` is how many slots the lease holds already: tokens are never granted
+    beyond the lease's slots, so the tokens a worker holds (at most a burst) are spent as its downloads end
+    and cannot bunch up in a window. `succeeded` downloads since the last take answered normally: they
+    recover the host's rate factor."""
     parameters = {
         "host": host,
         "want": want,
-        "free": free,
+        "held": held,
         "want_slots": want_slots,
         "cap": limits.concurrency if limits.concurrency is not None else 1_000_000,
         "lease": lease,
@@ -162,7 +163,7 @@ def take(
         return Grant(granted, slots, float(paused_for), paused=True)
     if granted or slots:
         return Grant(granted, slots, 0.0, paused=False)
-    if free + slots == 0:
+    if held + slots == 0:
         return Grant(0, 0, BUSY_POLL, paused=False)
     rate = (limits.rate or 1e9) * factor
     return Grant(0, 0, max(0.0, (1 - tokens) / rate), paused=False)

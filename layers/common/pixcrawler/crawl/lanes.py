@@ -184,7 +184,7 @@ class Scheduler:
             lane.host,
             limits,
             want=max(0, min(int(limits.burst), len(lane.waiting)) - lane.tokens),
-            free=max(0, lane.slots - lane.in_flight),
+            held=lane.slots,
             want_slots=0 if limits.concurrency is None else max(0, wanted_slots - lane.slots),
             lease=self._lease,
             until=hosts.lease_until(self.stop_by, self.settings),
