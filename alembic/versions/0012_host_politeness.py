@@ -80,7 +80,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(length=253), nullable=False),
         sa.Column("tokens", sa.Float(), nullable=False),
         sa.Column("refilled_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("rate_factor", sa.Float(), server_default="1", nullable=False),
+        sa.Column("rate_factor", sa.Float(), server_default=sa.text("1"), nullable=False),
         sa.Column("leases", postgresql.JSONB(), server_default="{}", nullable=False),
         sa.Column("paused_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
@@ -107,7 +107,9 @@ def upgrade() -> None:
     op.add_column("crawl_chunks", sa.Column("pending", postgresql.JSONB(), nullable=True))
     op.create_check_constraint("deferrals_non_negative", "crawl_chunks", "deferrals >= 0")
     op.add_column("crawl_jobs", sa.Column("deferred", postgresql.JSONB(), server_default="{}", nullable=False))
-    op.add_column("crawl_jobs", sa.Column("respect_robots", sa.Boolean(), server_default="true", nullable=False))
+    op.add_column(
+        "crawl_jobs", sa.Column("respect_robots", sa.Boolean(), server_default=sa.text("true"), nullable=False)
+    )
     op.execute(TAKE)
 
 

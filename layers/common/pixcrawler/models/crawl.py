@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
@@ -102,7 +102,9 @@ class CrawlJob(Base):
         "from `pixcrawler.crawl.refusals.Deferral`; a candidate deferred twice counts twice",
     )
     respect_robots: Mapped[bool] = mapped_column(
-        default=True, server_default="true", doc="Honour image hosts' robots.txt (off only for hosts the user owns)"
+        default=True,
+        server_default=text("true"),
+        doc="Honour image hosts' robots.txt (off only for hosts the user owns)",
     )
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

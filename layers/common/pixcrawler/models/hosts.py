@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy import CheckConstraint, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, UpdatedAt, non_negative
@@ -25,7 +25,9 @@ class HostBudget(Base):
     tokens: Mapped[float] = mapped_column(doc="Requests the bucket holds at `refilled_at`")
     refilled_at: Mapped[datetime]
     rate_factor: Mapped[float] = mapped_column(
-        default=1.0, server_default="1", doc="Multiplier of the host's rate: halved by a 429/503 without Retry-After"
+        default=1.0,
+        server_default=text("1"),
+        doc="Multiplier of the host's rate: halved by a 429/503 without Retry-After",
     )
     leases: Mapped[dict[str, Any]] = mapped_column(
         default=dict,
