@@ -23,6 +23,7 @@ The machine's load average is printed: figures on a shared machine swing with ot
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import multiprocessing
@@ -152,6 +153,8 @@ class Peak(NamedTuple):
     """The largest RSS of any one of its processes."""
     processes: int
     """The most processes seen at once (the embedded PostgreSQL's included)."""
+    parts: dict[str, int]
+    """The largest PSS sum of each part (`_part`), each at its own peak: where the memory is."""
 
 
 class MemorySampler:
@@ -161,6 +164,7 @@ class MemorySampler:
     def __init__(self, root: int, also: str | None = None) -> None:
         self.root, self.also = root, also
         self.total = self.proportional = self.largest = self.processes = 0
+        self.parts: dict[str, int] = {}
         self._extra: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -175,7 +179,7 @@ class MemorySampler:
 
     @property
     def peak(self) -> Peak:
-        return Peak(self.total, self.proportional, self.largest, self.processes)
+        return Peak(self.total, self.proportional, self.largest, self.processes, dict(self.parts))
 
     def _find_extra(self) -> None:
         if self.also is None:
@@ -200,15 +204,28 @@ class MemorySampler:
             if ticks % 10 == 0:  # a new postmaster appears once, early; a full scan costs more than a sample
                 self._find_extra()
             rss, pss = [], []
+            parts: collections.Counter[str] = collections.Counter()
             for process in self._tree():
                 with contextlib.suppress(psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
                     rss.append(process.memory_info().rss)
                     pss.append(_pss(process.pid))
+                    parts[self._part(process)] += pss[-1]
             self.total, self.largest = max(self.total, sum(rss)), max(self.largest, max(rss, default=0))
             self.proportional = max(self.proportional, sum(pss))
+            for part, size in parts.items():
+                self.parts[part] = max(self.parts.get(part, 0), size)
             self.processes = max(self.processes, len(rss))
             ticks += 1
             self._stop.wait(SAMPLE_EVERY)
+
+    def _part(self, process: psutil.Process) -> str:
+        if process.pid == self.root:
+            return "main process"
+        command = " ".join(process.cmdline())
+        return next((part for marker, part in PARTS if marker in command), "other")
+
+
+PARTS = (("postgres", "PostgreSQL"), ("pixcrawler_local.emulator", "S3/SQS emulator"))
 
 
 def _pss(pid: int) -> int:
@@ -332,6 +349,10 @@ def report(ours: list[Run], theirs: list[Run], count: int) -> None:
     if theirs:
         print(row("img2dataset, 1 process, 16 threads, files, no resize", theirs))
     print(row("`pixcrawler crawl --provider urls --format tar` (fresh data dir)", ours))
+    parts = {part: max(run.peak.parts.get(part, 0) for run in ours) for part in ours[0].peak.parts}
+    print(
+        "our peak PSS by part, each at its own peak: " + ", ".join(f"{p} {b / MiB:,.0f} MiB" for p, b in parts.items())
+    )
     print("\n| pixcrawler stage | time | images/s |")
     print("| --- | --- | --- |")
     for stage in ours[0].stages:

@@ -464,7 +464,9 @@ def _few_malloc_arenas(count: int = 2) -> None:
     of threads (downloads, decodes, the emulator's pool, pollers) kept growing with the images they had
     handled: a 5,000-image `crawl` peaked at 358 MiB in its process, 246 MiB with two arenas, as fast. Not
     glibc (macOS, musl): nothing to do. The process's own symbols hold libc's (no `find_library`, which runs
-    `ldconfig` in a subprocess at every start)."""
+    `ldconfig` in a subprocess at every start). Child processes (the S3/SQS emulator) read the same cap from
+    the environment when they start."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(count))
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except AttributeError:

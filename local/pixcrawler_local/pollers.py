@@ -94,6 +94,7 @@ class Poller:
         ]
         self.invocations = 0
         self._failed: dict[str, str] = {}  # message id -> receipt handle, while it waits out its timeout
+        self._busy: set[threading.Thread] = set()  # threads running a batch
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -101,16 +102,25 @@ class Poller:
             thread.start()
 
     def request_stop(self) -> None:
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
 
     def join(self, timeout: float | None = None) -> None:
-        for thread in self._threads:
+        """Wait for the batches in progress. A thread waiting in an empty long poll is not waited for (up to a
+        second, which was most of the stack's shutdown): a batch it receives now goes back at once, and if the
+        emulator ends first, the messages are still stored and the next start delivers them."""
+        with self._lock:
+            busy = list(self._busy)
+        for thread in busy:
             thread.join(timeout)
 
     def release_failed(self) -> None:
         """Make the messages that failed here visible again now (at shutdown): the next start delivers them at once."""
         with self._lock:
             handles, self._failed = list(self._failed.values()), {}
+        self._release(handles)
+
+    def _release(self, handles: list[str]) -> None:
         for handle in handles:
             try:
                 self._sqs.change_message_visibility(
@@ -139,6 +149,21 @@ class Poller:
         ).get("Messages", [])
         if not messages:
             return 0
+        with self._lock:
+            stopping = self._stopping.is_set()
+            if not stopping:
+                self._busy.add(threading.current_thread())
+        if stopping:
+            self._release([message["ReceiptHandle"] for message in messages])
+            return 0
+        try:
+            return self._process(messages)
+        finally:
+            with self._lock:
+                self._busy.discard(threading.current_thread())
+
+    def _process(self, messages: list[MessageTypeDef]) -> int:
+        source = self._source
         event = {"Records": [to_record(m, source.queue_arn, source.region) for m in messages]}
         ids = [m["MessageId"] for m in messages]
         self.invocations += 1

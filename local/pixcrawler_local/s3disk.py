@@ -24,7 +24,8 @@ On disk, under the root: `<bucket>/<xx>/<sha256 of the key>`, one file per objec
 (key, size, ETag, content type and the other headers kept, metadata, checksum) then the bytes, written to a
 temporary name and renamed into place before the answer leaves, so a `kill -9` leaves the old object or the
 new one, never a mix; `.uploads/<id>/` holds a multipart upload's parts until it is completed or aborted. The
-key index lives in memory (about 250 bytes per object) and is rebuilt from the file headers at start.
+index in memory holds the keys alone (a set per bucket, rebuilt from the file headers at start); headers are
+read from the files when asked for, so it costs about 250 bytes an object where whole headers cost 1 KB.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class DiskS3:
         self.root, self.region = root, region
         self._uploads = root / ".uploads"
         self._lock = threading.Lock()
-        self._index: dict[str, dict[str, Entry]] = {}
+        self._index: dict[str, set[str]] = {}
         self._load()
 
     # --- the index ------------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ class DiskS3:
         """Rebuild the index from the object files; remove what a killed process left half written."""
         self.root.mkdir(parents=True, exist_ok=True)
         for bucket in (path for path in self.root.iterdir() if path.is_dir() and not path.name.startswith(".")):
-            keys = self._index.setdefault(bucket.name, {})
+            keys = self._index.setdefault(bucket.name, set())
             for path in bucket.glob(".*.part"):
                 path.unlink()
             for path in bucket.glob("*/*"):
@@ -224,27 +225,33 @@ class DiskS3:
                     path.unlink()
                     continue
                 with path.open("rb") as stored:
-                    entry = _read_header(stored)
-                keys[entry.key] = entry
+                    keys.add(_read_header(stored).key)
 
     def object_count(self) -> int:
         return sum(len(keys) for keys in self._index.values())
+
+    def _header(self, bucket: str, key: str) -> Entry:
+        """An indexed object's header, read from its file (under the lock, as listings do)."""
+        with self._path(bucket, key).open("rb") as stored:
+            return _read_header(stored)
 
     def _path(self, bucket: str, key: str) -> Path:
         digest = hashlib.sha256(key.encode()).hexdigest()
         return self.root / bucket / digest[:2] / digest
 
-    def _keys(self, bucket: str) -> dict[str, Entry]:
+    def _keys(self, bucket: str) -> set[str]:
         try:
             return self._index[bucket]
         except KeyError:
             raise S3Error(404, "NoSuchBucket", "The specified bucket does not exist") from None
 
-    def _entry(self, bucket: str, key: str) -> Entry:
-        entry = self._keys(bucket).get(key)
-        if entry is None:
-            raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
-        return entry
+    def _open(self, bucket: str, key: str) -> IO[bytes]:
+        """The object's file, opened under the lock: a replace or delete cannot slip between the index and the
+        open, and the open file keeps the version it found, header and bytes, however long it is read."""
+        with self._lock:
+            if key not in self._keys(bucket):
+                raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
+            return self._path(bucket, key).open("rb")
 
     def _commit(self, bucket: str, entry: Entry, partial: Path) -> None:
         """Move a fully written object file into place, then index it: a reader never sees half an object."""
@@ -252,7 +259,7 @@ class DiskS3:
         final.parent.mkdir(exist_ok=True)
         with self._lock:
             os.replace(partial, final)
-            self._index[bucket][entry.key] = entry
+            self._index[bucket].add(entry.key)
 
     def _store(self, bucket: str, blocks: Iterable[bytes], described: Callable[[], Entry]) -> Entry:
         """Write an object file under a temporary name (a slot for the header's offset, the bytes, then the
@@ -319,7 +326,7 @@ class DiskS3:
         Body(environ).read()
         (self.root / bucket).mkdir(exist_ok=True)
         with self._lock:
-            self._index.setdefault(bucket, {})
+            self._index.setdefault(bucket, set())
         return _reply(start, 200, b"", {"Location": f"/{bucket}"})
 
     def _head_bucket(self, environ: dict[str, Any], start: StartResponse, bucket: str, *_: Any) -> Iterable[bytes]:
@@ -337,7 +344,7 @@ class DiskS3:
         after = max(query.get("start-after", ""), _untoken(query.get("continuation-token", "")))
         with self._lock:
             names = sorted(name for name in self._keys(bucket) if name.startswith(prefix) and name > after)
-            page = [self._index[bucket][name] for name in names[:limit]]
+            page = [self._header(bucket, name) for name in names[:limit]]
         encode = _key_encoder(query)
         result = ET.Element("ListBucketResult", xmlns=NS)
         for name, value in (("Name", bucket), ("Prefix", encode(prefix)), ("KeyCount", str(len(page)))):
@@ -393,12 +400,17 @@ class DiskS3:
         self, environ: dict[str, Any], start: StartResponse, bucket: str, key: str, query: dict[str, str]
     ) -> Iterable[bytes]:
         _check_expiry(query)
-        with self._lock:
-            entry = self._entry(bucket, key)
+        opened = self._open(bucket, key)
+        try:
+            entry = _read_header(opened)
             modified = _unmodified_since_asked(environ, entry)
             first, last, status = _range(environ.get("HTTP_RANGE"), entry.size)
-            # opened under the lock (a replace cannot slip between), and only once nothing can refuse the request
-            stored = self._path(bucket, key).open("rb") if modified and environ["REQUEST_METHOD"] == "GET" else None
+        except BaseException:
+            opened.close()
+            raise
+        stored = opened if modified and environ["REQUEST_METHOD"] == "GET" else None
+        if stored is None:
+            opened.close()
         validators = {"ETag": f'"{entry.etag}"', "Last-Modified": format_datetime(entry.modified, usegmt=True)}
         if not modified:
             start("304 Not Modified", list(validators.items()))
@@ -431,7 +443,9 @@ class DiskS3:
 
     def _remove(self, bucket: str, key: str) -> None:
         with self._lock:
-            if self._keys(bucket).pop(key, None) is not None:
+            keys = self._keys(bucket)
+            if key in keys:
+                keys.remove(key)
                 self._path(bucket, key).unlink(missing_ok=True)
 
     # --- multipart uploads ----------------------------------------------------------------------------------

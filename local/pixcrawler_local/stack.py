@@ -175,10 +175,10 @@ class LocalStack:
         # PostgreSQL starts in its own processes: let it boot while this one starts the emulator and imports functions.
         with ThreadPoolExecutor(max_workers=1) as pool:
             database_ready = pool.submit(self._database)
-            aws_server = self._exit.enter_context(
-                emulator.aws_server(options.host, options.aws_port, self.data_dir, REGION)
+            self.emulator = self._exit.enter_context(
+                emulator.aws_process(options.host, options.aws_port, self.data_dir, REGION)
             )
-            self.aws_endpoint = aws_server.url
+            self.aws_endpoint = self.emulator.url
             self._configure()
             workers = {
                 queue: Function.from_repository(
@@ -205,7 +205,7 @@ class LocalStack:
             os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
 
-        objects, messages = aws_server.objects.object_count(), aws_server.queues.restore()
+        objects, messages = self.emulator.restore()
         if objects or messages:
             log.info("restored %d stored objects and %d queued messages", objects, messages)
         if moved := emulator.import_legacy_state(aws.s3(), aws.sqs(), BUCKET, self.queues, self.data_dir):
@@ -225,7 +225,10 @@ class LocalStack:
         if options.sweep_interval > 0:
             self._background(lambda: self._schedule(sweep, options.sweep_interval), "sweep")
 
-        thread = threading.Thread(target=http.serve_forever, name="gateway", daemon=True)
+        # `shutdown()` waits for the loop to look up: every 0.5 s by default, half a second of every stop.
+        thread = threading.Thread(
+            target=http.serve_forever, kwargs={"poll_interval": 0.05}, name="gateway", daemon=True
+        )
         thread.start()
         self._exit.callback(http.shutdown)
         self._write_state()
@@ -296,6 +299,7 @@ class LocalStack:
             "pid": os.getpid(),
             "api_url": self.api_url,
             "aws_endpoint_url": self.aws_endpoint,
+            "emulator_pid": self.emulator.pid,
             "bucket": BUCKET,
             "region": REGION,
             "queues": self.queues,

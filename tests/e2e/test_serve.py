@@ -205,6 +205,14 @@ def test_token_picks_the_one_running_stack_and_asks_among_several(
     assert str(tmp_path / "first") in two.stderr and str(tmp_path / "second") in two.stderr
 
 
+def running(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_killed_serve_keeps_every_accepted_object_and_message(
     tmp_path: Path, clean_env: dict[str, str], engine: Engine, migrated: str
 ) -> None:
@@ -244,6 +252,10 @@ def test_a_killed_serve_keeps_every_accepted_object_and_message(
             os.kill(stack["pid"], signal.SIGKILL)
         rows_at_kill = stored_rows()
         assert 0 < len(rows_at_kill) < count, "the kill did not land mid-crawl"
+        deadline = time.monotonic() + 30
+        while running(stack["emulator_pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(stack["emulator_pid"]), "the S3/SQS emulator outlived its stack"
 
         with serving(data_dir, env, tmp_path) as stack:
             s3 = boto3.client(

@@ -22,9 +22,10 @@ def export_app() -> ModuleType:
 
 
 @pytest.fixture
-def env(engine: Any, aws: dict[str, Any], link_secret: None) -> dict[str, Any]:
-    """Database, moto and a link secret: everything an export needs."""
-    return aws
+def env(engine: Any, aws_over_http: dict[str, Any], link_secret: None) -> dict[str, Any]:
+    """Database, moto (S3 over HTTP: the export reads images through the CRT) and a link secret: everything an
+    export needs."""
+    return aws_over_http
 
 
 def export_job(session: Session, job: CrawlJob, fmt: str = "zip", name: str = "My Cats", **options: Any) -> ExportJob:

@@ -110,3 +110,15 @@ def test_the_batch_size_is_respected(aws: dict[str, Any], queue: dict[str, str])
 )
 def test_lambda_rules_for_reported_failures(result: Any, deleted: list[str]) -> None:
     assert succeeded(["a", "b"], result) == deleted
+
+
+def test_a_batch_received_once_stopping_goes_back_at_once_uninvoked(aws: dict[str, Any], queue: dict[str, str]) -> None:
+    """At shutdown the stack does not wait for pollers idling in a long poll: whatever one receives then is made
+    visible again instead of run, so the next start delivers it at once."""
+    aws["sqs"].send_message(QueueUrl=queue["url"], MessageBody=json.dumps({"n": 1}))
+    worker = Worker()
+    poller = _poller(aws, queue, worker)
+    poller.request_stop()
+    assert poller.poll_once() == 0 and worker.events == []
+    again = aws["sqs"].receive_message(QueueUrl=queue["url"], MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(message["Body"]) for message in again] == [{"n": 1}]

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler.uploads import Uploader
+from pixcrawler.transfers import Uploader
 from pixcrawler_local.emulator import aws_server
 
 SERVERS = ("moto", "s3disk")

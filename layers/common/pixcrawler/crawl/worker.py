@@ -30,7 +30,7 @@ from pixcrawler.messages import ChunkMessage
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 from pixcrawler.providers import Candidate, RateLimited, Work, get_provider
 from pixcrawler.settings import Settings, get_settings
-from pixcrawler.uploads import Uploader
+from pixcrawler.transfers import Uploader
 from pixcrawler.validation import ingest
 
 logger = Logger(child=True)

@@ -19,9 +19,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from botocore.exceptions import ClientError
-
-from pixcrawler import aws, links
+from pixcrawler import links, transfers
 from pixcrawler.exports import items, selection, state, webdataset
 from pixcrawler.exports.checkpoint import Checkpoint, Clock, ExportError, Job, Written
 from pixcrawler.exports.formats import Listing, Output, open_output
@@ -141,7 +139,8 @@ def _outputs(
         yield from ((image, b"", None) for image in images)
         return
     settings = get_settings()
-    fetched = _in_order(_fetch, images, settings.export_fetch_concurrency, "export-fetch", stack)
+    reader = transfers.Reader(settings.data_bucket)
+    fetched = _in_order(partial(_fetch, reader), images, settings.export_fetch_concurrency, "export-fetch", stack)
     transform = Transform.of(job.options, settings.validation_max_pixels)
     if transform is None:
         yield from ((image, data, None) for image, data in fetched)
@@ -167,15 +166,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fetch(image: Image) -> bytes:
-    settings = get_settings()
+def _fetch(reader: transfers.Reader, image: Image) -> bytes:
     try:
-        body = aws.s3().get_object(Bucket=settings.data_bucket, Key=image.storage_url)["Body"]
-        return body.read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise ExportError(f"Image {image.id} is missing from storage ({image.storage_url}).") from error
-        raise
+        return reader.get(image.storage_url)
+    except transfers.ObjectMissing as error:
+        raise ExportError(f"Image {image.id} is missing from storage ({image.storage_url}).") from error
 
 
 def _in_order(

@@ -1,15 +1,16 @@
-"""The CRT uploader against moto over real HTTP: bytes, types and keys land as boto3 would put them."""
+"""The CRT uploader and reader against moto over real HTTP: bytes, types and keys as boto3 would put and get them."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler.uploads import Uploader, UploadFailed
+from pixcrawler.transfers import ObjectMissing, Reader, ReadFailed, Uploader, UploadFailed
 from pixcrawler_local.httphost import HttpHost, Response
 
 
@@ -38,6 +39,24 @@ def test_a_failed_upload_names_its_key_and_the_reason(aws_over_http: dict[str, A
         match=r"1 of 1 uploads failed; a/key.jpg: HTTP 404 NoSuchBucket: The specified bucket does not exist",
     ):
         uploader.wait()
+
+
+def test_reads_return_each_object_whole_and_name_what_is_missing(aws_over_http: dict[str, Any]) -> None:
+    """Bodies of several CRT parts (its part size is 8 MiB) come back whole and in order, from many threads."""
+    s3, bucket = aws_over_http["s3"], aws_over_http["bucket"]
+    bodies = {"small/ü cat.jpg": os.urandom(3_000), "large.tar": os.urandom(20 * 1024 * 1024 + 17)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    reader = Reader(bucket)
+    with ThreadPoolExecutor(4) as pool:
+        read = dict(zip(bodies, pool.map(reader.get, bodies), strict=True))
+    assert {key: hashlib.sha256(data).hexdigest() for key, data in read.items()} == {
+        key: hashlib.sha256(body).hexdigest() for key, body in bodies.items()
+    }
+    with pytest.raises(ObjectMissing, match=r"^gone\.jpg$"):
+        reader.get("gone.jpg")
+    with pytest.raises(ReadFailed, match=r"^a\.jpg: HTTP 404 NoSuchBucket"):
+        Reader("no-such-bucket-here").get("a.jpg")
 
 
 def test_each_endpoint_gets_its_own_connections_even_on_one_host(

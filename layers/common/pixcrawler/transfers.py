@@ -1,11 +1,12 @@
-"""Storing many small objects fast: S3 PUTs through the AWS Common Runtime's S3 client.
+"""Moving many small objects fast: S3 PUTs and GETs through the AWS Common Runtime's S3 client.
 
-A crawl chunk stores hundreds of images of tens of kilobytes. boto3's `put_object` spends about 2.5 ms of
-interpreter time on each (serialising, signing and the HTTP exchange all run in Python, under the GIL),
-which caps one worker near 300 stores/s however many threads it runs, below the downloads it has to keep
-up with. awscrt's S3 client, the engine behind `boto3[crt]`, signs, sends, checksums and retries on native
-threads: about 0.25 ms of Python per object. boto3's own CRT transfer manager cannot be used: it ignores a
-configured endpoint (the local stack's moto server) and always speaks TLS.
+A crawl chunk stores hundreds of images of tens of kilobytes, and an export reads thousands back. boto3's
+`put_object` spends about 2.5 ms of interpreter time on each (serialising, signing and the HTTP exchange all
+run in Python, under the GIL), which caps one worker near 300 stores/s however many threads it runs, below
+the downloads it has to keep up with; `get_object` costs about 2 ms. awscrt's S3 client, the engine behind
+`boto3[crt]`, signs, sends, checksums and retries on native threads: about 0.25 ms of Python per object.
+boto3's own CRT transfer manager cannot be used: it ignores a configured endpoint (the local stack's
+emulator) and always speaks TLS.
 
 Where objects go stays boto3's decision: the endpoint, the addressing style and the credentials are read
 from the same boto3 configuration every other S3 call uses, so `AWS_ENDPOINT_URL` reaches both.
@@ -30,6 +31,14 @@ from pixcrawler import aws
 
 class UploadFailed(Exception):
     """An object could not be stored; `str(error)` names the key and the reason."""
+
+
+class ObjectMissing(Exception):
+    """No object has this key; `str(error)` is the key."""
+
+
+class ReadFailed(Exception):
+    """An object could not be read; `str(error)` names the key and the reason."""
 
 
 class _Target(NamedTuple):
@@ -104,14 +113,51 @@ class Uploader:
             raise UploadFailed(f"{len(failures)} of {len(uploads)} uploads failed; {key}: {_describe(error)}")
 
 
+class Reader:
+    """Reads whole objects of one bucket; `get` may be called from many threads at once."""
+
+    def __init__(self, bucket: str) -> None:
+        self._target = _target(bucket)
+        self._client = _client(self._target.tls, self._target.host)
+
+    def get(self, key: str) -> bytes:
+        parts: list[bytes] = []
+        request = http.HttpRequest(
+            "GET", f"{self._target.prefix}/{quote(key)}", http.HttpHeaders([("Host", self._target.host)])
+        )
+        started = self._client.make_request(
+            type=s3.S3RequestType.GET_OBJECT,
+            request=request,
+            on_body=lambda chunk, **_: parts.append(chunk),  # in order: the CRT delivers a body sequentially
+        )
+        try:
+            started.finished_future.result()
+        except s3.S3ResponseError as error:
+            if _code(error) == "NoSuchKey":
+                raise ObjectMissing(key) from error
+            raise ReadFailed(f"{key}: {_describe(error)}") from error
+        return b"".join(parts)
+
+
 def _describe(error: BaseException) -> str:
     """`HTTP 404 NoSuchBucket: The specified bucket does not exist` from S3's XML error, else the CRT's text."""
     if not isinstance(error, s3.S3ResponseError):
         return str(error)
-    body = error.body or b""
-    try:
-        root = ElementTree.fromstring(body)
+    root = _error_document(error)
+    if root is None:
+        detail = (error.body or b"").decode(errors="replace")[:300]
+    else:
         detail = f"{root.findtext('Code')}: {root.findtext('Message')}"
-    except ElementTree.ParseError:
-        detail = body.decode(errors="replace")[:300]
     return f"HTTP {error.status_code} {detail}".strip()
+
+
+def _code(error: s3.S3ResponseError) -> str | None:
+    root = _error_document(error)
+    return None if root is None else root.findtext("Code")
+
+
+def _error_document(error: s3.S3ResponseError) -> ElementTree.Element | None:
+    try:
+        return ElementTree.fromstring(error.body or b"")
+    except ElementTree.ParseError:
+        return None
