@@ -16,14 +16,16 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pixcrawler import db
-from pixcrawler.crawl import hosts
+from pixcrawler.crawl import hosts, worker
 from pixcrawler.models import CrawlJob, HostBudget, JobStatus
+from pixcrawler.queues import QueueSendError
 from pixcrawler.settings import get_settings
 from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
 from tests.crawl.conftest import Apps, lambda_record
 from tests.crawl.test_pipeline import chunks, dispatch, fresh, images, new_job
 from tests.events import lambda_context
+from tests.metrics import enable_metrics, named, printed_metrics
 
 SLOW, FAST = "127.0.0.2", "127.0.0.3"
 
@@ -203,6 +205,60 @@ def test_a_long_pause_defers_the_candidates_and_redelivery_counts_each_once(
     assert done.deferred == {"throttled": 15}  # three deliveries each put off all five
     assert (chunk.deferrals, chunk.found, chunk.downloaded, chunk.skipped, chunk.pending) == (3, 5, 5, 0, None)
     assert len(images(session, job.id)) == 5 and len(limited.times(200)) == 5
+
+
+@pytest.mark.parametrize("limited", [{"refuse_first": 1, "retry_after": "1"}], indirect=True)
+def test_a_worker_killed_between_its_deferral_commit_and_its_message_stores_and_counts_each_image_once(
+    crawl_env: dict[str, Any], session: Session, limited: LimitedHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deferral is committed, then the worker dies before queuing the chunk again: the original message
+    comes back, works on the kept candidates only, and every count ends as one clean run's."""
+    polite_env(
+        monkeypatch, overrides={SLOW: {"rate": 50, "concurrency": 1}}, CRAWL_URLS_PER_CHUNK=10, CRAWL_HOST_MAX_WAIT=0.5
+    )
+    job = new_job(session, urls=limited.serve(5))
+    dispatch(apps.dispatch, job.id)
+    real_send, killed = worker.queues.send, []
+
+    def killed_once(*args: Any, **kwargs: Any) -> str:
+        if not killed:
+            killed.append(True)
+            raise QueueSendError("worker killed after its deferral commit")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(worker.queues, "send", killed_once)
+
+    responses = deliver_until_done(crawl_env, apps.crawl, session, job.id)
+
+    done = fresh(session, job.id)
+    [chunk] = chunks(session, job.id)
+    assert killed and responses[0]["batchItemFailures"]
+    assert (done.status, done.downloaded_images, done.total_images, done.refused) == (JobStatus.COMPLETED, 5, 5, {})
+    assert (chunk.found, chunk.downloaded, chunk.failed, chunk.skipped) == (5, 5, 0, 0)
+    assert len(images(session, job.id)) == 5 and len(limited.times(200)) == 5
+
+
+def test_deferrals_are_printed_as_metrics_by_reason(
+    crawl_env: dict[str, Any],
+    session: Session,
+    limited: LimitedHost,
+    apps: Apps,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    polite_env(monkeypatch, overrides={SLOW: {"rate": 0.5, "concurrency": 1}}, CRAWL_HOST_MAX_WAIT=0.5)
+    job = new_job(session, urls=limited.serve(3))
+    dispatch(apps.dispatch, job.id)
+    enable_metrics(monkeypatch, "crawl")
+    [message] = crawl_env["sqs"].receive_message(QueueUrl=crawl_env["queues"]["crawl"], AttributeNames=["All"])[
+        "Messages"
+    ]
+
+    apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context("crawl"))
+
+    metrics = printed_metrics(capsys.readouterr().out)
+    assert named(metrics, "ImagesDeferred") == [("ImagesDeferred", 2.0, {"service": "crawl", "Reason": "host_busy"})]
+    assert named(metrics, "ImagesStored") == [("ImagesStored", 1.0, {"service": "crawl"})]
 
 
 def test_robots_disallow_keeps_those_urls_from_ever_being_requested(
