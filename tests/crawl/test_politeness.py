@@ -349,3 +349,18 @@ def test_hosts_are_registrable_domains() -> None:
     assert hosts.host_key("someone.github.io") == "someone.github.io"  # a private suffix: each user is a host
     assert hosts.host_key("127.0.0.2") == "127.0.0.2" and hosts.host_key("[::1]") == "::1"
     assert hosts.host_key("localhost") == "localhost"
+
+
+def test_repeated_failures_open_a_circuit_whose_cool_down_doubles(
+    crawl_env: dict[str, Any], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """429s without Retry-After pause 1, 2, 4, 8 s; the fifth in a row opens the circuit (60 s), the next five
+    reopen it for 120 s; a Retry-After longer than that wins. Pauses are the database's own arithmetic."""
+    polite_env(monkeypatch)
+    settings, limits = get_settings(), hosts.Limits(5, 4)
+    pauses = [hosts.throttled("flaky.example", limits, None, settings) for _ in range(10)]
+    assert [round(pause) for pause in pauses[:5]] == [1, 2, 4, 8, 60]
+    assert all(55 < pause <= 60 for pause in pauses[5:9]) and 115 < pauses[9] <= 120
+    assert 299 < hosts.throttled("flaky.example", limits, 300.0, settings) <= 300
+    budget = session.get_one(HostBudget, "flaky.example")
+    assert (budget.circuit_opens, budget.failures, budget.rate_factor) == (2, 1, hosts.FLOOR)
