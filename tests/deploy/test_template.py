@@ -175,3 +175,19 @@ def test_data_bucket_is_private_encrypted_tls_only_and_expires_exports(translate
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
     [statement] = translated["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_every_function_may_send_to_the_queues_it_is_given(translated: dict[str, Any]) -> None:
+    """A function handed a queue's URL sends to it (a crawl chunk re-queues itself when its host is busy, an
+    export continues itself): its role must allow `sqs:SendMessage` there. moto never checks IAM."""
+    for name, function in resources(translated, "AWS::Lambda::Function").items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        queues = [value["Ref"] for key, value in variables.items() if key.endswith("_QUEUE_URL")]
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        statements = [
+            json.dumps(statement)
+            for policy in translated["Resources"][role]["Properties"].get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]
+        ]
+        for queue in queues:
+            assert any("sqs:SendMessage" in text and f'"{queue}"' in text for text in statements), (name, queue)

@@ -2,8 +2,8 @@
 
 Many workers end chunks of one job at the same time, so the job row, which every chunk's counters move, is
 locked only for the transaction's LAST statement: the chunk's row is locked first (`SELECT ... FOR UPDATE`:
-of two deliveries of one chunk the later waits, then finds it ended: exactly-once), its images are inserted
-within the room the job had when last committed, and then one guarded `UPDATE crawl_jobs ... WHERE
+of two deliveries of one chunk the later waits, then finds it ended or moved on: exactly-once), its images are
+inserted within the room the job had when last committed, and then one guarded `UPDATE crawl_jobs ... WHERE
 downloaded_images + n <= max_images AND status <> 'cancelled'` moves every counter (`x = x + n` in SQL, so no
 path can lose an increment) right before COMMIT. Commits of one job queue only for that statement and the
 commit's WAL flush, not for each other's inserts (`benchmarks/commits.py`). When the guard fails, because
@@ -14,16 +14,16 @@ past the room it has then are deleted again, so `max_images` stays a hard cap.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from sqlalchemy import ColumnElement, Integer, bindparam, column, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pixcrawler import lifecycle
-from pixcrawler.crawl.refusals import Refusal, describe
+from pixcrawler.crawl.refusals import Deferral, Refusal, describe
 from pixcrawler.lifecycle import now
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 
@@ -43,64 +43,109 @@ class StoredImage:
 
 @dataclass(frozen=True, slots=True)
 class ChunkEnd:
-    """What a chunk's commit did: the keys it gave rows to, and whether it was the job's last chunk."""
+    """What a chunk's commit did: the keys it gave rows to, whether it was the job's last chunk, and whether
+    it was deferred (its message must come back for the candidates it kept)."""
 
     inserted: set[str]
     job_ended: bool
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
-    """`found` candidates, of which `stored` were uploaded and `refused` (counted by reason) were not; the
-    rest were not needed (the job was full)."""
+    """`found` new candidates (0 when a deferred chunk resumes: they were counted), of which `stored` were
+    uploaded, `refused` (counted by reason) were not and `deferred` wait for a later delivery; the rest were
+    not needed (the job was full)."""
 
     found: int
     stored: Sequence[StoredImage]
     refused: Mapping[Refusal, int]
+    deferred: Sequence[Mapping[str, Any]] = ()
+    """The candidates put off for later, as `crawl_chunks.pending` stores them."""
+    deferred_by: Mapping[Deferral, int] = field(default_factory=dict)
+    resume_in: float = 0.0
+    """Seconds until the deferred candidates' hosts may have room: the delay of the chunk's next delivery."""
 
 
-def _lock_chunk(session: Session, job_id: int, chunk_id: int) -> int | None:
-    """Lock the chunk and return the room its job had when last committed (read without the job's lock); None
-    when there is nothing to do: no such chunk, already ended, or its job cancelled (the chunk is then too)."""
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """A chunk locked for its end: its counters so far (a deferred chunk ends over several deliveries) and the
+    room its job had when last committed (read without the job's lock)."""
+
+    room: int
+    found: int
+    downloaded: int
+    failed: int
+    refused: Mapping[str, int]
+
+
+def _open(session: Session, job_id: int, chunk_id: int, deferrals: int | None = None) -> _Opened | None:
+    """Lock the chunk; None when there is nothing to do: no such chunk, already ended, moved on (with
+    `deferrals`, the chunk must still be at that version: a delivery that started before another one deferred
+    the chunk worked on candidates that commit already settled, so it must not count them again), or its job
+    cancelled (the chunk is then too)."""
     row = session.execute(
-        select(CrawlChunk.status, CrawlJob.status, CrawlJob.max_images - CrawlJob.downloaded_images)
+        select(
+            CrawlChunk.status,
+            CrawlChunk.deferrals,
+            CrawlJob.status,
+            CrawlJob.max_images - CrawlJob.downloaded_images,
+            CrawlChunk.found,
+            CrawlChunk.downloaded,
+            CrawlChunk.failed,
+            CrawlChunk.refused,
+        )
         .join(CrawlJob, CrawlJob.id == CrawlChunk.crawl_job_id)
         .where(CrawlChunk.id == chunk_id, CrawlChunk.crawl_job_id == job_id)
         .with_for_update(of=CrawlChunk)
     ).one_or_none()
     if row is None or row[0].finished:
         return None
-    if row[1] is JobStatus.CANCELLED:
-        _cancel_chunk(session, chunk_id)
+    if deferrals is not None and row[1] != deferrals:
+        logger.info("chunk %s moved on to version %s; this delivery's work is dropped", chunk_id, row[1])
         return None
-    return max(0, row[2])
+    opened = _Opened(max(0, row[3]), row[4], row[5], row[6], row[7])
+    if row[2] is JobStatus.CANCELLED:
+        _cancel_chunk(session, chunk_id, opened)
+        return None
+    return opened
 
 
-def _cancel_chunk(session: Session, chunk_id: int) -> None:
-    """A chunk of a cancelled job ends counting nothing, even if it was about to end otherwise."""
+def _cancel_chunk(session: Session, chunk_id: int, opened: _Opened) -> None:
+    """A chunk of a cancelled job ends with the counts it had when opened, whatever this delivery did."""
     session.execute(
         update(CrawlChunk)
         .where(CrawlChunk.id == chunk_id)
-        .values(status=JobStatus.CANCELLED, completed_at=now(), found=0, downloaded=0, skipped=0, failed=0, refused={})
+        .values(
+            status=JobStatus.CANCELLED,
+            completed_at=now(),
+            found=opened.found,
+            downloaded=opened.downloaded,
+            failed=opened.failed,
+            refused=opened.refused,
+        )
     )
 
 
-def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> ChunkEnd:
-    """Insert the chunk's new images (up to the job's remaining room) and count them.
+def complete_chunk(
+    session: Session, job_id: int, chunk_id: int, result: ChunkResult, deferrals: int | None = None
+) -> ChunkEnd:
+    """Insert the chunk's new images (up to the job's remaining room), count them and end the chunk; with
+    deferred candidates in `result`, keep them on the chunk for its next delivery instead of ending it.
 
     Settling under the job's lock cannot miss its guard (the room and status it read are held), so its
     `_settle` always counts. That lock is `FOR NO KEY UPDATE`, what an UPDATE takes: `FOR UPDATE` would also
     wait for the key-share locks that every concurrent chunk's image inserts hold on the job row (their
     foreign key), while those chunks wait for it to move the counters: a deadlock."""
-    room = _lock_chunk(session, job_id, chunk_id)
-    if room is None:
+    opened = _open(session, job_id, chunk_id, deferrals)
+    if opened is None:
         return ChunkEnd(inserted=set(), job_ended=False)
     unique = list({image.sha256: image for image in reversed(result.stored)}.values())[::-1]
     inserted = _insert_images(session, [{**image.row, "crawl_job_id": job_id} for image in unique])
-    if len(inserted) <= room:
-        ended = _settle(session, job_id, chunk_id, result, inserted, new=len(inserted))
+    if len(inserted) <= opened.room:
+        ended = _settle(session, job_id, chunk_id, opened, result, inserted, new=len(inserted))
         if ended is not None:
-            return ChunkEnd({key for _, key in inserted}, ended)
+            return ChunkEnd({key for _, key in inserted}, ended, deferred=bool(result.deferred))
     locked = session.execute(
         select(CrawlJob.status, CrawlJob.max_images - CrawlJob.downloaded_images)
         .where(CrawlJob.id == job_id)
@@ -110,41 +155,53 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
     if surplus := [image_id for image_id, _ in inserted[keep:]]:
         session.execute(delete(Image).where(Image.id.in_(surplus)).execution_options(synchronize_session=False))
     if locked[0] is JobStatus.CANCELLED:
-        _cancel_chunk(session, chunk_id)
+        _cancel_chunk(session, chunk_id, opened)
         return ChunkEnd(inserted=set(), job_ended=False)
-    ended = _settle(session, job_id, chunk_id, result, inserted[:keep], new=len(inserted))
-    return ChunkEnd({key for _, key in inserted[:keep]}, bool(ended))
+    ended = _settle(session, job_id, chunk_id, opened, result, inserted[:keep], new=len(inserted))
+    return ChunkEnd({key for _, key in inserted[:keep]}, bool(ended), deferred=bool(result.deferred))
 
 
 def _settle(
     session: Session,
     job_id: int,
     chunk_id: int,
+    opened: _Opened,
     result: ChunkResult,
     kept: Sequence[tuple[int, str]],
     new: int,
 ) -> bool | None:
-    """End the chunk with `kept` of its `new` rows (the others are over the cap) and count it on the job;
-    whether it ended the job, or None (nothing counted) when the job lacks the room or was cancelled."""
+    """Give the chunk its counts with `kept` of its `new` rows (the others are over the cap), absolute from
+    what it had when opened so that settling again overwrites, and end it, or keep it pending with its
+    deferred candidates; then count it on the job. Whether it ended the job, or None (nothing counted on the
+    job) when the job lacks the room or was cancelled."""
     duplicates = len(result.stored) - new
     refused = {code.value: count for code, count in {**result.refused, Refusal.DUPLICATE: duplicates}.items() if count}
+    deferred = {code.value: count for code, count in result.deferred_by.items() if count}
     failed = sum(result.refused.values())
-    session.execute(
-        update(CrawlChunk)
-        .where(CrawlChunk.id == chunk_id)
-        .values(
-            status=JobStatus.COMPLETED,
-            completed_at=now(),
-            last_error=None,
-            found=result.found,
-            downloaded=len(kept),
-            refused=refused,
-            skipped=result.found - failed - len(kept),
-            failed=failed,
-        )
+    found, downloaded = opened.found + result.found, opened.downloaded + len(kept)
+    counts = {
+        "found": found,
+        "downloaded": downloaded,
+        "failed": opened.failed + failed,
+        "refused": {code: opened.refused.get(code, 0) + refused.get(code, 0) for code in {*opened.refused, *refused}},
+        "skipped": found - opened.failed - failed - downloaded - len(result.deferred),
+    }
+    if result.deferred:
+        state = {"status": JobStatus.PENDING, "deferrals": CrawlChunk.deferrals + 1, "pending": list(result.deferred)}
+        logger.info("chunk %s: %d stored, %d deferred %s", chunk_id, len(kept), len(result.deferred), deferred)
+    else:
+        state = {"status": JobStatus.COMPLETED, "completed_at": now(), "last_error": None, "pending": None}
+        logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, found, downloaded, counts["refused"])
+    session.execute(update(CrawlChunk).where(CrawlChunk.id == chunk_id).values(**counts, **state))
+    return _count(
+        session,
+        job_id,
+        downloaded=len(kept),
+        found=result.found,
+        completed=0 if result.deferred else 1,
+        refused=refused,
+        deferred=deferred,
     )
-    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, result.found, len(kept), refused)
-    return _count(session, job_id, downloaded=len(kept), found=result.found, completed=1, refused=refused)
 
 
 def _insert_images(session: Session, rows: list[dict[str, object]]) -> list[tuple[int, str]]:
@@ -174,7 +231,8 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> list[tupl
 
 def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> bool:
     """Mark the chunk failed and count it; True when it was the job's last chunk."""
-    if _lock_chunk(session, job_id, chunk_id) is None:
+    opened = _open(session, job_id, chunk_id)
+    if opened is None:
         return False
     session.execute(
         update(CrawlChunk)
@@ -183,7 +241,7 @@ def fail_chunk(session: Session, job_id: int, chunk_id: int, error: str) -> bool
     )
     ended = _count(session, job_id, failed=1)
     if ended is None:
-        _cancel_chunk(session, chunk_id)
+        _cancel_chunk(session, chunk_id, opened)
     return bool(ended)
 
 
@@ -196,6 +254,7 @@ def _count(
     completed: int = 0,
     failed: int = 0,
     refused: Mapping[str, int] | None = None,
+    deferred: Mapping[str, int] | None = None,
 ) -> bool | None:
     """Move the job's counters, if it has room for `downloaded` more images and is not cancelled: the one
     statement of the chunk's transaction that locks the job row, so the caller commits right after it.
@@ -213,7 +272,8 @@ def _count(
             failed_chunks=CrawlJob.failed_chunks + failed,
             active_chunks=func.greatest(CrawlJob.active_chunks - ended, 0),
             progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
-            refused=_refused_plus(refused or {}),
+            refused=_counts_plus(CrawlJob.refused, refused or {}),
+            deferred=_counts_plus(CrawlJob.deferred, deferred or {}),
         )
         .returning(CrawlJob.status, CrawlJob.active_chunks)
         .execution_options(synchronize_session=False)
@@ -226,17 +286,17 @@ def _count(
     return False
 
 
-def _refused_plus(delta: Mapping[str, int]) -> ColumnElement[Any]:
-    """`refused || {code: refused[code] + n, ...}`: each code moves by `x = x + n` in SQL, like the job's
+def _counts_plus(counts: InstrumentedAttribute[dict[str, int]], delta: Mapping[str, int]) -> ColumnElement[Any]:
+    """`counts || {code: counts[code] + n, ...}`: each code moves by `x = x + n` in SQL, like the job's
     integer counters, so no path can lose an increment."""
     if not delta:
-        return CrawlJob.refused.expression
+        return counts.expression
     moved = [
         value
         for code, count in delta.items()
-        for value in (code, func.coalesce(CrawlJob.refused[code].astext.cast(Integer), 0) + count)
+        for value in (code, func.coalesce(counts[code].astext.cast(Integer), 0) + count)
     ]
-    return CrawlJob.refused.op("||")(func.jsonb_build_object(*moved))
+    return counts.op("||")(func.jsonb_build_object(*moved))
 
 
 def _finish_job(session: Session, job: CrawlJob) -> None:

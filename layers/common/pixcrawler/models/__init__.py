@@ -4,6 +4,7 @@ from pixcrawler.models.activity import ActivityLog
 from pixcrawler.models.base import Base, JobStatus
 from pixcrawler.models.crawl import CrawlChunk, CrawlJob
 from pixcrawler.models.export import ExportItem, ExportJob
+from pixcrawler.models.hosts import HostBudget, RobotsFile
 from pixcrawler.models.image import Image
 from pixcrawler.models.profile import Profile, Role
 from pixcrawler.models.project import Project, ProjectStatus
@@ -16,11 +17,13 @@ __all__ = [
     "CrawlJob",
     "ExportItem",
     "ExportJob",
+    "HostBudget",
     "Image",
     "JobStatus",
     "Profile",
     "Project",
     "ProjectStatus",
+    "RobotsFile",
     "Role",
     "ValidationBatch",
     "ValidationJob",
