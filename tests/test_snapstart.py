@@ -2,17 +2,14 @@
 Parameters and Secrets extension when it is there, and the API is compiled into the snapshot.
 
 The hooks run as Lambda's Python runtime runs them (tests/snapstart.py); the extension is a real HTTP server on
-loopback that answers as the AWS one does (GetSecretValue's JSON, 400 without the session token)."""
+loopback that answers as the AWS one does (tests/secrets_extension.py)."""
 
 from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,55 +23,19 @@ from pixcrawler.api import app as api_app  # noqa: F401  (registers the API's be
 from pixcrawler.api.routes import system
 from pixcrawler.providers import openverse
 from pixcrawler.settings import get_settings
+from tests.secrets_extension import Extension, serving
 from tests.snapstart import restore, take_snapshot
 
 SESSION_TOKEN = "session-token-of-this-environment"
 
 
-@dataclass
-class Extension:
-    """What the fake extension serves, and the token each request carried."""
-
-    secrets: dict[str, str]
-    tokens: list[str | None] = field(default_factory=list)
-
-
 @pytest.fixture
 def extension(monkeypatch: pytest.MonkeyPatch) -> Iterator[Extension]:
-    served = Extension(secrets={})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            token = self.headers.get(pixcrawler_aws.EXTENSION_TOKEN_HEADER)
-            served.tokens.append(token)
-            url = urlsplit(self.path)
-            secret_id = parse_qs(url.query).get("secretId", [""])[0]
-            if token != SESSION_TOKEN:
-                self._answer(400, {"message": "bad session token or header key"})
-            elif url.path != "/secretsmanager/get" or secret_id not in served.secrets:
-                self._answer(400, {"message": f"secret {secret_id} not found"})
-            else:
-                self._answer(200, {"ARN": secret_id, "SecretString": served.secrets[secret_id]})
-
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
-    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
-    get_settings.cache_clear()
-    yield served
-    server.shutdown()
-    server.server_close()
+    with serving(SESSION_TOKEN) as served:
+        monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(served.port))
+        monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
+        get_settings.cache_clear()
+        yield served
     get_settings.cache_clear()
 
 
