@@ -139,7 +139,8 @@ def test_every_function_runs_from_a_snapstart_snapshot_behind_its_alias(translat
     }
     assert set(aliases) == set(functions)
     for function in functions.values():
-        assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        assert function["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStartApplyOn"}}
+    assert translated["Parameters"]["SnapStartApplyOn"]["Default"] == "PublishedVersions"
     callers = [
         mapping["Properties"]["FunctionName"]
         for mapping in resources(translated, "AWS::Lambda::EventSourceMapping").values()
