@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from pixcrawler.api import app as api_app  # noqa: F401  (registers the API's be
 from pixcrawler.api.routes import system
 from pixcrawler.providers import openverse
 from pixcrawler.settings import get_settings
+from tests.conftest import ROOT
 from tests.secrets_extension import Extension, serving
 from tests.snapstart import restore, take_snapshot
 
@@ -178,3 +181,13 @@ def test_the_api_is_compiled_into_the_snapshot() -> None:
     take_snapshot()
     restore()
     assert system.openapi_json.cache_info().currsize == system.swagger_html.cache_info().currsize == 1
+
+
+def test_pillow_loads_its_format_plugins_into_the_snapshot() -> None:
+    """In a fresh interpreter, as a worker's init leaves it: Pillow has registered only its five core formats."""
+    script = (
+        "from PIL import Image; import pixcrawler.validation.rules; from tests.snapstart import take_snapshot;"
+        "before = 'TIFF' in Image.OPEN; take_snapshot(); print(before, 'TIFF' in Image.OPEN)"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert output.stdout.split() == ["False", "True"]
