@@ -228,3 +228,13 @@ def test_every_function_may_send_to_the_queues_it_is_given(translated: dict[str,
         ]
         for queue in queues:
             assert any("sqs:SendMessage" in text and f'"{queue}"' in text for text in statements), (name, queue)
+
+
+def test_the_api_can_be_bounded_like_the_workers(translated: dict[str, Any]) -> None:
+    """Every environment holds a database connection: with ApiMaxConcurrency set, the API's are bounded as the
+    workers' are by their event sources' MaximumConcurrency (see README, Scaling and cost)."""
+    api = translated["Resources"]["ApiFunction"]["Properties"]
+    assert api["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["LimitsApi", {"Ref": "ApiMaxConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert translated["Conditions"]["LimitsApi"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiMaxConcurrency"}, 0]}]}
