@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     )
     db_proxy_endpoint: str = Field(default="", description="optional RDS Proxy host that replaces the secret's host")
     db_ca_bundle: str = Field(default="", description="optional CA bundle for TLS to RDS")
+    parameters_secrets_extension_http_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of the AWS Parameters and Secrets Lambda Extension, which then serves the secrets "
+        "(the template sets 2773 when its layer is given); 0 = read secrets through boto3",
+    )
     db_pool_size: int = Field(default=1, ge=1, le=100, description="database connections per process")
     data_bucket: str = Field(default="pixcrawler-data", min_length=3, description="S3 bucket for images and exports")
     dispatch_queue_url: str = Field(default="", description="SQS queue of crawl jobs to plan")

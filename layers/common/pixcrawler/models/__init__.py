@@ -1,5 +1,8 @@
 """The SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
+from sqlalchemy.orm import configure_mappers
+
+from pixcrawler import snapstart
 from pixcrawler.models.activity import ActivityLog
 from pixcrawler.models.base import Base, JobStatus
 from pixcrawler.models.crawl import CrawlChunk, CrawlJob
@@ -28,3 +31,6 @@ __all__ = [
     "ValidationBatch",
     "ValidationJob",
 ]
+
+snapstart.before_snapshot(configure_mappers)
+"""SQLAlchemy resolves the mappers' relationships on the first query (about 40 ms): do it into the snapshot."""
