@@ -52,7 +52,7 @@ class Image(Base):
             "sha256",
             info={
                 "serves": "Exactly-once crawling: the chunk commit inserts `ON CONFLICT (crawl_job_id, sha256) DO "
-                "NOTHING`, and the duplicate check before uploading (`sha256 IN (...)`)."
+                "NOTHING`; a chunk's images already in the job are the rows that insert skips."
             },
         ),
         *non_negative("width", "height", "file_size"),
