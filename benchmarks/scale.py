@@ -169,7 +169,8 @@ def run_child(stage: str, size: int, ids: dict[str, int], env: dict[str, str]) -
 
 def report(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| stage | images | invocations | wall s | µs/image | peak MiB: growth, process | limit | largest row / checkpoint "
+        "| stage | images | invocations | wall s | µs/image | peak MiB: growth, process | limit "
+        "| largest row / checkpoint "
         "| notes |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
