@@ -239,7 +239,16 @@ def main(argv: list[str] | None = None) -> int:
             for stage in STAGES:
                 synthesise(stage, size, ids)
                 if stage in wanted or stage == "commits":  # the later stages need the images
-                    result = {"stage": stage, "size": size, **run_child(stage, size, ids, env)}
+                    try:
+                        result = {"stage": stage, "size": size, **run_child(stage, size, ids, env)}
+                    except RuntimeError as error:
+                        if stage == "commits":
+                            raise
+                        print(error, file=sys.stderr)
+                        reason = str(error).strip().splitlines()[-1][:200]
+                        nan = float("nan")
+                        result = {"stage": stage, "size": size, "wall": nan, "peak_mib": nan, "process_mib": nan}
+                        result["notes"] = f"FAILED: {reason}"
                     if stage in wanted:
                         results.append(result)
                     print(
