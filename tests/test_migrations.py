@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
@@ -97,13 +100,7 @@ def test_0006_renames_the_export_workers_activity_rows_and_back(engine: Engine) 
 
 def test_0010_lists_the_one_object_of_exports_finished_before_it(engine: Engine) -> None:
     """Exports finished before exports had several objects keep their link and size in `files`; sha256 unknown."""
-    config = alembic_config()
-    engine.dispose()
-    command.downgrade(config, "0009")
-    with Session(engine) as session:
-        job = factories.crawl_job(session)
-        session.commit()
-        job_id, user_id = job.id, job.project.user_id
+    config, job_id, user_id = _job_at(engine, "0009")
     with engine.begin() as connection:
         finished = ("exports/1/1-ab/cats.zip", 42, "https://api.example.com/v1/downloads/t")
         for storage_key, size, url in (finished, (None, None, None)):
@@ -133,13 +130,7 @@ def test_0010_lists_the_one_object_of_exports_finished_before_it(engine: Engine)
 
 def test_0011_keeps_the_webp_thumbnails_stored_before_it(engine: Engine) -> None:
     """Rows with a thumbnail from before JPEG previews still name their `.thumb.webp` key; rows without stay without."""
-    config = alembic_config()
-    engine.dispose()
-    command.downgrade(config, "0010")
-    with Session(engine) as session:
-        job = factories.crawl_job(session)
-        session.commit()
-        job_id = job.id
+    config, job_id, _ = _job_at(engine, "0010")
     with engine.begin() as connection:
         for sha, has_thumbnail in (("a" * 64, True), ("b" * 64, False)):
             connection.execute(
@@ -158,3 +149,14 @@ def test_0011_keeps_the_webp_thumbnails_stored_before_it(engine: Engine) -> None
         flags = list(connection.scalars(text("SELECT has_thumbnail FROM images ORDER BY sha256")))
     assert flags == [True, False]
     command.upgrade(config, "head")
+
+
+def _job_at(engine: Engine, revision: str) -> tuple[Config, int, uuid.UUID]:
+    """The schema taken down to `revision`, with one crawl job in it: its id and its owner's."""
+    config = alembic_config()
+    engine.dispose()
+    command.downgrade(config, revision)
+    with Session(engine) as session:
+        job = factories.crawl_job(session)
+        session.commit()
+        return config, job.id, job.project.user_id

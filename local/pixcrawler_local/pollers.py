@@ -134,6 +134,9 @@ class Poller:
             try:
                 self.poll_once()
             except Exception:
+                if self._stopping.is_set():  # the emulator ended while this thread waited in a long poll
+                    log.debug("poller %s: its last receive ended with the stack", self.name, exc_info=True)
+                    return
                 log.exception("poller %s: receiving from SQS failed", self.name)
                 self._stopping.wait(1.0)
 
