@@ -3,7 +3,11 @@
     python benchmarks/api.py [--requests 200] [--cold-runs 5]
 
 Cold start = a fresh interpreter importing `functions/api/app.py` plus its first request (engine, first
-connection, first route compile). Warm figures are per request through `lambda_handler`. The deep image page
+connection, first route compile). With SnapStart, the same interpreter then runs the before-snapshot and
+after-restore hooks as Lambda's runtime does (tests/snapstart.py) before its first request; what Lambda's own
+restore costs cannot be measured here. The first read of the database secret is timed through boto3 (moto's
+server as Secrets Manager), through the Parameters and Secrets extension (a loopback stand-in), and through
+boto3 after a restore. Warm figures are per request through `lambda_handler`. The deep image page
 (10,000 images, cursor near the end) is compared in the same run with the first page (keyset should cost the
 same) and with the OFFSET query a page-number design would run (the peer keyset replaces).
 """
@@ -43,6 +47,24 @@ assert reply["statusCode"] == 200, reply
 import aws_lambda_powertools.event_handler.openapi.models
 docs = time.perf_counter() - done
 print(json.dumps({{"import": imported - start, "first_request": done - imported, "docs_models": docs}}))
+"""
+
+SNAPSTART = """
+import sys, time, json
+start = time.perf_counter()
+sys.path[:0] = [{root!r}, {root!r} + "/layers/common", {root!r} + "/functions/api"]
+import app
+from tests import events, snapstart
+imported = time.perf_counter()
+snapstart.take_snapshot()
+snapshot = time.perf_counter()
+snapstart.restore()
+restored = time.perf_counter()
+reply = app.lambda_handler(events.http_event("GET", "/v1/projects", user={user!r}), events.lambda_context("api"))
+done = time.perf_counter()
+assert reply["statusCode"] == 200, reply
+print(json.dumps({{"init": imported - start, "before_snapshot": snapshot - imported,
+                  "after_restore": restored - snapshot, "first_request": done - restored}}))
 """
 
 
@@ -118,9 +140,99 @@ def main() -> None:
         user = uuid.uuid4()
         job_id = seed(user)
         run(user, job_id, args.requests, args.cold_runs)
+        secret_reads(args.cold_runs)
     finally:
         server.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SECRET = """
+import sys, time, json
+sys.path[:0] = [{root!r}, {root!r} + "/layers/common"]
+from pixcrawler import aws
+if {snapstart!r}:
+    from tests import snapstart
+    snapstart.take_snapshot()
+    snapstart.restore()
+start = time.perf_counter()
+aws.secret_string({arn!r})
+print(json.dumps({{"read": time.perf_counter() - start}}))
+"""
+
+
+def secret_reads(runs: int) -> None:
+    """The deployed functions' first read of the database secret, in fresh interpreters: through boto3 (moto's
+    server stands in for Secrets Manager), through the extension (a loopback stand-in), and through boto3 after
+    a SnapStart restore (boto3 and its models loaded before the snapshot)."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.secrets_extension import serving
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would bury the figures
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    aws_env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    arn = client.create_secret(Name="bench-db", SecretString='{"username": "app"}')["ARN"]
+    base = {**os.environ, **aws_env, "AWS_ENDPOINT_URL": endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    base.pop("DATABASE_URL", None)
+    try:
+        with serving("bench-token") as extension:
+            extension.secrets[arn] = '{"username": "app"}'
+            cases = {
+                "boto3 (import, client, call)": (base, False),
+                "Parameters and Secrets extension": (
+                    {
+                        **base,
+                        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(extension.port),
+                        "AWS_SESSION_TOKEN": "bench-token",
+                    },
+                    False,
+                ),
+                "boto3 after a SnapStart restore": (base, True),
+            }
+            print(f"\nfirst read of the database secret, over {runs} fresh interpreters (median):")
+            for name, (env, snapstart) in cases.items():
+                reads = []
+                for _ in range(runs):
+                    script = SECRET.format(root=str(ROOT), arn=arn, snapstart=snapstart)
+                    output = subprocess.run(
+                        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+                    ).stdout
+                    reads.append(json.loads(output.strip().splitlines()[-1])["read"])
+                print(f"  {name:36} {statistics.median(reads) * 1000:7.1f} ms")
+    finally:
+        moto.stop()
+
+
+def fresh_interpreters(script: str, user: uuid.UUID, runs: int) -> list[dict[str, float]]:
+    """Run `script` in `runs` fresh interpreters; each prints its phases' seconds as its last line."""
+    results = []
+    for _ in range(runs):
+        output = subprocess.run(
+            [sys.executable, "-c", script.format(root=str(ROOT), user=str(user))],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"},
+        ).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    return results
+
+
+def median_ms(results: list[dict[str, float]], phase: str) -> float:
+    return statistics.median(result[phase] for result in results) * 1000
 
 
 def run(user: uuid.UUID, job_id: int, requests: int, cold_runs: int) -> None:
@@ -130,16 +242,7 @@ def run(user: uuid.UUID, job_id: int, requests: int, cold_runs: int) -> None:
     from pixcrawler.api import pagination
     from pixcrawler.models import Image
 
-    colds = []
-    for _ in range(cold_runs):
-        output = subprocess.run(
-            [sys.executable, "-c", COLD.format(root=str(ROOT), user=str(user))],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"},
-        ).stdout
-        colds.append(json.loads(output.strip().splitlines()[-1]))
+    colds = fresh_interpreters(COLD, user, cold_runs)
     imports = [cold["import"] for cold in colds]
     firsts = [cold["first_request"] for cold in colds]
     print(f"\ncold start over {cold_runs} fresh interpreters (median):")
@@ -149,6 +252,14 @@ def run(user: uuid.UUID, job_id: int, requests: int, cold_runs: int) -> None:
     print(f"  total                         {statistics.median(totals) * 1000:7.1f} ms")
     docs = statistics.median(cold["docs_models"] for cold in colds) * 1000
     print(f"  kept off that path: OpenAPI models for /v1/docs, imported on first docs request: {docs:.1f} ms")
+
+    snaps = fresh_interpreters(SNAPSTART, user, cold_runs)
+    print(f"\nwith SnapStart, over {cold_runs} fresh interpreters (median; hooks run as the runtime runs them):")
+    print(f"  init (import), once per version   {median_ms(snaps, 'init'):7.1f} ms")
+    print(f"  before-snapshot hooks, once       {median_ms(snaps, 'before_snapshot'):7.1f} ms")
+    print(f"  after-restore hooks               {median_ms(snaps, 'after_restore'):7.1f} ms")
+    print(f"  first GET /v1/projects            {median_ms(snaps, 'first_request'):7.1f} ms")
+    print("  restored start = Lambda's restore (not measurable here) + the last two lines")
 
     sys.path.insert(0, str(ROOT / "functions" / "api"))
     import app  # type: ignore[import-not-found]

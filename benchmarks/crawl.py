@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "layers" / "common"))
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.pipeline import PEER_SCRIPT, ensure_peer  # noqa: E402  (img2dataset from its own venv)
+from pixcrawler_local.stack import LOOPBACK_UNLIMITED  # noqa: E402
 
 
 def database(workdir: str) -> tuple[str, Any]:
@@ -358,6 +359,7 @@ def main() -> None:
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "CRAWL_ALLOW_LOOPBACK": "1",
+            "CRAWL_HOST_OVERRIDES": LOOPBACK_UNLIMITED,  # the loopback image host is unthrottled (benchmarks/polite.py)
             "DOWNLOAD_CONCURRENCY": str(args.concurrency),
             "CRAWL_URLS_PER_CHUNK": str(args.urls_per_chunk),
             "POWERTOOLS_LOG_LEVEL": "WARNING",

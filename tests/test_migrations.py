@@ -152,11 +152,13 @@ def test_0011_keeps_the_webp_thumbnails_stored_before_it(engine: Engine) -> None
 
 
 def _job_at(engine: Engine, revision: str) -> tuple[Config, int, uuid.UUID]:
-    """The schema taken down to `revision`, with one crawl job in it: its id and its owner's."""
+    """The schema taken down to `revision`, with one crawl job in it: its id and its owner's. The job is made
+    at head, before the downgrade: the models may have columns `revision` lacks."""
     config = alembic_config()
-    engine.dispose()
-    command.downgrade(config, revision)
     with Session(engine) as session:
         job = factories.crawl_job(session)
         session.commit()
-        return config, job.id, job.project.user_id
+        job_id, user_id = job.id, job.project.user_id
+    engine.dispose()
+    command.downgrade(config, revision)
+    return config, job_id, user_id

@@ -40,6 +40,10 @@ log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 BUCKET = "pixcrawler-local"
 REGION = "us-east-1"
 STATE_FILE = "stack.json"
+LOOPBACK_UNLIMITED = json.dumps(
+    {host: {"rate": None, "concurrency": None} for host in ("127.0.0.1", "::1", "localhost")}
+)
+"""`CRAWL_HOST_OVERRIDES` lifting the host budget of this machine's own addresses (`--allow-loopback` crawls)."""
 
 
 @dataclass
@@ -269,6 +273,8 @@ class LocalStack:
         )
         if options.allow_loopback:  # otherwise the user's own CRAWL_ALLOW_LOOPBACK decides
             os.environ["CRAWL_ALLOW_LOOPBACK"] = "true"
+            # this machine's own hosts are the user's: no host budget, unless the user set one
+            os.environ.setdefault("CRAWL_HOST_OVERRIDES", LOOPBACK_UNLIMITED)
         for variable in ("DB_SECRET_ARN", "DOWNLOAD_LINK_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(variable, None)
         _reset_layer_caches()

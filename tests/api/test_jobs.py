@@ -60,6 +60,18 @@ def test_url_list_crawl_job(api: Call, session: Session, aws: dict[str, Any], al
     assert bad.status == 422
 
 
+def test_a_crawl_job_may_turn_robots_txt_off_and_reports_its_deferrals(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
+    project_id = _project(api, alice)
+    default = api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body=CRAWL).json
+    off = api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body={**CRAWL, "respect_robots": False})
+    assert (default["respect_robots"], off.json["respect_robots"], off.json["deferred"]) == (True, False, {})
+    assert session.get_one(CrawlJob, off.json["id"]).respect_robots is False
+    bad = api("POST", f"/v1/projects/{project_id}/crawl-jobs", user=alice, body={**CRAWL, "respect_robots": "no"})
+    assert (bad.status, [detail["field"] for detail in bad.error["details"]]) == (422, ["respect_robots"])
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -72,6 +84,8 @@ def test_url_list_crawl_job(api: Call, session: Session, aws: dict[str, Any], al
         {**CRAWL, "name": "x" * 201},
         {**CRAWL, "surprise": 1},
         {**CRAWL, "max_images": "many"},
+        {**CRAWL, "respect_robots": "yes"},
+        {**CRAWL, "respect_robots": 1},
     ],
 )
 def test_bad_crawl_requests_are_422_and_store_nothing(

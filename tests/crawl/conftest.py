@@ -40,6 +40,10 @@ def apps() -> Apps:
     return Apps(load_function("dispatch"), load_function("crawl"))
 
 
+LOOPBACK_UNLIMITED = '{"127.0.0.1": {"rate": null, "concurrency": null}}'
+"""The crawl tests' usual image host (127.0.0.1) is unthrottled; the politeness tests use 127.0.0.2 and up."""
+
+
 @pytest.fixture
 def crawl_env(
     engine: Engine, aws_over_http: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -54,6 +58,7 @@ def crawl_env(
         "CRAWL_URLS_PER_CHUNK": "4",
         "CRAWL_PAGE_SIZE": "4",
         "DB_POOL_SIZE": "4",
+        "CRAWL_HOST_OVERRIDES": LOOPBACK_UNLIMITED,
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -90,7 +95,7 @@ class HostileHost:
 
     `/drip.jpg`: an image's headers, then its body one byte every 10 ms. `/drip-headers.jpg`: a header line
     one byte every 10 ms. `/redirect-drip`: a redirect to `target` whose body drips. `/redirect-endless`: a
-    redirect to `target` with an endless chunked body sent as fast as the client takes it."""
+    redirect to `target` with an endless chunked body sent as fast as the client takes it. `/robots.txt`: 404."""
 
     def __init__(self) -> None:
         self.target = "/nowhere"
@@ -124,6 +129,9 @@ class HostileHost:
                     return
                 request += received
             path = request.split(b" ", 2)[1].decode()
+            if path == "/robots.txt":  # no robots.txt: the misbehaviour under test is the images'
+                connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
             redirect = f"HTTP/1.1 302 Found\r\nLocation: {self.target}\r\n".encode()
             heads = {
                 "/drip.jpg": b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 99999\r\n\r\n",

@@ -90,7 +90,8 @@ def test_every_queue_event_reports_partial_failures_with_bounded_concurrency(tra
         assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert "MaximumConcurrency" in properties["ScalingConfig"]
         queue = queues[properties["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
-        function = functions[properties["FunctionName"]["Ref"]]["Properties"]
+        alias = translated["Resources"][properties["FunctionName"]["Ref"]]
+        function = functions[alias["Properties"]["FunctionName"]["Ref"]]["Properties"]
         assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
         dead_letter = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         assert "RedrivePolicy" not in queues[dead_letter]["Properties"]
@@ -123,10 +124,40 @@ def test_functions_that_take_traffic_wait_for_the_migration(translated: dict[str
         if name != "MigrateFunction":
             assert function["DependsOn"] == "SchemaMigration", name
     migration = translated["Resources"]["SchemaMigration"]["Properties"]
-    versions = resources(translated, "AWS::Lambda::Version")
-    [version] = versions
-    assert migration["MigrationsVersion"] == {"Ref": version}
+    version = resources(translated, "AWS::Lambda::Version")[migration["MigrationsVersion"]["Ref"]]
+    assert version["Properties"]["FunctionName"] == {"Ref": "MigrateFunction"}
     assert translated["Resources"][migration["ServiceToken"]["Ref"]]["Type"] == "AWS::Lambda::Alias"
+
+
+def test_every_function_runs_from_a_snapstart_snapshot_behind_its_alias(translated: dict[str, Any]) -> None:
+    """SnapStart applies to published versions only: every caller (queues, the schedule, the gateway and its
+    permission, the migration hook) must invoke the alias, never $LATEST."""
+    functions = resources(translated, "AWS::Lambda::Function")
+    aliases = {
+        alias["Properties"]["FunctionName"]["Ref"]: name
+        for name, alias in resources(translated, "AWS::Lambda::Alias").items()
+    }
+    assert set(aliases) == set(functions)
+    for function in functions.values():
+        assert function["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStartApplyOn"}}
+    assert translated["Parameters"]["SnapStartApplyOn"]["Default"] == "PublishedVersions"
+    callers = [
+        mapping["Properties"]["FunctionName"]
+        for mapping in resources(translated, "AWS::Lambda::EventSourceMapping").values()
+    ]
+    callers += [
+        target["Arn"]
+        for rule in resources(translated, "AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+    ]
+    callers += [
+        permission["Properties"]["FunctionName"]
+        for permission in resources(translated, "AWS::Lambda::Permission").values()
+    ]
+    callers.append(translated["Resources"]["ApiIntegration"]["Properties"]["IntegrationUri"])
+    callers.append(translated["Resources"]["SchemaMigration"]["Properties"]["ServiceToken"])
+    assert len(callers) == 9
+    assert all(caller["Ref"] in aliases.values() for caller in callers), callers
 
 
 def test_functions_share_the_layer_and_read_only_known_settings(translated: dict[str, Any]) -> None:
@@ -135,7 +166,13 @@ def test_functions_share_the_layer_and_read_only_known_settings(translated: dict
         properties = function["Properties"]
         assert properties["Handler"] == "app.lambda_handler", name
         assert properties["Runtime"] == "python3.12", name
-        assert properties["Layers"] == [{"Ref": layer}], name
+        assert properties["Layers"] == [
+            {"Ref": layer},
+            {"Fn::If": ["HasSecretsExtension", {"Ref": "SecretsExtensionLayerArn"}, {"Ref": "AWS::NoValue"}]},
+        ], name
+        assert properties["Environment"]["Variables"]["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == {
+            "Fn::If": ["HasSecretsExtension", "2773", ""]
+        }, name
         assert properties["TracingConfig"] == {"Mode": "Active"}, name
         assert set(properties["Environment"]["Variables"]) <= SETTINGS_VARIABLES, name
 
@@ -175,3 +212,19 @@ def test_data_bucket_is_private_encrypted_tls_only_and_expires_exports(translate
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
     [statement] = translated["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_every_function_may_send_to_the_queues_it_is_given(translated: dict[str, Any]) -> None:
+    """A function handed a queue's URL sends to it (a crawl chunk re-queues itself when its host is busy, an
+    export continues itself): its role must allow `sqs:SendMessage` there. moto never checks IAM."""
+    for name, function in resources(translated, "AWS::Lambda::Function").items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        queues = [value["Ref"] for key, value in variables.items() if key.endswith("_QUEUE_URL")]
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        statements = [
+            json.dumps(statement)
+            for policy in translated["Resources"][role]["Properties"].get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]
+        ]
+        for queue in queues:
+            assert any("sqs:SendMessage" in text and f'"{queue}"' in text for text in statements), (name, queue)

@@ -7,6 +7,7 @@ replaces a connection the server or a proxy has dropped while the container was 
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,15 +17,13 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from pixcrawler import observability
+from pixcrawler import aws, observability, snapstart
 from pixcrawler.settings import get_settings
 
 
 def _secret_url(secret_arn: str, proxy_endpoint: str) -> URL:
     """Build the URL from an RDS-shaped Secrets Manager secret (username, password, host, port, dbname)."""
-    from aws_lambda_powertools.utilities.parameters import get_secret
-
-    secret: dict[str, Any] = get_secret(secret_arn, transform="json")  # type: ignore[assignment]
+    secret: dict[str, Any] = json.loads(aws.secret_string(secret_arn))
     return URL.create(
         "postgresql+pg8000",
         username=secret["username"],
@@ -93,12 +92,21 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 
-def reset() -> None:
-    """Forget the engine (after settings change, or in a forked process)."""
+@snapstart.before_snapshot
+def reset(close: bool = True) -> None:
+    """Forget the engine (after settings change, or in a forked process), closing its pooled connections; a
+    snapshot then holds none."""
     if get_engine.cache_info().currsize:
-        get_engine().dispose()
+        get_engine().dispose(close=close)
     get_engine.cache_clear()
     _session_factory.cache_clear()
+
+
+@snapstart.after_restore
+def _forget_after_restore() -> None:
+    """Connections carried through a snapshot are sockets to a server that forgot them: drop them unclosed,
+    and read the secret again on next use (its password may have been rotated since)."""
+    reset(close=False)
 
 
 @contextmanager

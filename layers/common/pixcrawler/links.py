@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from pixcrawler import aws
+from pixcrawler import aws, snapstart
 from pixcrawler.settings import get_settings
 
 REDIRECT_LIFETIME = timedelta(minutes=5)
@@ -55,10 +55,12 @@ def _secret() -> bytes:
     if settings.download_link_secret:
         return settings.download_link_secret.encode()
     if settings.download_link_secret_arn:
-        from aws_lambda_powertools.utilities.parameters import get_secret
-
-        return str(get_secret(settings.download_link_secret_arn)).encode()
+        return aws.secret_string(settings.download_link_secret_arn).encode()
     raise RuntimeError("Set DOWNLOAD_LINK_SECRET or DOWNLOAD_LINK_SECRET_ARN to issue download links")
+
+
+snapstart.after_restore(_secret.cache_clear)
+"""A key rotated while the snapshot waited is read again."""
 
 
 def _b64(data: bytes) -> str:

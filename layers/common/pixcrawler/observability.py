@@ -19,7 +19,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from pixcrawler.crawl.refusals import Refusal
+from pixcrawler.crawl.refusals import Deferral, Refusal
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -70,6 +70,12 @@ def chunk_completed(stored: int, refused: Mapping[Refusal, int], seconds: float)
     _add("ChunkDuration", MetricUnit.Seconds, seconds)
     for reason, count in sorted(refused.items()):
         _add_with("ImagesRefused", "Reason", reason.value, count)
+
+
+def candidates_deferred(deferred: Mapping[Deferral, int]) -> None:
+    """Candidates a chunk put off for a busy host, by reason (a deferral delays a job, it fails nothing)."""
+    for reason, count in sorted(deferred.items()):
+        _add_with("ImagesDeferred", "Reason", reason.value, count)
 
 
 def validation_completed(valid: int, invalid: int) -> None:

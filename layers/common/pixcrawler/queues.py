@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from pixcrawler import aws
@@ -14,12 +15,20 @@ class QueueSendError(RuntimeError):
     """A message could not be queued; the caller must not leave a job behind that nobody will run."""
 
 
-def send(queue_url: str, message: Message) -> str:
-    """Queue one message and return its SQS message id."""
+MAX_DELAY = 900
+"""SQS delays a message by at most 15 minutes."""
+
+
+def send(queue_url: str, message: Message, delay: float = 0) -> str:
+    """Queue one message, delivered after `delay` seconds (rounded up, at most 15 minutes); its SQS id."""
     if not queue_url:
         raise QueueSendError("queue URL is not configured")
     try:
-        return aws.sqs().send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json())["MessageId"]
+        return aws.sqs().send_message(
+            QueueUrl=queue_url,
+            MessageBody=message.model_dump_json(),
+            DelaySeconds=min(MAX_DELAY, math.ceil(delay)),
+        )["MessageId"]
     except Exception as error:
         raise QueueSendError(f"could not queue {type(message).__name__}: {error}") from error
 

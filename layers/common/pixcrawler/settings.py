@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_RECEIVE_COUNT = 5
@@ -23,6 +23,19 @@ MiB = 1024 * 1024
 
 class SettingsError(ValueError):
     """An environment variable holds a value its setting refuses; the message names every such variable."""
+
+
+class HostLimits(BaseModel):
+    """One host's budget in `CRAWL_HOST_OVERRIDES`: a field left out keeps the default, `null` lifts that limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float | None = Field(default=None, gt=0, description="requests per second, `null` for no rate limit")
+    concurrency: int | None = Field(default=None, ge=1, description="downloads at once, `null` for no cap")
+
+    def pick(self, name: str, default: float | int) -> float | int | None:
+        """The field if the override names it (even as `null`), else the deployment's default."""
+        return getattr(self, name) if name in self.model_fields_set else default
 
 
 class Settings(BaseSettings):
@@ -41,6 +54,13 @@ class Settings(BaseSettings):
     )
     db_proxy_endpoint: str = Field(default="", description="optional RDS Proxy host that replaces the secret's host")
     db_ca_bundle: str = Field(default="", description="optional CA bundle for TLS to RDS")
+    parameters_secrets_extension_http_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of the AWS Parameters and Secrets Lambda Extension, which then serves the secrets "
+        "(the template sets 2773 when its layer is given); 0 = read secrets through boto3",
+    )
     db_pool_size: int = Field(default=1, ge=1, le=100, description="database connections per process")
     data_bucket: str = Field(default="pixcrawler-data", min_length=3, description="S3 bucket for images and exports")
     dispatch_queue_url: str = Field(default="", description="SQS queue of crawl jobs to plan")
@@ -93,6 +113,28 @@ class Settings(BaseSettings):
     download_total_timeout: float = Field(default=60, gt=0, description="seconds for one whole download")
     download_max_redirects: int = Field(default=5, ge=0, le=30, description="redirects followed per download")
     download_concurrency: int = Field(default=16, ge=1, le=256, description="parallel downloads per chunk")
+    crawl_host_rate: float = Field(
+        default=5, gt=0, description="requests per second to one host (registrable domain), across every worker"
+    )
+    crawl_host_concurrency: int = Field(
+        default=4, ge=1, le=256, description="downloads in flight at one host at once, across every worker"
+    )
+    crawl_host_overrides: dict[str, HostLimits] = Field(
+        default_factory=dict,
+        description='JSON map of per-host budgets, e.g. `{"example.org": {"rate": 50, "concurrency": 16}}`',
+    )
+    crawl_host_max_wait: float = Field(
+        default=5, ge=0, description="seconds a chunk waits for a busy host before deferring its candidates"
+    )
+    crawl_host_circuit_failures: int = Field(
+        default=5, ge=1, description="429/503 answers in a row after which a host's circuit opens"
+    )
+    crawl_host_circuit_seconds: float = Field(
+        default=60, gt=0, description="first cool-down of an open circuit; doubles at each reopening, up to an hour"
+    )
+    crawl_max_deferrals: int = Field(
+        default=50, ge=1, description="times a chunk may be deferred before its waiting candidates are refused"
+    )
     export_part_size_mb: int = Field(
         default=8, ge=5, le=5120, description="first multipart part size in MiB (S3 allows 5 to 5120)"
     )

@@ -26,7 +26,7 @@ from xml.etree import ElementTree
 from awscrt import auth, http, s3
 from awscrt import io as crt_io
 
-from pixcrawler import aws
+from pixcrawler import aws, snapstart
 
 
 class UploadFailed(Exception):
@@ -68,6 +68,9 @@ def _client(tls: bool, host: str) -> s3.S3Client:
         credential_provider=auth.AwsCredentialsProvider.new_default_chain(bootstrap),
     )
 
+
+snapstart.after_restore(_client.cache_clear)
+"""Its pooled connections and natively resolved credentials did not survive the snapshot."""
 
 _CHECKSUM = s3.S3ChecksumConfig(algorithm=s3.S3ChecksumAlgorithm.CRC32, location=s3.S3ChecksumLocation.TRAILER)
 

@@ -9,16 +9,16 @@ lose an increment.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from sqlalchemy import ColumnElement, Integer, bindparam, column, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pixcrawler import lifecycle
-from pixcrawler.crawl.refusals import Refusal, describe
+from pixcrawler.crawl.refusals import Deferral, Refusal, describe
 from pixcrawler.lifecycle import now
 from pixcrawler.models import CrawlChunk, CrawlJob, Image, JobStatus
 
@@ -38,29 +38,44 @@ class StoredImage:
 
 @dataclass(frozen=True, slots=True)
 class ChunkEnd:
-    """What a chunk's commit did: the keys it gave rows to, and whether it was the job's last chunk."""
+    """What a chunk's commit did: the keys it gave rows to, whether it was the job's last chunk, and whether
+    it was deferred (its message must come back for the candidates it kept)."""
 
     inserted: set[str]
     job_ended: bool
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
-    """`found` candidates, of which `stored` were uploaded and `refused` (counted by reason) were not; the
-    rest were not needed (the job was full)."""
+    """`found` new candidates (0 when a deferred chunk resumes: they were counted), of which `stored` were
+    uploaded, `refused` (counted by reason) were not and `deferred` wait for a later delivery; the rest were
+    not needed (the job was full)."""
 
     found: int
     stored: Sequence[StoredImage]
     refused: Mapping[Refusal, int]
+    deferred: Sequence[Mapping[str, Any]] = ()
+    """The candidates put off for later, as `crawl_chunks.pending` stores them."""
+    deferred_by: Mapping[Deferral, int] = field(default_factory=dict)
+    resume_in: float = 0.0
+    """Seconds until the deferred candidates' hosts may have room: the delay of the chunk's next delivery."""
 
 
-def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, CrawlChunk] | None:
-    """Lock the job, then the chunk (always in that order, so two enders never deadlock)."""
+def _lock(
+    session: Session, job_id: int, chunk_id: int, deferrals: int | None = None
+) -> tuple[CrawlJob, CrawlChunk] | None:
+    """Lock the job, then the chunk (always in that order, so two enders never deadlock). With `deferrals`,
+    the chunk must still be at that version: a delivery that started before another one deferred the chunk
+    worked on candidates that commit already settled, so it must not count them again."""
     job = session.execute(select(CrawlJob).where(CrawlJob.id == job_id).with_for_update()).scalar_one_or_none()
     chunk = session.execute(
         select(CrawlChunk).where(CrawlChunk.id == chunk_id, CrawlChunk.crawl_job_id == job_id).with_for_update()
     ).scalar_one_or_none()
     if job is None or chunk is None or chunk.status.finished:
+        return None
+    if deferrals is not None and chunk.deferrals != deferrals:
+        logger.info("chunk %s moved on to version %s; this delivery's work is dropped", chunk_id, chunk.deferrals)
         return None
     if job.status is JobStatus.CANCELLED:
         chunk.status, chunk.completed_at = JobStatus.CANCELLED, now()
@@ -68,9 +83,12 @@ def _lock(session: Session, job_id: int, chunk_id: int) -> tuple[CrawlJob, Crawl
     return job, chunk
 
 
-def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkResult) -> ChunkEnd:
-    """Insert the chunk's new images (up to the job's remaining room) and count them."""
-    locked = _lock(session, job_id, chunk_id)
+def complete_chunk(
+    session: Session, job_id: int, chunk_id: int, result: ChunkResult, deferrals: int | None = None
+) -> ChunkEnd:
+    """Insert the chunk's new images (up to the job's remaining room), count them and end the chunk; with
+    deferred candidates in `result`, keep them on the chunk for its next delivery instead of ending it."""
+    locked = _lock(session, job_id, chunk_id, deferrals)
     if locked is None:
         return ChunkEnd(inserted=set(), job_ended=False)
     job, chunk = locked
@@ -82,12 +100,25 @@ def complete_chunk(session: Session, job_id: int, chunk_id: int, result: ChunkRe
     inserted = new - {image.row["storage_url"] for image in over}
     duplicates = len(result.stored) - len(fresh)
     refused = {code.value: count for code, count in {**result.refused, Refusal.DUPLICATE: duplicates}.items() if count}
+    deferred = {code.value: count for code, count in result.deferred_by.items() if count}
     failed = sum(result.refused.values())
-    chunk.status, chunk.completed_at, chunk.last_error = JobStatus.COMPLETED, now(), None
-    chunk.found, chunk.downloaded, chunk.refused = result.found, len(inserted), refused
-    chunk.skipped, chunk.failed = result.found - failed - len(inserted), failed
-    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, result.found, len(inserted), refused)
-    job_ended = _count(session, job, downloaded=len(inserted), found=result.found, completed=1, refused=refused)
+    chunk.found, chunk.downloaded, chunk.failed = (
+        chunk.found + result.found,
+        chunk.downloaded + len(inserted),
+        chunk.failed + failed,
+    )
+    chunk.refused = {code: chunk.refused.get(code, 0) + refused.get(code, 0) for code in {*chunk.refused, *refused}}
+    chunk.skipped = chunk.found - chunk.failed - chunk.downloaded - len(result.deferred)
+    if result.deferred:
+        chunk.status, chunk.deferrals, chunk.pending = JobStatus.PENDING, chunk.deferrals + 1, list(result.deferred)
+        logger.info("chunk %s: %d stored, %d deferred %s", chunk_id, len(inserted), len(result.deferred), deferred)
+        _count(session, job, downloaded=len(inserted), found=result.found, refused=refused, deferred=deferred)
+        return ChunkEnd(inserted, job_ended=False, deferred=True)
+    chunk.status, chunk.completed_at, chunk.last_error, chunk.pending = JobStatus.COMPLETED, now(), None, None
+    logger.info("chunk %s: %d found, %d stored, refused %s", chunk_id, chunk.found, chunk.downloaded, chunk.refused)
+    job_ended = _count(
+        session, job, downloaded=len(inserted), found=result.found, completed=1, refused=refused, deferred=deferred
+    )
     return ChunkEnd(inserted, job_ended)
 
 
@@ -146,6 +177,7 @@ def _count(
     completed: int = 0,
     failed: int = 0,
     refused: Mapping[str, int] | None = None,
+    deferred: Mapping[str, int] | None = None,
 ) -> bool:
     """Move the job's counters; end the job (returning True) when this was its last active chunk."""
     ended = completed + failed
@@ -160,7 +192,8 @@ def _count(
             failed_chunks=CrawlJob.failed_chunks + failed,
             active_chunks=func.greatest(CrawlJob.active_chunks - ended, 0),
             progress=func.least(100, (CrawlJob.completed_chunks + CrawlJob.failed_chunks + ended) * 100 // total),
-            refused=_refused_plus(refused or {}),
+            refused=_counts_plus(CrawlJob.refused, refused or {}),
+            deferred=_counts_plus(CrawlJob.deferred, deferred or {}),
         )
         .execution_options(synchronize_session=False)
     )
@@ -171,17 +204,17 @@ def _count(
     return False
 
 
-def _refused_plus(delta: Mapping[str, int]) -> ColumnElement[Any]:
-    """`refused || {code: refused[code] + n, ...}`: each code moves by `x = x + n` in SQL, like the job's
+def _counts_plus(counts: InstrumentedAttribute[dict[str, int]], delta: Mapping[str, int]) -> ColumnElement[Any]:
+    """`counts || {code: counts[code] + n, ...}`: each code moves by `x = x + n` in SQL, like the job's
     integer counters, so no path can lose an increment."""
     if not delta:
-        return CrawlJob.refused.expression
+        return counts.expression
     moved = [
         value
         for code, count in delta.items()
-        for value in (code, func.coalesce(CrawlJob.refused[code].astext.cast(Integer), 0) + count)
+        for value in (code, func.coalesce(counts[code].astext.cast(Integer), 0) + count)
     ]
-    return CrawlJob.refused.op("||")(func.jsonb_build_object(*moved))
+    return counts.op("||")(func.jsonb_build_object(*moved))
 
 
 def _finish_job(session: Session, job: CrawlJob) -> None:

@@ -14,7 +14,9 @@ import io
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -25,9 +27,12 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from pixcrawler.crawl.deadlines import Watch, WatchedPool, WatchedTLSPool, watching
 from pixcrawler.crawl.net import AddressRefused, resolve_public
 from pixcrawler.crawl.refusals import Refusal
+from pixcrawler.providers.base import retry_after_seconds
 from pixcrawler.settings import Settings
 
+T = TypeVar("T")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+THROTTLING = frozenset({429, 503})
 OPT_OUTS = frozenset({"noai", "noimageai"})
 BLOCK = 64 * 1024
 
@@ -62,6 +67,16 @@ class DownloadRejected(Exception):
     def __init__(self, reason: Refusal, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class Throttled(DownloadRejected):
+    """The host answered 429 or 503: not this candidate's fault; it is deferred and the host paused."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(
+            Refusal.HTTP_STATUS, f"HTTP {status}" + (f", Retry-After {retry_after:g} s" if retry_after else "")
+        )
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +149,7 @@ class Downloader:
     def fetch(self, url: str, stop_by: float = math.inf) -> Fetched:
         """Download `url` within `DOWNLOAD_TOTAL_TIMEOUT`, cut short by `stop_by` (a `time.monotonic()` value,
         the chunk's own limit). Every way this candidate can fail raises `DownloadRejected`, except a bug."""
-        started = time.monotonic()
-        if started >= stop_by:
-            raise DownloadRejected(Refusal.OUT_OF_TIME, "the chunk ran out of time before this download started")
-        deadline = min(started + self.settings.download_total_timeout, stop_by)
-        with watching(deadline) as watch:
-            try:
-                final_url, content_type, data = self._follow(url, deadline, watch)
-            except DownloadRejected as error:
-                ran_out = error.reason in (Refusal.TIMEOUT, Refusal.CONNECTION_FAILED) and time.monotonic() >= deadline
-                if watch.end() or ran_out:  # once the watchdog cut in, any symptom is the deadline's doing
-                    raise self._late(stop_by, deadline) from error
-                raise
+        final_url, (content_type, data) = self._fetch(url, stop_by, self._accept)
         image_format, width, height = inspect(data, content_type)
         return Fetched(
             url=url,
@@ -158,12 +162,33 @@ class Downloader:
             sha256=hashlib.sha256(data).hexdigest(),
         )
 
+    def fetch_text(self, url: str, limit: int, stop_by: float = math.inf) -> tuple[int, bytes]:
+        """The final status of `url` and, for a 200, its first `limit` bytes (robots.txt), under the same
+        address checks, redirect limit and deadlines as an image; failures raise `DownloadRejected`."""
+        return self._fetch(url, stop_by, lambda response: _read_status(response, limit))[1]
+
+    def _fetch(self, url: str, stop_by: float, accept: Callable[[urllib3.BaseHTTPResponse], T]) -> tuple[str, T]:
+        started = time.monotonic()
+        if started >= stop_by:
+            raise DownloadRejected(Refusal.OUT_OF_TIME, "the chunk ran out of time before this download started")
+        deadline = min(started + self.settings.download_total_timeout, stop_by)
+        with watching(deadline) as watch:
+            try:
+                return self._follow(url, deadline, watch, accept)
+            except DownloadRejected as error:
+                ran_out = error.reason in (Refusal.TIMEOUT, Refusal.CONNECTION_FAILED) and time.monotonic() >= deadline
+                if watch.end() or ran_out:  # once the watchdog cut in, any symptom is the deadline's doing
+                    raise self._late(stop_by, deadline) from error
+                raise
+
     def _late(self, stop_by: float, deadline: float) -> DownloadRejected:
         if stop_by <= deadline:
             return DownloadRejected(Refusal.OUT_OF_TIME, "the chunk ran out of time during this download")
         return DownloadRejected(Refusal.TIMEOUT, f"download took longer than {self.settings.download_total_timeout} s")
 
-    def _follow(self, url: str, deadline: float, watch: Watch) -> tuple[str, str, bytes]:
+    def _follow(
+        self, url: str, deadline: float, watch: Watch, accept: Callable[[urllib3.BaseHTTPResponse], T]
+    ) -> tuple[str, T]:
         """Follow redirects to the final response and read it: its URL, content type and body.
 
         A redirect's body is never read: its connection is closed instead, so a host cannot hold the fetch
@@ -180,7 +205,7 @@ class Downloader:
                     raise DownloadRejected(Refusal.MALFORMED_URL, f"redirect to {location[:200]!r}: {error}") from error
                 continue
             try:
-                content_type, data = self._accept(response)
+                accepted = accept(response)
             except BaseException:
                 _discard(response)  # an unread or half-read body must not go back into the keep-alive pool
                 raise
@@ -188,7 +213,7 @@ class Downloader:
                 _discard(response)
                 raise DownloadRejected(Refusal.TIMEOUT, "the body was cut short by the deadline")
             response.release_conn()
-            return current, content_type, data
+            return current, accepted
         raise DownloadRejected(
             Refusal.TOO_MANY_REDIRECTS, f"more than {self.settings.download_max_redirects} redirects"
         )
@@ -253,6 +278,8 @@ class Downloader:
 
     def _accept(self, response: urllib3.BaseHTTPResponse) -> tuple[str, bytes]:
         """Check the final response's status and headers, then read its body within the size limit."""
+        if response.status in THROTTLING:
+            raise Throttled(response.status, retry_after_seconds(response.headers.get("Retry-After")))
         if response.status != 200:
             raise DownloadRejected(Refusal.HTTP_STATUS, f"HTTP {response.status}")
         if opted_out(response.headers.getlist("X-Robots-Tag")):
@@ -268,25 +295,34 @@ class Downloader:
             raise DownloadRejected(
                 Refusal.TOO_LARGE, f"Content-Length {declared_length} exceeds the {limit}-byte limit"
             )
-        buffer = bytearray()
-        try:
-            for block in response.stream(BLOCK):
-                buffer += block
-                if len(buffer) > limit:
-                    raise DownloadRejected(Refusal.TOO_LARGE, f"body exceeds the {limit}-byte limit")
-        except ReadTimeoutError as error:
-            raise DownloadRejected(Refusal.TIMEOUT, f"read timed out: {error}") from error
-        except (Urllib3Error, OSError) as error:
-            raise DownloadRejected(
-                Refusal.CONNECTION_FAILED, f"read failed: {type(error).__name__}: {error}"
-            ) from error
-        return content_type, bytes(buffer)
+        return content_type, _read(response, limit, strict=True)
 
     def close(self) -> None:
         with self._lock:
             for pool in self._pools.values():
                 pool.close()
             self._pools.clear()
+
+
+def _read(response: urllib3.BaseHTTPResponse, limit: int, *, strict: bool) -> bytes:
+    """The body, up to `limit` bytes: beyond it, refused when `strict`, else cut there."""
+    buffer = bytearray()
+    try:
+        for block in response.stream(BLOCK):
+            buffer += block
+            if len(buffer) > limit:
+                if strict:
+                    raise DownloadRejected(Refusal.TOO_LARGE, f"body exceeds the {limit}-byte limit")
+                return bytes(buffer[:limit])
+    except ReadTimeoutError as error:
+        raise DownloadRejected(Refusal.TIMEOUT, f"read timed out: {error}") from error
+    except (Urllib3Error, OSError) as error:
+        raise DownloadRejected(Refusal.CONNECTION_FAILED, f"read failed: {type(error).__name__}: {error}") from error
+    return bytes(buffer)
+
+
+def _read_status(response: urllib3.BaseHTTPResponse, limit: int) -> tuple[int, bytes]:
+    return response.status, _read(response, limit, strict=False) if response.status == 200 else b""
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:

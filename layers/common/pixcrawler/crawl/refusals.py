@@ -25,6 +25,9 @@ class Refusal(enum.StrEnum):
     OUT_OF_TIME = "out_of_time"
     DUPLICATE = "duplicate"
     UNEXPECTED_ERROR = "unexpected_error"
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    ROBOTS_UNAVAILABLE = "robots_unavailable"
+    HOST_UNAVAILABLE = "host_unavailable"
 
     @property
     def label(self) -> str:
@@ -46,7 +49,22 @@ _LABELS: dict[str, str] = {
     Refusal.OUT_OF_TIME: "ran out of time",
     Refusal.DUPLICATE: "duplicate",
     Refusal.UNEXPECTED_ERROR: "unexpected error (see the crawl logs)",
+    Refusal.ROBOTS_DISALLOWED: "disallowed by the host's robots.txt",
+    Refusal.ROBOTS_UNAVAILABLE: "robots.txt unavailable (5xx or unreachable; retried after 10 minutes)",
+    Refusal.HOST_UNAVAILABLE: "host busy or rate limiting for longer than CRAWL_MAX_DEFERRALS deferrals",
 }
+
+
+class Deferral(enum.StrEnum):
+    """Why a candidate was put off for a later delivery of its chunk (counted on the job, never a failure)."""
+
+    HOST_BUSY = "host_busy"
+    """The host's shared budget (rate or concurrency) had nothing for longer than `CRAWL_HOST_MAX_WAIT`."""
+    HOST_PAUSED = "host_paused"
+    """The host is paused: a Retry-After, a backoff or an open circuit set by any worker."""
+    THROTTLED = "throttled"
+    """The host answered this candidate with 429 or 503."""
+
 
 CODES_DOC = ", ".join(f"`{code.value}` ({code.label})" for code in Refusal)
 
@@ -65,3 +83,6 @@ def describe(counts: Mapping[str, int], leading: int | None = None) -> str:
     if rest:
         parts.append(f"{sum(count for count, _ in rest)} for other reasons")
     return ", ".join(parts)
+
+
+DEFERRAL_CODES_DOC = ", ".join(f"`{code.value}`" for code in Deferral)

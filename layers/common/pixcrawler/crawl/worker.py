@@ -12,17 +12,17 @@ import math
 import threading
 import time
 from collections import Counter
-from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import asdict, dataclass
+from functools import cache, partial
 
 from aws_lambda_powertools import Logger
 from sqlalchemy import select
 
-from pixcrawler import aws, bucket, object_keys, observability, sqs_records
+from pixcrawler import aws, bucket, object_keys, observability, queues, sqs_records
 from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, complete_chunk, fail_chunk
-from pixcrawler.crawl.download import Downloader, DownloadRejected
+from pixcrawler.crawl.download import Downloader, DownloadRejected, Throttled
+from pixcrawler.crawl.lanes import Scheduler
 from pixcrawler.crawl.refusals import Refusal
 from pixcrawler.db import session_scope
 from pixcrawler.lifecycle import now
@@ -55,6 +55,11 @@ class Claim:
     """Images the job could still take when the chunk started; uploads stop there (the commit re-checks)."""
     stop_by: float
     """`time.monotonic()` by which downloads end, so the chunk commits inside its invocation's time."""
+    respect_robots: bool
+    deferrals: int
+    """The chunk's version when claimed: its commit must still find it (see `accounting._lock`)."""
+    pending: tuple[Candidate, ...] | None
+    """The candidates a deferral kept; None before the chunk was ever deferred (ask the provider)."""
 
 
 def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float = math.inf) -> None:
@@ -86,8 +91,11 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float
         except RateLimited as error:
             raise ChunkDeferred(f"{type(error).__name__}: {error}", error.retry_after) from error
         with session_scope() as session:
-            end = complete_chunk(session, claim.job_id, claim.chunk_id, result)
+            end = complete_chunk(session, claim.job_id, claim.chunk_id, result, claim.deferrals)
+        if end.deferred:
+            queues.send(get_settings().crawl_queue_url, message, delay=result.resume_in)
         observability.chunk_completed(len(end.inserted), result.refused, time.monotonic() - started)
+        observability.candidates_deferred(result.deferred_by)
     _clean_up(claim, end, uploaded)
 
 
@@ -119,6 +127,9 @@ def _claim(message: ChunkMessage, seconds_left: float) -> Claim | None:
             work=Work(chunk.keyword, chunk.page, settings.crawl_page_size, tuple(chunk.urls or ())),
             room=job.remaining_capacity,
             stop_by=time.monotonic() + seconds_left - _reserve(settings),
+            respect_robots=job.respect_robots,
+            deferrals=chunk.deferrals,
+            pending=None if chunk.pending is None else tuple(Candidate(**item) for item in chunk.pending),
         )
 
 
@@ -128,28 +139,47 @@ def _reserve(settings: Settings) -> float:
 
 
 def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
-    """Search (skipped once the job is full), then download and upload with bounded concurrency."""
+    """Search (skipped once the job is full, or when a deferral kept the candidates), then download and
+    upload with bounded concurrency, each host admitted by its budget (`lanes`)."""
     if claim.room == 0:
         return ChunkResult(found=0, stored=(), refused={}), []
-    with observability.subsegment(f"## provider {claim.provider}"):
-        candidates = get_provider(claim.provider).candidates(claim.work)
+    if claim.pending is None:
+        with observability.subsegment(f"## provider {claim.provider}"):
+            candidates = get_provider(claim.provider).candidates(claim.work)
+    else:
+        candidates = list(claim.pending)
     settings = get_settings()
     downloader = Downloader(settings)
     uploader = Uploader(settings.data_bucket, in_flight=settings.download_concurrency)
     budget = _Budget(claim.room)
     try:
-        tasks = [
-            _threads(settings.download_concurrency).submit(_store, claim, downloader, uploader, budget, candidate)
-            for candidate in candidates
-        ]
-        futures.wait(tasks)
-        outcomes = [task.result() for task in tasks]
+        gathered = Scheduler(
+            download=partial(_store, claim, downloader, uploader, budget),
+            downloader=downloader,
+            pool=_threads(settings.download_concurrency),
+            settings=settings,
+            stop_by=claim.stop_by,
+            respect_robots=claim.respect_robots,
+        ).run(candidates)
         uploader.wait()
     finally:
         downloader.close()
+    outcomes = gathered.outcomes
     stored = [outcome for outcome in outcomes if isinstance(outcome, StoredImage)]
     refused = Counter(outcome for outcome in outcomes if isinstance(outcome, Refusal))
-    return ChunkResult(found=len(candidates), stored=stored, refused=refused), [image.key for image in stored]
+    deferred, deferred_by = gathered.deferred, gathered.deferred_by
+    if deferred and claim.deferrals >= settings.crawl_max_deferrals:
+        refused[Refusal.HOST_UNAVAILABLE] += len(deferred)
+        deferred, deferred_by = [], Counter()
+    result = ChunkResult(
+        found=len(candidates) if claim.pending is None else 0,
+        stored=stored,
+        refused=refused,
+        deferred=[asdict(candidate) for candidate in deferred],
+        deferred_by=deferred_by,
+        resume_in=gathered.resume_in,
+    )
+    return result, [image.key for image in stored]
 
 
 @cache
@@ -186,6 +216,8 @@ def _store(
     its redelivery stores the images instead of losing them."""
     try:
         fetched = downloader.fetch(candidate.url, claim.stop_by)
+    except Throttled:
+        raise  # not the candidate's fault: the scheduler pauses its host and defers it
     except DownloadRejected as error:
         logger.info("refused %s (%s): %s", candidate.url[:200], error.reason.value, error)
         return error.reason

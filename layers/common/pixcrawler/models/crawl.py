@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pixcrawler.models.base import Base, Counter, CreatedAt, JobStatus, UpdatedAt, enum_column, non_negative
@@ -95,6 +95,17 @@ class CrawlJob(Base):
     task_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     error_message: Mapped[str | None] = mapped_column(Text)
     refused: Mapped[RefusalCounts]
+    deferred: Mapped[dict[str, int]] = mapped_column(
+        default=dict,
+        server_default="{}",
+        doc="Candidates put off for later because their host was busy, by reason: `{code: count}` with codes "
+        "from `pixcrawler.crawl.refusals.Deferral`; a candidate deferred twice counts twice",
+    )
+    respect_robots: Mapped[bool] = mapped_column(
+        default=True,
+        server_default=text("true"),
+        doc="Honour image hosts' robots.txt (off only for hosts the user owns)",
+    )
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -137,7 +148,7 @@ class CrawlChunk(Base):
                 "(`status IN (...) AND updated_at < ?`)."
             },
         ),
-        *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed"),
+        *non_negative("chunk_index", "page", "attempts", "found", "downloaded", "skipped", "failed", "deferrals"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,6 +168,12 @@ class CrawlChunk(Base):
     skipped: Mapped[Counter]
     failed: Mapped[Counter]
     refused: Mapped[RefusalCounts]
+    deferrals: Mapped[Counter] = mapped_column(
+        doc="Times this chunk was put off for a busy host; also the version a commit must still find (exactly-once)"
+    )
+    pending: Mapped[list[Any] | None] = mapped_column(
+        doc="Candidates still to try after a deferral (url and metadata each); the next delivery works on these only"
+    )
     last_error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

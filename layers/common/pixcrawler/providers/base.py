@@ -21,6 +21,7 @@ import urllib3
 from aws_lambda_powertools import Logger
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from pixcrawler import snapstart
 from pixcrawler.settings import get_settings
 
 logger = Logger(child=True)
@@ -118,6 +119,10 @@ def _client() -> urllib3.PoolManager:
         timeout=urllib3.Timeout(connect=settings.download_connect_timeout, read=settings.download_read_timeout),
         retries=urllib3.Retry(total=2, backoff_factor=0.5, status_forcelist=(), respect_retry_after_header=False),
     )
+
+
+snapstart.after_restore(_client.cache_clear)
+"""Pooled keep-alive connections do not survive a snapshot."""
 
 
 def request_json(

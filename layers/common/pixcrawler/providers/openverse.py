@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from pixcrawler import snapstart
 from pixcrawler.providers import base
 from pixcrawler.providers.base import Candidate, Provider, ProviderError, Work
 from pixcrawler.settings import get_settings
@@ -17,6 +18,8 @@ from pixcrawler.settings import get_settings
 _NON_CC = {"cc0": "CC0", "pdm": "Public Domain Mark"}
 _token: dict[str, Any] = {}
 _token_lock = threading.Lock()
+snapstart.after_restore(_token.clear)
+"""A token fetched before a snapshot would be shared by every restored environment: each fetches its own."""
 
 
 def license_name(code: Any, version: Any) -> str | None:

@@ -4,9 +4,9 @@ import enum
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, computed_field, field_validator, model_validator
+from pydantic import Field, StrictBool, StringConstraints, computed_field, field_validator, model_validator
 
-from pixcrawler.crawl.refusals import CODES_DOC
+from pixcrawler.crawl.refusals import CODES_DOC, DEFERRAL_CODES_DOC
 from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import HttpUrl, Name, RequestModel, ResponseModel
 
@@ -29,6 +29,11 @@ class CrawlJobCreate(RequestModel):
     providers: list[Provider] = Field(default=[Provider.OPENVERSE], min_length=1, max_length=len(Provider))
     urls: list[HttpUrl] | None = Field(
         default=None, max_length=MAX_URLS_PER_JOB, description="Explicit image URLs for the `urls` provider"
+    )
+    respect_robots: StrictBool = Field(
+        default=True,
+        description="Honour each image host's robots.txt (Disallow and Crawl-delay for our user agent). Turn it "
+        "off only for hosts you own: X-Robots-Tag opt-outs and the per-host rate limits still apply.",
     )
 
     @field_validator("keywords", "providers")
@@ -67,6 +72,12 @@ class CrawlJobResponse(ResponseModel):
         description="Candidates not stored, counted by reason (codes: "
         f"{CODES_DOC}). Every candidate found is either stored, refused, or not needed once the job was full."
     )
+    deferred: dict[str, int] = Field(
+        default_factory=dict,
+        description="Candidates put off for a later delivery because their host was busy, by reason (codes: "
+        f"{DEFERRAL_CODES_DOC}); a candidate deferred twice counts twice. Deferral delays a job, never fails it.",
+    )
+    respect_robots: bool = True
     error_message: str | None
     started_at: datetime | None
     completed_at: datetime | None

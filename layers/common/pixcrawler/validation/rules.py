@@ -17,6 +17,7 @@ from typing import IO, Protocol
 
 from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
+from pixcrawler import snapstart
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.hashing import dhash
 
@@ -31,6 +32,10 @@ ORIENTATION_TAG = 0x0112
 FORMAT_ALIASES = {"MPO": "jpeg"}
 # Raised by Pillow's decoders on malformed data; anything else is a bug or an infrastructure error.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError)
+
+snapstart.before_snapshot(Image.init)
+"""Pillow imports its format plugins on the first open (about 60 ms): the crawl, validation and export
+functions, which all examine images through this module, do it into the snapshot."""
 
 
 class Readable(Protocol):
