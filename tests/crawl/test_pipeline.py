@@ -178,6 +178,29 @@ def test_dispatch_that_died_before_sending_is_completed_by_its_redelivery(
     assert queued(crawl_env) == 2 and len(chunks(session, job.id)) == 2
 
 
+def test_a_plan_of_more_chunks_than_one_statement_carries_is_stored_whole(
+    crawl_env: dict[str, Any], session: Session, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """11,000 chunks of six parameters each pass PostgreSQL's 65,535 per statement (a 1,100,000-URL job at
+    the default 100 URLs a chunk); SQS is down so the plan is all that happens."""
+    from pixcrawler import queues
+
+    monkeypatch.setenv("CRAWL_URLS_PER_CHUNK", "1")
+    get_settings.cache_clear()
+    job = new_job(session, urls=[f"https://img.test/{n}.jpg" for n in range(11_000)], max_images=11_000)
+
+    def down(*args: Any) -> list[str]:
+        raise queues.QueueSendError("SQS is down")
+
+    monkeypatch.setattr(queues, "send_batch", down)
+    assert len(dispatch(apps.dispatch, job.id)["batchItemFailures"]) == 1
+
+    planned = chunks(session, job.id)
+    assert [chunk.chunk_index for chunk in planned] == list(range(11_000))
+    assert planned[-1].urls == ["https://img.test/10999.jpg"]
+    assert fresh(session, job.id).total_chunks == 11_000
+
+
 def test_search_providers_are_planned_by_keyword_and_page(
     crawl_env: dict[str, Any], session: Session, apps: Apps
 ) -> None:

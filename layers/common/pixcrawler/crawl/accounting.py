@@ -208,6 +208,12 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> list[tupl
     """Insert image rows, skipping a sha256 the job already has; returns the inserted rows' ids and keys in
     id order, which is the order of `rows`.
 
+    The job's unique (crawl_job_id, sha256) index finds the ones it has, as the conflict arbiter: a query
+    asking which of the chunk's sha256 the job has was planned, for a job grown since the table's last
+    ANALYZE, as a scan of every image of the job (43 ms a chunk at 100,000 images, so a job's commits
+    cost the square of its size; benchmarks/scale.py). The rows past the job's room are deleted again in
+    the same transaction (`complete_chunk`), so the cap stays exact and is filled with images it lacks.
+
     The rows travel as ONE jsonb parameter unpacked by `jsonb_to_recordset`, not as a multi-row VALUES
     list: pg8000 scans a statement's text in Python to number its placeholders, and for a 100-row,
     16-column VALUES list that scan cost more CPU than anything else in the chunk's commit.

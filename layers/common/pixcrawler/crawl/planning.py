@@ -29,6 +29,9 @@ from pixcrawler.settings import Settings, get_settings
 logger = Logger(child=True)
 HEADROOM = 1.25
 """Plan this much more than `max_images` from search providers: some candidates always fail to download."""
+CHUNK_ROWS_PER_INSERT = 1_000
+"""Chunk rows per INSERT: a statement carries at most 65,535 parameters (PostgreSQL's protocol), six a row here,
+so a job of 10,923 chunks or more (1,092,300 URLs at 100 a chunk) cannot be planned in one statement."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +94,23 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
         if not plans:
             lifecycle.fail(session, job, "nothing to crawl")
             return []
-        session.execute(
-            insert(CrawlChunk)
-            .values(
-                [
-                    {
-                        "crawl_job_id": job.id,
-                        "chunk_index": index,
-                        "keyword": item.keyword,
-                        "provider": item.provider,
-                        "page": item.page,
-                        "urls": item.urls,
-                    }
-                    for index, item in enumerate(plans)
-                ]
+        rows = [
+            {
+                "crawl_job_id": job.id,
+                "chunk_index": index,
+                "keyword": item.keyword,
+                "provider": item.provider,
+                "page": item.page,
+                "urls": item.urls,
+            }
+            for index, item in enumerate(plans)
+        ]
+        for start in range(0, len(rows), CHUNK_ROWS_PER_INSERT):
+            session.execute(
+                insert(CrawlChunk)
+                .values(rows[start : start + CHUNK_ROWS_PER_INSERT])
+                .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
             )
-            .on_conflict_do_nothing(index_elements=[CrawlChunk.crawl_job_id, CrawlChunk.chunk_index])
-        )
         lifecycle.begin(session, job)
         job.total_chunks = job.active_chunks = len(plans)
     elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:

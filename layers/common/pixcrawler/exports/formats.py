@@ -2,10 +2,10 @@
 boundary and continue later, possibly in another process, producing the very bytes an unbroken run would
 have continued with.
 
-The state kept between invocations is small: for tar the stream offset (the end-of-archive padding depends
-on it); for zip every entry's offset, CRC and sizes, which the central directory at the end must list; for
-tar.gz nothing more, because each invocation writes its own gzip member (a gzip file may hold several
-members in a row and every reader joins them).
+The state kept between invocations is small and does not grow with the entries written: for tar the stream
+offset (the end-of-archive padding depends on it); for zip how many central-directory records earlier
+invocations stored beside the upload (see `zipdirectory`); for tar.gz nothing more, because each invocation
+writes its own gzip member (a gzip file may hold several members in a row and every reader joins them).
 """
 
 from __future__ import annotations
@@ -28,24 +28,12 @@ from typing import IO, Any, ClassVar, Protocol
 from pixcrawler.exports import croissant, items, layout, manifest
 from pixcrawler.exports.checkpoint import Written
 from pixcrawler.exports.multipart import MiB, MultipartWriter
+from pixcrawler.exports.zipdirectory import CentralDirectory
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
 
 GZIP_LEVEL = 6
 SPOOL_IN_MEMORY = MiB
-_ZIP_FIELDS = (
-    "filename",
-    "date_time",
-    "compress_type",
-    "flag_bits",
-    "external_attr",
-    "create_version",
-    "extract_version",
-    "CRC",
-    "compress_size",
-    "file_size",
-    "header_offset",
-)
 
 
 class Archive(Protocol):
@@ -63,16 +51,12 @@ class Archive(Protocol):
 
 class ZipArchive:
     """Images are STORED: deflate shrinks JPEG/PNG/WebP by about nothing at three times the CPU; text
-    entries (manifests) are deflated."""
+    entries (manifests) are deflated. `zipfile` writes each entry; its central-directory record goes to a
+    `CentralDirectory` at once, so neither memory nor the checkpoint grows with the entries written."""
 
     def __init__(self, out: MultipartWriter, state: dict[str, Any] | None) -> None:
         self._zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-        for values in (state or {}).get("entries", []):
-            info = zipfile.ZipInfo(values[0], tuple(values[1]))  # type: ignore[arg-type]
-            for name, value in zip(_ZIP_FIELDS[2:], values[2:], strict=True):
-                setattr(info, name, value)
-            self._zip.filelist.append(info)
-            self._zip.NameToInfo[info.filename] = info
+        self._directory = CentralDirectory(out, state)
 
     @staticmethod
     def _info(path: str, mtime: datetime, size: int, compress_type: int) -> zipfile.ZipInfo:
@@ -84,21 +68,33 @@ class ZipArchive:
 
     def add(self, path: str, data: bytes, mtime: datetime) -> None:
         self._zip.writestr(self._info(path, mtime, len(data), zipfile.ZIP_STORED), data)
+        self._take_records()
 
     def add_stream(self, path: str, stream: IO[bytes], size: int, mtime: datetime) -> None:
         with self._zip.open(self._info(path, mtime, size, zipfile.ZIP_DEFLATED), "w") as target:
             shutil.copyfileobj(stream, target)
+        self._take_records()
+
+    def _take_records(self) -> None:
+        for info in self._zip.filelist:
+            self._directory.add(info)
+        self._zip.filelist.clear()
+        self._zip.NameToInfo.clear()
 
     def suspend(self) -> dict[str, Any]:
-        entries = [[getattr(info, name) for name in _ZIP_FIELDS] for info in self._zip.filelist]
+        state = self._directory.suspend()
         self.abandon()
-        return {"entries": entries}
+        return state
 
     def close(self) -> None:
-        self._zip.close()
+        """The directory and end records come from `CentralDirectory`; `zipfile`, holding no entries, must not
+        write its own."""
+        self._directory.write_end()
+        self._zip.fp = None
 
     def abandon(self) -> None:
         self._zip.fp = None
+        self._directory.close()
 
 
 class TarArchive:

@@ -16,7 +16,8 @@ when the last part is uploaded, however many invocations wrote it, without readi
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
@@ -104,6 +105,15 @@ class MultipartWriter(io.RawIOBase):
         self._s3.put_object(Bucket=self._bucket, Key=tail_key, Body=bytes(self._buffer))
         self.state.tail_key = tail_key
         return self.state
+
+    def put_beside(self, suffix: str, body: IO[bytes]) -> None:
+        """Store `body` (from its current position) as the object `<key><suffix>`, next to the upload."""
+        self._s3.put_object(Bucket=self._bucket, Key=self._key + suffix, Body=body)
+
+    def read_beside(self, suffix: str) -> Iterator[bytes]:
+        """The object `<key><suffix>` stored by `put_beside`, a MiB at a time."""
+        body = self._s3.get_object(Bucket=self._bucket, Key=self._key + suffix)["Body"]
+        yield from body.iter_chunks(MiB)
 
     def finish(self) -> UploadState:
         """Upload the last part (the only one allowed under 5 MiB); the state then lists every part."""
