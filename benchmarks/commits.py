@@ -292,6 +292,27 @@ def median_round(rounds: list[Level]) -> Level:
     return sorted(rounds, key=lambda level: level.images_per_second)[len(rounds) // 2]
 
 
+def committers_table(committers: Sequence[int], chunks: int, rows: int, rounds: int) -> str:
+    """Each number of committers into one job and as the control, the median of `rounds`: the table, with the
+    load it ran under (`benchmarks/scale.py` prints it as its `committers` table)."""
+    with database() as url:
+        os.environ["DATABASE_URL"] = url
+        levels = []
+        for count in committers:
+            one, apart = (
+                median_round([measure(url, count, chunks, rows, shared=shared) for _ in range(rounds)])
+                for shared in (True, False)
+            )
+            levels.append((one, apart))
+            print(
+                f"{count} committer(s): {one.images_per_second:,.0f} images/s into one job, "
+                f"{apart.images_per_second:,.0f} into a job each",
+                file=sys.stderr,
+            )
+    load = f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other sessions)"
+    return f"{load}\n{table(levels, rows)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--committers", default="1,4,16,64", help="comma-separated numbers of concurrent committers")
@@ -300,24 +321,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds per level; the median round is printed")
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    with database() as url:
-        os.environ["DATABASE_URL"] = url
-        levels = []
-        for committers in (int(value) for value in args.committers.split(",")):
-            one, apart = (
-                median_round(
-                    [measure(url, committers, args.chunks, args.rows, shared=shared) for _ in range(args.rounds)]
-                )
-                for shared in (True, False)
-            )
-            levels.append((one, apart))
-            print(
-                f"{committers} committer(s): {one.images_per_second:,.0f} images/s into one job, "
-                f"{apart.images_per_second:,.0f} into a job each",
-                file=sys.stderr,
-            )
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other sessions)")
-    print(table(levels, args.rows))
+    counts = [int(value) for value in args.committers.split(",")]
+    print(committers_table(counts, args.chunks, args.rows, args.rounds))
 
 
 if __name__ == "__main__":

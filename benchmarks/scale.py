@@ -1,6 +1,11 @@
 """Scale: every stage of one job at growing sizes, against the embedded PostgreSQL, without internet or AWS.
 
     python benchmarks/scale.py [--sizes 10000,100000,1000000] [--stages dispatch,commits,...]
+                               [--committers 1,4,16,64]
+
+Three tables in one run: `stages` (below), `committers` (many workers ending chunks of one job at once,
+`benchmarks/commits.py`, into one job and into a job each as the control) and `sizing` (the database
+connections each recommended setting needs, from the template's one connection per environment).
 
 Per size, one job goes through the stages in order; each stage runs in a fresh child process (`--child`), so
 its peak memory is that process's high-water mark over the one invocation (or the invocations, for the
@@ -210,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset, in order")
+    parser.add_argument("--committers", default="1,4,16,64", help="the committers table's levels ('' skips it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
@@ -224,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     from pixcrawler.settings import get_settings
     from pixcrawler_local import database
 
+    given_database = os.environ.get("DATABASE_URL")
     wanted = [stage for stage in args.stages.split(",") if stage]
     data_dir = Path(tempfile.mkdtemp(prefix="pixcrawler-scale-"))
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
@@ -256,9 +263,54 @@ def main(argv: list[str] | None = None) -> int:
                     )
         print(report(results))
     finally:
+        restore_environment("DATABASE_URL", given_database)  # the committers start their own server
         server.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
+    if args.committers:
+        from benchmarks.commits import committers_table
+
+        counts = [int(value) for value in args.committers.split(",")]
+        print(f"\ncommitters: chunks of {CHUNK} new images ended at once into one job\n")
+        print(committers_table(counts, chunks=400, rows=CHUNK, rounds=1))
+    print("\nsizing: database connections at most, one per Lambda environment (README, Scaling and cost)\n")
+    print(sizing_table())
     return 0
+
+
+def restore_environment(name: str, value: str | None) -> None:
+    """Put a variable back as it was (`database.migrate` points DATABASE_URL at the database it migrates), and
+    drop what was made from it (the settings, the engine of the stages' synthesised rows)."""
+    from pixcrawler import db
+    from pixcrawler.settings import get_settings
+
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    get_settings.cache_clear()
+    db.reset()
+
+
+SIZING = (  # job size, CrawlMaxConcurrency, WorkerMaxConcurrency, ApiMaxConcurrency, database
+    ("10,000 images", 10, 5, 20, "db.t4g.micro (about 100 connections)"),
+    ("100,000 images", 50, 5, 20, "db.t4g.small (about 200)"),
+    ("1,000,000 images", 200, 10, 50, "db.t4g.medium (about 400) behind RDS Proxy"),
+)
+WORKER_QUEUES = 3  # dispatch, validation, export: each event source bounded by WorkerMaxConcurrency
+ALWAYS = 1  # the sweep (the migration hook runs only during a deploy)
+
+
+def sizing_table() -> str:
+    """The recommended settings and the connections they need: crawl + 3 x workers + the sweep + the API."""
+    lines = [
+        "| job size | CrawlMaxConcurrency | WorkerMaxConcurrency | ApiMaxConcurrency | connections at most "
+        "| database |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for label, crawl, workers, api, database in SIZING:
+        connections = crawl + WORKER_QUEUES * workers + ALWAYS + api
+        lines.append(f"| {label} | {crawl} | {workers} | {api} | {connections} | {database} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ children
