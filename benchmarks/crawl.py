@@ -339,6 +339,42 @@ def _median(runs: list[OurRun]) -> OurRun:
     return sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
 
 
+def configure(concurrency: int, urls_per_chunk: int, **extra: str) -> None:
+    """The environment the crawl handlers run with here: fake credentials for the stand-ins, loopback allowed
+    (the image host), Powertools quiet and its metrics named but not printed, as in the local stack."""
+    os.environ.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "CRAWL_ALLOW_LOOPBACK": "1",
+            "DOWNLOAD_CONCURRENCY": str(concurrency),
+            "CRAWL_URLS_PER_CHUNK": str(urls_per_chunk),
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerBench",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **extra,
+        }
+    )
+
+
+def migrated_database(workdir: str) -> Any:
+    """`database(workdir)` migrated to head and made the handlers' (`DATABASE_URL`); its embedded server, if
+    one was started (None with the caller's DATABASE_URL)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from pixcrawler.settings import get_settings
+
+    url, server = database(workdir)
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
@@ -353,34 +389,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "CRAWL_ALLOW_LOOPBACK": "1",
-            "CRAWL_HOST_OVERRIDES": LOOPBACK_UNLIMITED,  # the loopback image host is unthrottled (benchmarks/polite.py)
-            "DOWNLOAD_CONCURRENCY": str(args.concurrency),
-            "CRAWL_URLS_PER_CHUNK": str(args.urls_per_chunk),
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerBench",  # as the local stack: metrics named, not printed
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
+    configure(args.concurrency, args.urls_per_chunk, CRAWL_HOST_OVERRIDES=LOOPBACK_UNLIMITED)
     workdir = tempfile.mkdtemp(prefix="pixcrawler-bench-")
     server = None
     try:
-        url, server = database(workdir)
-        os.environ["DATABASE_URL"] = url
-        from alembic import command
-        from alembic.config import Config
-
-        from pixcrawler.settings import get_settings
-
-        get_settings.cache_clear()
-        config = Config(str(ROOT / "alembic.ini"))
-        config.attributes["configure_logging"] = False
-        command.upgrade(config, "head")
+        server = migrated_database(workdir)
         base_url, urls, stop = serve(args.images)
         print(f"{args.images} JPEGs served from {base_url}; concurrency {args.concurrency} in one process")
         moto_endpoint, moto_stop, _ = in_child(_moto)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "common"))
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.crawl import _moto, _sink, database, in_child, run_ours, serve  # noqa: E402
+from benchmarks.crawl import _moto, _sink, configure, in_child, migrated_database, run_ours, serve  # noqa: E402
 from pixcrawler_local.stack import LOOPBACK_UNLIMITED  # noqa: E402
 
 SLOW, FAST = "127.0.0.2", "127.0.0.3"
@@ -54,11 +54,15 @@ def take_cost(batch: int, calls: int = 2000) -> tuple[float, float]:
 
     limits = hosts.Limits(rate=1e9, concurrency=16)
     lease, host = uuid.uuid4().hex, f"bench-{uuid.uuid4().hex[:8]}.example"
-    arguments = {"want": batch, "held": 16, "want_slots": 0, "lease": lease, "until": time.time() + 600}
-    hosts.take(host, limits, succeeded=0, **arguments)
+    until = time.time() + 600
+
+    def take(succeeded: int) -> None:
+        hosts.take(host, limits, want=batch, held=16, want_slots=0, lease=lease, until=until, succeeded=succeeded)
+
+    take(0)
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(calls):
-        hosts.take(host, limits, succeeded=batch, **arguments)
+        take(batch)
     return 1000 * (time.process_time() - cpu) / calls, 1000 * (time.perf_counter() - wall) / calls
 
 
@@ -136,33 +140,11 @@ def main() -> None:
     parser.add_argument("--fast", type=int, default=200)
     parser.add_argument("--slow", type=int, default=20)
     args = parser.parse_args()
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "CRAWL_ALLOW_LOOPBACK": "1",
-            "DOWNLOAD_CONCURRENCY": "16",
-            "CRAWL_URLS_PER_CHUNK": "100",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_NAMESPACE": "PixCrawlerBench",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
+    configure(concurrency=16, urls_per_chunk=100)
     workdir = tempfile.mkdtemp(prefix="pixcrawler-polite-")
     server = None
     try:
-        url, server = database(workdir)
-        os.environ["DATABASE_URL"] = url
-        from alembic import command
-        from alembic.config import Config
-
-        from pixcrawler.settings import get_settings
-
-        get_settings.cache_clear()
-        config = Config(str(ROOT / "alembic.ini"))
-        config.attributes["configure_logging"] = False
-        command.upgrade(config, "head")
+        server = migrated_database(workdir)
         _, urls, stop = serve(args.images)
         moto, moto_stop, _ = in_child(_moto)
         sink, sink_stop, _ = in_child(_sink)
