@@ -150,14 +150,14 @@ def load_sql() -> list[tuple[str, str]]:
         (
             "crawl_jobs",
             f"""INSERT INTO crawl_jobs (project_id, name, keywords, providers, max_images, status, progress,
-                                        total_chunks, completed_chunks, task_ids, started_at, completed_at,
+                                        total_chunks, completed_chunks, queued_chunks, started_at, completed_at,
                                         created_at, updated_at)
             SELECT CASE WHEN m = 1 THEN 1 WHEN m = {VOLUME["crawl_jobs"]} THEN {VOLUME["projects"]}
                         ELSE {skewed("m", 7, VOLUME["projects"] - 1, 3, 2)} END,
                    'job ' || m, '["cat", "dog"]'::jsonb, '["openverse"]'::jsonb, 1000,
                    CASE m % 200 WHEN 0 THEN 'running' WHEN 1 THEN 'pending' WHEN 2 THEN 'failed'
                                 WHEN 3 THEN 'cancelled' ELSE 'completed' END,
-                   100, 3, 3, '[]'::jsonb, now() - m * interval '5 minutes', now() - m * interval '4 minutes',
+                   100, 3, 3, 3, now() - m * interval '5 minutes', now() - m * interval '4 minutes',
                    now() - m * interval '5 minutes',
                    -- in-flight jobs were touched just now, so the recording's sweep leaves them alone
                    CASE WHEN m % 200 IN (0, 1) THEN now() ELSE now() - m * interval '4 minutes' END

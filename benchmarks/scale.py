@@ -13,7 +13,7 @@ export) less what it held before, and its wall time is the invocation's. Rows th
 written are synthesised with `INSERT ... SELECT generate_series` when that stage is not what is measured.
 
 - dispatch: a URL-list job of N URLs planned into chunks and their messages sent (SQS answers in-process);
-  reports chunks, messages, the job row's and `task_ids`' size.
+  reports chunks, messages and the job row's size.
 - commits: N/100 chunks of 100 images ended one after the other by `accounting.complete_chunk`, as the crawl
   workers end them (Part B of issue #17 measures them concurrently).
 - sweep: the scheduled sweep's two statements with N/100 chunks of a running job, 1% of them stuck.
@@ -382,14 +382,13 @@ def child_dispatch(size: int, ids: dict[str, int]) -> dict[str, Any]:
     with Measured() as measured:
         sent = dispatch(DispatchMessage(crawl_job_id=ids["dispatch"]))
     row = _scalar("SELECT octet_length(c::text) FROM crawl_jobs AS c WHERE id = :id", id=ids["dispatch"])
-    task_ids = _scalar("SELECT octet_length(task_ids::text) FROM crawl_jobs WHERE id = :id", id=ids["dispatch"])
     stored = _scalar("SELECT pg_column_size(c.*) FROM crawl_jobs AS c WHERE id = :id", id=ids["dispatch"])
     estimate = SQS.sent / 10 * SQS_BATCH_MS / 1000
     notes = (
-        f"{len(sent):,} chunks = messages; task_ids {_bytes(task_ids)}; job row {_bytes(row)} as text, "
+        f"{len(sent):,} chunks = messages; job row {_bytes(row)} as text, "
         f"{_bytes(stored)} stored (TOAST-compressed); real SQS adds ~{estimate:.0f} s ({SQS_BATCH_MS} ms a batch of 10)"
     )
-    return measured.result(largest=max(row, task_ids), notes=notes)
+    return measured.result(largest=row, notes=notes)
 
 
 def _stored(job: int, chunk: int) -> list[Any]:

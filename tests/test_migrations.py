@@ -162,3 +162,22 @@ def _job_at(engine: Engine, revision: str) -> tuple[Config, int, uuid.UUID]:
     engine.dispose()
     command.downgrade(config, revision)
     return config, job_id, user_id
+
+
+def test_0013_counts_the_messages_a_job_sent_and_back(engine: Engine) -> None:
+    """A job's sent chunk messages survive as a count: a redelivered dispatch still knows sending finished."""
+    config, job_id, _ = _job_at(engine, "0012")
+    with engine.begin() as connection:
+        connection.execute(
+            text("""UPDATE crawl_jobs SET task_ids = '["a", "b", "c"]' WHERE id = :id"""), {"id": job_id}
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT queued_chunks FROM crawl_jobs WHERE id = :id"), {"id": job_id}) == 3
+    command.downgrade(config, "0012")
+    with engine.connect() as connection:
+        sent = connection.scalar(
+            text("SELECT jsonb_array_length(task_ids) FROM crawl_jobs WHERE id = :id"), {"id": job_id}
+        )
+    assert sent == 3
+    command.upgrade(config, "head")

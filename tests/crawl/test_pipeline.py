@@ -95,7 +95,7 @@ def test_url_job_runs_end_to_end(crawl_env: dict[str, Any], session: Session, ho
     assert dispatch(apps.dispatch, job.id) == {"batchItemFailures": []}
     planned = fresh(session, job.id)
     assert (planned.status, planned.total_chunks, planned.active_chunks) == (JobStatus.RUNNING, 3, 3)
-    assert planned.started_at is not None and len(planned.task_ids) == 3
+    assert planned.started_at is not None and planned.queued_chunks == 3
     assert [len(c.urls or []) for c in chunks(session, job.id)] == [4, 4, 2]
     assert queued(crawl_env) == 3
 
@@ -533,7 +533,7 @@ def test_failing_chunk_is_failed_on_its_last_receive_and_retry_resends_only_it(
         0,
         8,
     )
-    assert len(done.task_ids) == 7
+    assert done.queued_chunks == 7
 
 
 def test_job_fails_with_a_reason_when_no_chunk_succeeds(

@@ -2,7 +2,7 @@
 
 Chunk rows are written with `ON CONFLICT DO NOTHING` on (job, chunk_index), so a redelivered dispatch
 creates no second set; chunk messages go out after the rows commit, and a dispatch that died before
-sending is completed by its redelivery (the job has fewer `task_ids` than chunks). A duplicate chunk
+sending is completed by its redelivery (the job has fewer `queued_chunks` than chunks). A duplicate chunk
 message is harmless: the chunk's own row decides whether work remains.
 """
 
@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from aws_lambda_powertools import Logger
-from sqlalchemy import literal, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from pixcrawler import lifecycle, queues, sqs_records
@@ -113,7 +113,7 @@ def _plan_once(session: Session, job: CrawlJob) -> list[int]:
             )
         lifecycle.begin(session, job)
         job.total_chunks = job.active_chunks = len(plans)
-    elif job.status is not JobStatus.RUNNING or len(job.task_ids) >= job.total_chunks:
+    elif job.status is not JobStatus.RUNNING or job.queued_chunks >= job.total_chunks:
         return []
     return list(
         session.scalars(
@@ -146,7 +146,7 @@ def _send(job_id: int, chunk_ids: list[int]) -> list[str]:
         session.execute(
             update(CrawlJob)
             .where(CrawlJob.id == job_id)
-            .values(task_ids=CrawlJob.task_ids.op("||")(literal(message_ids, JSONB)))
+            .values(queued_chunks=CrawlJob.queued_chunks + len(message_ids))
             .execution_options(synchronize_session=False)
         )
     logger.info("crawl job %s: queued %d chunk(s)", job_id, len(chunk_ids))

@@ -63,6 +63,7 @@ class CrawlJob(Base):
             "active_chunks",
             "completed_chunks",
             "failed_chunks",
+            "queued_chunks",
         ),
     )
 
@@ -92,7 +93,10 @@ class CrawlJob(Base):
     active_chunks: Mapped[Counter]
     completed_chunks: Mapped[Counter]
     failed_chunks: Mapped[Counter]
-    task_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    queued_chunks: Mapped[Counter] = mapped_column(
+        doc="Chunk messages sent so far, retries included: a dispatch that finds fewer than `total_chunks` "
+        "resumes sending"
+    )
     error_message: Mapped[str | None] = mapped_column(Text)
     refused: Mapped[RefusalCounts]
     deferred: Mapped[dict[str, int]] = mapped_column(
