@@ -109,13 +109,14 @@ def test_crawl_against_the_api_builds_the_dataset_there_and_downloads_it(
 def test_the_token_from_the_environment_and_a_v1_url_fetch_every_webdataset_file(
     deployed: Deployed, tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
-    """`-v` logs too, and neither they nor the progress bars ever show the token."""
+    """As pasted (with `Bearer ` and a line break); `-v` logs too, and neither they nor the progress bars ever
+    show the token."""
     import webdataset as wds
 
     result = pixcrawler(
         "crawl", "kites", *deployed.urls(*list(IMAGES)[:5]), "--format", "webdataset",
         "--api", deployed.api + "/v1/", "-v",
-        env={**clean_env, "PIXCRAWLER_TOKEN": deployed.token}, cwd=tmp_path, timeout=180,
+        env={**clean_env, "PIXCRAWLER_TOKEN": f"Bearer {deployed.token}\n"}, cwd=tmp_path, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert deployed.token not in result.stdout + result.stderr
