@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -15,9 +16,10 @@ import threading
 import warnings
 from contextlib import ExitStack
 from enum import StrEnum
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pixcrawler.schemas import ExportFormat, ExportLayout, Provider
 from pixcrawler.schemas.export import EncodeFormat, ResizeMode
@@ -26,10 +28,12 @@ from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsErr
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pixcrawler_local.client import Client
     from pixcrawler_local.pipeline import DatasetRequest, Outcome
     from pixcrawler_local.stack import StackOptions
 
 DEFAULT_DATA_DIR = ".pixcrawler"
+DEFAULT_HOST = "127.0.0.1"
 
 
 class UsageError(Exception):
@@ -90,15 +94,22 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _options(args: argparse.Namespace, data_dir: Path, port: int, **overrides: Any) -> StackOptions:
+def _repo(args: argparse.Namespace) -> str | None:
+    """`--repo`, else `PIXCRAWLER_REPO`: read here rather than as the option's default, so that `crawl --api`
+    refuses the flag a user typed and not a variable their shell happens to hold."""
+    return args.repo or os.environ.get("PIXCRAWLER_REPO")
+
+
+def _options(args: argparse.Namespace, data_dir: Path, port: int | None, **overrides: Any) -> StackOptions:
     from pixcrawler_local.stack import StackOptions
 
+    repo = _repo(args)
     return StackOptions(
         data_dir=data_dir,
-        repo=Path(args.repo) if args.repo else None,
-        host=args.host,
-        port=port,
-        aws_port=args.aws_port,
+        repo=Path(repo) if repo else None,
+        host=args.host or DEFAULT_HOST,
+        port=port or 0,
+        aws_port=args.aws_port or 0,
         database_url=os.environ.get("DATABASE_URL", ""),
         **overrides,
     )
@@ -165,7 +176,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from pixcrawler_local import database
     from pixcrawler_local.functions import repository_root
 
-    repo = repository_root(args.repo)
+    repo = repository_root(_repo(args))
     with ExitStack() as stack:
         url = os.environ.get("DATABASE_URL", "")
         if not url:
@@ -175,28 +186,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drive(args: argparse.Namespace, client: Client, request: DatasetRequest, then: str) -> Outcome:
+    """Run one dataset through an API, local or deployed, with Ctrl-C cancelling the crawl job; `then` says
+    what follows the cancel."""
+    from pixcrawler_local.pipeline import Pipeline
+
+    pipeline = Pipeline(client, progress=not args.quiet, timeout=args.timeout)
+    try:
+        return pipeline.run(request)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: cancelling the crawl and {then}...", file=sys.stderr, flush=True)
+        try:
+            pipeline.cancel()
+        except Exception as error:  # we are stopping anyway; say why the cancel did not land
+            print(f"could not cancel the crawl job: {error}", file=sys.stderr)
+        raise
+
+
 def _run_pipeline(
     args: argparse.Namespace, options: StackOptions, build: Callable[[ExitStack], DatasetRequest]
 ) -> Outcome:
     """Start the stack, run one dataset through it (with Ctrl-C cancelling the crawl), return the outcome."""
     from pixcrawler_local.client import Client
-    from pixcrawler_local.pipeline import Pipeline
     from pixcrawler_local.stack import LocalStack
 
     with ExitStack() as resources, LocalStack(options) as stack:
         request = build(resources)
-        pipeline = Pipeline(
-            Client(stack.api_url, stack.token("you@pixcrawler_local")), progress=not args.quiet, timeout=args.timeout
-        )
-        try:
-            return pipeline.run(request)
-        except KeyboardInterrupt:
-            print("\ninterrupted: cancelling the crawl and stopping (state is kept)...", file=sys.stderr, flush=True)
-            try:
-                pipeline.cancel()
-            except Exception as error:  # the stack is going down anyway; say why the cancel did not land
-                print(f"could not cancel the crawl job: {error}", file=sys.stderr)
-            raise
+        client = Client(stack.api_url, stack.token("you@pixcrawler_local"))
+        return _drive(args, client, request, "stopping (state is kept)")
 
 
 DEMO_TIMEOUT = 180.0
@@ -265,14 +282,14 @@ def _on_loopback(url: str) -> bool:
         return False
 
 
-def _warn_about_loopback(urls: list[str], allowed: bool) -> None:
-    """The crawler refuses loopback hosts (SSRF protection); a user crawling their own machine hears why up front."""
+def _warn_about_loopback(urls: list[str], why: str | None) -> None:
+    """A crawler refuses loopback hosts (SSRF protection), and a deployed one could not reach this machine
+    anyway; a user crawling their own machine hears `why` up front (None: the crawler may fetch them)."""
     local = [url for url in urls if _on_loopback(url)]
-    if local and not allowed:
+    if local and why:
         print(
             f"pixcrawler crawl: {len(local)} of the {len(urls)} URLs are on this machine "
-            f"({urlsplit(local[0]).netloc}), which the crawler refuses unless you pass --allow-loopback "
-            "(or set CRAWL_ALLOW_LOOPBACK=1).",
+            f"({urlsplit(local[0]).netloc}), {why}.",
             file=sys.stderr,
             flush=True,
         )
@@ -314,6 +331,79 @@ def _export_options(args: argparse.Namespace) -> dict[str, Any]:
     return {**options, "splits": args.splits, "split_seed": args.split_seed}
 
 
+LOCAL_ONLY = {
+    "--data-dir": "data_dir",
+    "--repo": "repo",
+    "--host": "host",
+    "--aws-port": "aws_port",
+    "--port": "port",
+    "--allow-loopback": "allow_loopback",
+}
+"""`crawl`'s flags for the stack it starts on this machine (None or False when not given); with --api none starts."""
+
+
+def api_base(value: str) -> str:
+    """`--api` as a user copies it (the ApiUrl output of `sam deploy`, with or without a trailing slash or
+    `/v1`), as the base the client puts `/v1/...` after; anything but an http(s) base URL is refused."""
+    refusal = UsageError(
+        f"--api takes the API's http(s) base URL, the ApiUrl output of `sam deploy` (https://ID.execute-api."
+        f"REGION.amazonaws.com), not {value!r}."
+    )
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise refusal from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise refusal
+    path = parts.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _token(args: argparse.Namespace) -> str:
+    """`--token`, else PIXCRAWLER_TOKEN (the flag wins, even empty), as sent after `Bearer `; never echoed."""
+    token = args.token if args.token is not None else os.environ.get("PIXCRAWLER_TOKEN", "")
+    token = token.strip().removeprefix("Bearer ").strip()
+    if not token:
+        raise UsageError(
+            "--api needs a token from the identity provider the API trusts: pass --token TOKEN or set PIXCRAWLER_TOKEN."
+        )
+    if not token.isascii() or not token.isprintable() or any(character.isspace() for character in token):
+        raise UsageError("the token holds spaces, line breaks or non-ASCII characters; pass the token alone.")
+    return token
+
+
+def _deployed(args: argparse.Namespace, urls: list[str]) -> Client:
+    """The client for `crawl --api`: the local stack's flags refused by name, the URL and token checked; then
+    one public GET /v1/health, without the token, tells an unreachable host or a URL that is not the PixCrawler
+    API apart from a refused request, before the token is sent anywhere or anything is created."""
+    from pixcrawler_local.client import ApiError, Client
+
+    given = [
+        flag
+        for flag, dest in LOCAL_ONLY.items()
+        if getattr(args, dest) is not None and getattr(args, dest) is not False
+    ]
+    if given:
+        raise UsageError(
+            f"{given[0]} is for the stack `crawl` starts on this machine; with --api none starts: drop it."
+        )
+    base, token = api_base(args.api), _token(args)
+    if not _on_loopback(base):  # a stack on this machine fetches from it if it runs with loopback allowed
+        _warn_about_loopback(urls, f"which the crawler behind {urlsplit(base).netloc} cannot reach")
+    not_ours = "is --api the ApiUrl output of `sam deploy`?"
+    try:
+        health = Client(base).get("/v1/health")
+    except ApiError as error:
+        if error.status == HTTPStatus.NOT_FOUND:
+            raise ApiError("GET /v1/health", error.status, error.body, not_ours) from None
+        raise
+    if not isinstance(health, dict) or "status" not in health:
+        body = json.dumps(health)[:200]
+        raise ApiError("GET /v1/health", HTTPStatus.OK, body, f"not PixCrawler's answer; {not_ours}")
+    return Client(base, token)
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from pixcrawler.crawl.refusals import describe
     from pixcrawler_local.pipeline import DatasetRequest
@@ -324,9 +414,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     providers = args.provider or [Provider.URLS.value if urls else Provider.OPENVERSE.value]
     if Provider.URLS in providers and not urls:
         raise UsageError("the urls provider needs image URLs: pass --url URL (repeatable) or --urls-file FILE.")
-    _warn_about_loopback(urls, args.allow_loopback or Settings.from_env().crawl_allow_loopback)
+    if args.token is not None and args.api is None:
+        raise UsageError("--token is for --api URL; the stack `crawl` starts on this machine mints its own.")
     output = Path(args.output or default_output(args.keywords, args.format)).resolve()
-    options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
     request = DatasetRequest(
         name=" ".join(args.keywords)[:200],
         keywords=args.keywords,
@@ -337,7 +427,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         export_options=_export_options(args),
         output=output,
     )
-    outcome = _run_pipeline(args, options, lambda resources: request)
+    if args.api is not None:
+        outcome = _drive(args, _deployed(args, urls), request, "stopping (what it stored stays in the deployed stack)")
+    else:
+        allowed = args.allow_loopback or Settings.from_env().crawl_allow_loopback
+        why = "which the crawler refuses unless you pass --allow-loopback (or set CRAWL_ALLOW_LOOPBACK=1)"
+        _warn_about_loopback(urls, None if allowed else why)
+        options = _options(args, _data_dir(args.data_dir), args.port, allow_loopback=args.allow_loopback)
+        outcome = _run_pipeline(args, options, lambda resources: request)
     valid = outcome.validation["total_images"] - outcome.validation["invalid_images"]
     print(
         f"{outcome.crawl['downloaded_images']} crawled, {valid} valid, {outcome.export['exported_images']} exported "
@@ -355,14 +452,12 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help=f"state directory (env PIXCRAWLER_DATA_DIR; default ./{DEFAULT_DATA_DIR})")
     common.add_argument(
-        "--repo",
-        default=os.environ.get("PIXCRAWLER_REPO"),
-        help="repository checkout holding functions/ (default: the editable install's)",
+        "--repo", help="repository checkout holding functions/ (env PIXCRAWLER_REPO; default: the editable install's)"
     )
     common.add_argument("-v", "--verbose", action="store_true", help="show the functions' logs")
     stack = argparse.ArgumentParser(add_help=False)
-    stack.add_argument("--host", default="127.0.0.1")
-    stack.add_argument("--aws-port", type=int, default=0, help="S3/SQS emulator port (default: any free port)")
+    stack.add_argument("--host", help=f"API host (default {DEFAULT_HOST})")
+    stack.add_argument("--aws-port", type=int, help="S3/SQS emulator port (default: any free port)")
     pipeline = argparse.ArgumentParser(add_help=False)
     pipeline.add_argument("--quiet", action="store_true", help="no progress bars")
     pipeline.add_argument(
@@ -445,11 +540,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     crawl.add_argument("--url", action="append", help="an image URL for the urls provider (repeatable)")
     crawl.add_argument("--urls-file", help="a file of image URLs, one a line")
-    crawl.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
+    crawl.add_argument("--port", type=int, help="API port (default: any free port)")
     crawl.add_argument(
         "--allow-loopback",
         action="store_true",
         help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
+    )
+    crawl.add_argument(
+        "--api",
+        metavar="URL",
+        help="drive a deployed stack through its API (the ApiUrl output of `sam deploy`) instead of starting one here",
+    )
+    crawl.add_argument(
+        "--token", help="bearer token for --api (env PIXCRAWLER_TOKEN, which keeps it out of `ps`); never printed"
     )
     crawl.set_defaults(run=cmd_crawl)
     return parser
@@ -475,7 +578,7 @@ def _few_malloc_arenas(count: int = 2) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pixcrawler_local.client import ApiError
+    from pixcrawler_local.client import ApiError, Unreachable
     from pixcrawler_local.functions import RepositoryNotFound
     from pixcrawler_local.pipeline import StageFailed
     from pixcrawler_local.ports import PortInUse
@@ -500,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         RepositoryNotFound,
         StageFailed,
         ApiError,
+        Unreachable,
         SettingsError,
         TimeoutError,
         FileNotFoundError,
