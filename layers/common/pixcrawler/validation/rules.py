@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
@@ -32,6 +33,11 @@ ORIENTATION_TAG = 0x0112
 FORMAT_ALIASES = {"MPO": "jpeg"}
 # Raised by Pillow's decoders on malformed data; anything else is a bug or an infrastructure error.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError)
+
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+"""Pillow warns about an image above `MAX_IMAGE_PIXELS` (and raises above twice that); every opener here
+(the download's header check, `examine`) refuses or fails such an image itself, naming it, so the warning
+would only repeat that in the function's log."""
 
 snapstart.before_snapshot(Image.init)
 """Pillow imports its format plugins on the first open (about 60 ms): the crawl, validation and export
