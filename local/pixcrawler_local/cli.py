@@ -405,9 +405,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
     )
-    serve.add_argument(
-        "--email", default="you@example.com", help="who the printed dataset-browser address signs in as"
-    )
+    serve.add_argument("--email", default="you@example.com", help="who the printed dataset-browser address signs in as")
     serve.set_defaults(run=cmd_serve)
 
     token = commands.add_parser("token", parents=[common], help="mint a token the local API accepts")

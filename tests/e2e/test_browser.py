@@ -83,10 +83,10 @@ def _note_violation(message: ConsoleMessage, problems: list[str]) -> None:
         problems.append(message.text)
 
 
-def shot(tab: Page, name: str) -> None:
+def shot(tab: Page, name: str, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width = tab.viewport_size["width"] if tab.viewport_size else 0
-    tab.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+    tab.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=full_page)
 
 
 def test_from_the_printed_address_to_a_downloaded_validated_dataset(
@@ -142,7 +142,7 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
     viewer = page.locator("dialog#viewer")
     expect(viewer.locator("img.full")).to_be_visible()
     assert ".thumb." not in (viewer.locator("img.full").get_attribute("src") or "")  # full size on click
-    shot(page, "viewer")
+    shot(page, "viewer", full_page=False)  # the modal over what is on screen
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
 

@@ -387,7 +387,7 @@ function crawlForm(project) {
     if (file.files[0]) urls.value = (urls.value ? `${urls.value}\n` : "") + (await file.files[0].text());
   });
   const robots = el("input", { type: "checkbox", name: "respect_robots", checked: true });
-  const searchPart = el("fieldset", {}, el("legend", {}, "Providers"), providers.map((p) => checkbox(p, p)));
+  const searchPart = el("fieldset", {}, el("legend", {}, "Providers"), providers.map((p) => checkbox(p.value, p)));
   const urlPart = el("div", { hidden: true }, field("Image URLs, one a line", urls), field("…or upload a list", file, "A text file of URLs, one a line"));
   const toggle = () => {
     searchPart.hidden = !search.checked;
@@ -540,7 +540,7 @@ function imageCard(image) {
       kept ? el("div", { class: "kept", "data-kept": kept.duplicate_of }, "Kept instead:") : null,
       el("div", { class: "muted" }, [image.keyword, image.width && `${image.width}×${image.height}`, bytes(image.file_size)].filter(Boolean).join(" · ")),
       el("div", { class: "muted" }, licence(image)),
-      image.source_url ? el("a", { href: image.source_url, rel: "noopener noreferrer", target: "_blank" }, "Source") : null,
+      el("a", { href: image.source_url || image.original_url, rel: "noopener noreferrer", target: "_blank" }, "Source"),
     ),
     el("button", { type: "button", class: "danger small", onclick: () => deleteImage(image, card) }, `Delete`),
   );
@@ -549,11 +549,9 @@ function imageCard(image) {
 }
 
 function licence(image) {
-  const parts = [];
-  if (image.license) parts.push(`Licence ${image.license}`);
-  if (image.creator) parts.push(`by ${image.creator}`);
-  if (image.provider) parts.push(`via ${image.provider}`);
-  return parts.join(" ") || "Licence unknown";
+  return [`Licence: ${image.license || "unknown"}`, image.creator && `by ${image.creator}`, image.provider && `via ${image.provider}`]
+    .filter(Boolean)
+    .join(" · ");
 }
 
 /** A near or exact duplicate is shown beside the image kept in its place. */
