@@ -17,7 +17,10 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
+from pixcrawler_local.stack import load_secrets
+from tests.e2e import oidc
 from tests.e2e.conftest import fresh_env
+from tests.e2e.oidc import Provider
 from tests.e2e.test_serve import serving
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -124,6 +127,7 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
     rules = page.get_by_role("form", name="Validate")
     rules.get_by_text("Rules").click()
     rules.get_by_label("Min width").fill("64")
+    rules.screenshot(path=str(SCREENSHOTS / "rules-1280.png"))
     rules.get_by_role("button", name="Start validation").click()
     validation = page.locator("[data-validation-id]")
     expect(validation.locator(".badge")).to_have_text("completed")
@@ -148,6 +152,8 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
 
     export = page.get_by_role("form", name="Export")
     export.get_by_label("Format", exact=True).select_option("tar.gz")
+    export.get_by_text("Options:").click()
+    export.screenshot(path=str(SCREENSHOTS / "export-options-1280.png"))
     export.get_by_role("button", name="Start export").click()
     row = page.locator("[data-export-id]")
     expect(row.locator(".badge")).to_have_text("completed")
@@ -228,3 +234,40 @@ def test_a_refused_form_shows_the_api_message_and_the_field(stack: Stack, page: 
     expect(errors).to_contain_text("The request is not valid.")
     expect(errors).to_contain_text("keywords")
     shot(page, "refused-form")
+
+
+@pytest.fixture(scope="module")
+def oidc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provider]]:
+    """A `serve` configured as a deployment is: its page signs in with an OIDC provider (a loopback one)."""
+    root = tmp_path_factory.mktemp("oidc")
+    data_dir = root / "state"
+    with Provider(secret=lambda: load_secrets(data_dir)["token_secret"]) as provider:
+        env = fresh_env(root / "home") | {
+            "OIDC_AUTHORIZE_URL": f"{provider.url}/authorize",
+            "OIDC_TOKEN_URL": f"{provider.url}/token",
+            "OIDC_CLIENT_ID": oidc.CLIENT_ID,
+            "OIDC_LOGOUT_URL": f"{provider.url}/logout",
+        }
+        with serving(data_dir, env, root) as state:
+            yield state["api_url"], provider
+
+
+def test_signing_in_and_out_with_an_oidc_provider_by_code_and_pkce(
+    oidc_stack: tuple[str, Provider], page: Page
+) -> None:
+    api, provider = oidc_stack
+    page.goto(f"{api}/v1/app")
+    page.get_by_role("button", name="Sign in").click()  # to the provider, which sends the browser back with a code
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    expect(page.locator("#who-email")).to_have_text(oidc.EMAIL)  # the provider's token reached the API
+    assert page.url == f"{api}/v1/app#/"  # the code and state are gone from the address
+    [(_, asked)] = [entry for entry in provider.seen if entry[0] == "/authorize"]
+    assert asked["redirect_uri"] == f"{api}/v1/app" and asked["scope"] == "openid email"
+    assert len(provider.exchanged) == 1  # its verifier matched the S256 challenge
+    shot(page, "oidc-signed-in")
+
+    page.get_by_role("button", name="Sign out").click()  # through the provider's logout, back to the page
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('pixcrawler.token')") is None
+    [(_, logout)] = [entry for entry in provider.seen if entry[0] == "/logout"]
+    assert logout == {"client_id": oidc.CLIENT_ID, "logout_uri": f"{api}/v1/app"}

@@ -37,7 +37,9 @@ class ValidationRules(RequestModel):
     min_aspect_ratio: float | None = Field(default=None, gt=0, le=100, description="Width divided by height")
     max_aspect_ratio: float | None = Field(default=None, gt=0, le=100, description="Width divided by height")
     max_file_size: int | None = Field(default=None, ge=1, description="Bytes")
-    allowed_formats: list[ImageFormat] | None = Field(default=None, min_length=1, description="Null: any format")
+    allowed_formats: list[ImageFormat] | None = Field(
+        default=None, min_length=1, description="Formats to keep; null: any"
+    )
     exact_duplicates: DuplicatePolicy = Field(
         default=DuplicatePolicy.KEEP_ONE, description="Identical bytes: keep the largest, earliest one, or allow all"
     )

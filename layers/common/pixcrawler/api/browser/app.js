@@ -347,7 +347,7 @@ function pager(path, render, container) {
 async function projectsScreen() {
   const list = el("ul", { class: "list" });
   const { more, load } = pager("/projects?limit=50", (p) =>
-    el("li", {}, el("a", { href: `#/projects/${p.id}` }, p.name), " ", badge(p.status), el("div", { class: "muted" }, p.description || "", ` · created ${when(p.created_at)}`)), list);
+    el("li", {}, el("a", { href: `#/projects/${p.id}` }, p.name), " ", badge(p.status), el("div", { class: "muted" }, [p.description, `created ${when(p.created_at)}`].filter(Boolean).join(" · "))), list);
   const name = el("input", { name: "name", required: true, maxlength: 200 });
   const description = el("textarea", { name: "description", rows: 2, maxlength: 5000 });
   const form = apiForm({ label: "New project", submitLabel: "Create project" }, [field("Name", name), field("Description", description, "Optional")], async () => {
@@ -606,7 +606,7 @@ function explain(schema, name) {
   const parts = [];
   if (schema.description) parts.push(schema.description);
   if (schema.default !== undefined && schema.default !== null) parts.push(`default ${JSON.stringify(schema.default)}`);
-  else if (schema.nullable) parts.push("default: no limit");
+  else if (schema.nullable && schema.type !== "boolean" && schema.type !== "array") parts.push("default: none");
   if (schema.minimum !== undefined || schema.maximum !== undefined) parts.push(`${schema.minimum ?? schema.exclusiveMinimum ?? ""}–${schema.maximum ?? ""}`);
   return parts.join("; ") || name;
 }
