@@ -14,6 +14,7 @@ const main = document.getElementById("main");
 const notice = document.getElementById("notice");
 const viewer = document.getElementById("viewer");
 let timers = [];
+let screen = 0;
 let schemas = null;
 
 // ---------------------------------------------------------------- DOM helpers
@@ -253,10 +254,13 @@ document.getElementById("sign-out").addEventListener("click", () => signOut().ca
 function stopPolling() {
   timers.forEach(clearTimeout);
   timers = [];
+  screen += 1;
 }
 
-/** Call `load` now and again every POLL_MS while it answers true (the thing is still running). */
+/** Call `load` now and again every POLL_MS while it answers true (the thing is still running) and the screen
+ * that started it is still shown. */
 function poll(load) {
+  const shown = screen;
   const tick = async () => {
     let again = false;
     try {
@@ -264,7 +268,7 @@ function poll(load) {
     } catch (error) {
       fail(error);
     }
-    if (again) timers.push(setTimeout(tick, POLL_MS));
+    if (again && shown === screen) timers.push(setTimeout(tick, POLL_MS));
   };
   return tick();
 }
