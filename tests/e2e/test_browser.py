@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from sqlalchemy import create_engine, text
 
 from pixcrawler_local import samples
 from pixcrawler_local.httphost import HttpHost, Response
@@ -38,6 +39,19 @@ class Stack:
     """The address `serve` printed: the page, signed in."""
     urls: list[str]
     """The URL list to crawl: 5 pictures, a smaller re-encoded copy of the first, a 24 px one, a missing one."""
+    data_dir: Path
+
+    def expire_links(self) -> None:
+        """Move every export's link expiry into the past, in the stack's own embedded PostgreSQL (its socket is
+        where the server's postmaster.pid says)."""
+        lines = (self.data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
+        port, socket_dir = lines[3].strip(), lines[4].strip()
+        engine = create_engine(f"postgresql+pg8000://postgres@/postgres?unix_sock={socket_dir}/.s.PGSQL.{port}")
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("UPDATE export_jobs SET expires_at = now() - interval '1 minute'"))
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +69,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with serving(root / "state", fresh_env(root / "home"), root) as state:
             printed = _printed_address(root / "serve.log")
             assert printed.group(1) == f"{state['api_url']}/v1/app"
-            yield Stack(state["api_url"], printed.group(0), [images.url(f"/{name}") for name in names])
+            urls = [images.url(f"/{name}") for name in names]
+            yield Stack(state["api_url"], printed.group(0), urls, root / "state")
 
 
 def _printed_address(log: Path) -> re.Match[str]:
@@ -167,9 +182,19 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
     assert {"ATTRIBUTION.txt", "croissant.json", "manifest.csv"} <= {Path(name).name for name in members}
     shot(page, "exported")
 
+    stack.expire_links()
+    page.reload()
+    row = page.locator("[data-export-id]")
+    expect(row).to_contain_text("The download link has expired.")
+    expect(row.get_by_role("link", name=re.compile("^Download"))).to_have_count(0)  # no dead link offered
+    row.get_by_role("button", name="Issue a new link").click()
+    with page.expect_download() as again:
+        row.get_by_role("link", name=re.compile("^Download")).click()
+    assert Path(again.value.path()).read_bytes() == archive.read_bytes()
+
     page.get_by_role("link", name="Activity").click()
     first = page.locator("tbody tr").first
-    expect(first).to_contain_text("export_job.completed")  # newest first
+    expect(first).to_contain_text("export_link.issued")  # newest first: the re-issued link
     shot(page, "activity")
 
     page.get_by_role("link", name="Projects").click()
@@ -183,7 +208,7 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
     expect(small.get_by_role("link", name="Birds")).to_be_visible()
     shot(small, "projects")
     small.get_by_role("link", name="Activity").click()
-    expect(small.locator("tbody tr").first).to_contain_text("export_job.completed")
+    expect(small.locator("tbody tr").first).to_contain_text("export_link.issued")
     shot(small, "activity")
     small.goto(f"{stack.api}/v1/app#/jobs/{job_id}")
     expect(small.get_by_role("list", name="Images").locator("li.image")).to_have_count(7)
