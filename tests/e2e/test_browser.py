@@ -192,9 +192,18 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
         row.get_by_role("link", name=re.compile("^Download")).click()
     assert Path(again.value.path()).read_bytes() == archive.read_bytes()
 
+    page.get_by_label("Validity").select_option("invalid")
+    tiny = grid.locator("li.image", has_text="width 24")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete ...? Its files are removed too."
+    tiny.get_by_role("button", name="Delete").click()
+    expect(grid.locator("li.image")).to_have_count(1)
+    page.reload()
+    page.get_by_label("Validity").select_option("invalid")
+    expect(grid.locator("li.image")).to_have_count(1)  # gone from the API too, not only from the page
+
     page.get_by_role("link", name="Activity").click()
     first = page.locator("tbody tr").first
-    expect(first).to_contain_text("export_link.issued")  # newest first: the re-issued link
+    expect(first).to_contain_text("image.deleted")  # newest first
     shot(page, "activity")
 
     page.get_by_role("link", name="Projects").click()
@@ -208,10 +217,10 @@ def test_from_the_printed_address_to_a_downloaded_validated_dataset(
     expect(small.get_by_role("link", name="Birds")).to_be_visible()
     shot(small, "projects")
     small.get_by_role("link", name="Activity").click()
-    expect(small.locator("tbody tr").first).to_contain_text("export_link.issued")
+    expect(small.locator("tbody tr").first).to_contain_text("image.deleted")
     shot(small, "activity")
     small.goto(f"{stack.api}/v1/app#/jobs/{job_id}")
-    expect(small.get_by_role("list", name="Images").locator("li.image")).to_have_count(7)
+    expect(small.get_by_role("list", name="Images").locator("li.image")).to_have_count(6)  # one was deleted
     expect(small.locator("[data-export-id] .badge")).to_have_text("completed")
     assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing wider than a phone
     shot(small, "job")
