@@ -776,6 +776,7 @@ async function activityScreen() {
 // ---------------------------------------------------------------- start
 
 async function start() {
+  window.addEventListener("hashchange", route);
   const tokenInAddress = location.hash.match(/^#token=([^&]+)/);
   if (tokenInAddress) {
     // a local sign-in link: keep the token for this tab only and take it out of the address bar and history
@@ -784,7 +785,6 @@ async function start() {
   }
   const params = new URLSearchParams(location.search);
   if (CONFIG.oidc && (params.has("code") || params.has("error"))) await finishOidcSignIn(params);
-  window.addEventListener("hashchange", route);
   await route();
 }
 
