@@ -497,19 +497,24 @@ function renderJobStatus(container, job) {
 // ---------------------------------------------------------------- images
 
 function imagesSection(container, job) {
-  const keyword = el("select", { name: "keyword" }, el("option", { value: "" }, "All keywords"), job.keywords.map((k) => el("option", { value: k }, k)));
-  const validity = el("select", { name: "validity" }, [["", "All images"], ["valid", "Valid"], ["invalid", "Invalid"], ["unvalidated", "Not validated yet"]].map(([v, l]) => el("option", { value: v }, l)));
-  const grid = el("ul", { class: "grid", "aria-label": "Images" });
+  // shown again (the crawl or a validation ended): keep the filters the user chose
+  const chosen = (name) => container.querySelector(`select[name=${name}]`)?.value || "";
+  const keyword = el("select", { name: "keyword" }, el("option", { value: "" }, "All keywords"), job.keywords.map((k) => el("option", { value: k, selected: k === chosen("keyword") }, k)));
+  const validity = el("select", { name: "validity" }, [["", "All images"], ["valid", "Valid"], ["invalid", "Invalid"], ["unvalidated", "Not validated yet"]].map(([v, l]) => el("option", { value: v, selected: v === chosen("validity") }, l)));
+  let grid = el("ul", { class: "grid", "aria-label": "Images" });
   const footer = el("div", { class: "actions" });
   const load = () => {
-    fill(grid);
+    // a fresh list for every filter: a slower answer to an earlier filter lands in the list it replaced
+    const fresh = el("ul", { class: "grid", "aria-label": "Images" });
+    grid.replaceWith(fresh);
+    grid = fresh;
     const query = new URLSearchParams({ limit: "48" });
     if (keyword.value) query.set("keyword", keyword.value);
     if (validity.value) query.set("validity", validity.value);
     const { more, load: first } = pager(`/crawl-jobs/${job.id}/images?${query}`, imageCard, grid);
     fill(footer, more);
     return first().then((page) => {
-      if (!page.items.length) grid.append(el("li", { class: "muted empty" }, "No images match."));
+      if (!page.items.length) fresh.append(el("li", { class: "muted empty" }, "No images match."));
     });
   };
   keyword.addEventListener("change", () => load().catch(fail));
