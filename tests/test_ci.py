@@ -26,6 +26,8 @@ def test_ci_lints_type_checks_every_function_then_runs_the_readme_test_command()
     assert positions == sorted(positions)
     assert commands[positions[-1] + 1] == 'mypy "$function"'
     assert commands[-1] == readme_test.group(1)
+    install = next(i for i, command in enumerate(commands) if "apt-get install" in command and "chromium" in command)
+    assert positions[-1] < install < len(commands) - 1  # the browser tests' Chromium, before the tests run
 
 
 def test_mypy_checks_a_function_module_on_its_own() -> None:

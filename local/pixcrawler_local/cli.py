@@ -131,6 +131,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     with LocalStack(options) as stack:
         print(f"PixCrawler API on {stack.api_url}  (docs: {stack.api_url}/v1/docs)", flush=True)
+        # the token rides in the fragment, which browsers never send: it stays out of every server log
+        print(f"dataset browser, signed in as {args.email} for 24 h:", flush=True)
+        print(f"  {stack.api_url}/v1/app#token={stack.token(args.email)}", flush=True)
         print(f"data dir {stack.data_dir}; S3/SQS emulator on {stack.aws_endpoint}", flush=True)
         print(f"get a token: pixcrawler token --data-dir {stack.data_dir} --email you@example.com", flush=True)
         print("Ctrl-C to stop", flush=True)
@@ -497,6 +500,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the crawler fetch from this machine (127.0.0.1, localhost); also CRAWL_ALLOW_LOOPBACK=1",
     )
+    serve.add_argument("--email", default="you@example.com", help="who the printed dataset-browser address signs in as")
     serve.set_defaults(run=cmd_serve)
 
     token = commands.add_parser("token", parents=[common], help="mint a token the local API accepts")

@@ -199,3 +199,20 @@ def test_shard_limits_out_of_range_are_refused_by_name(
 
     assert reply.status == 422 and field in json.dumps(reply.error["details"])
     assert session.scalar(select(func.count()).select_from(ExportJob)) == 1
+
+
+def test_exports_can_be_listed_for_one_crawl_job(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
+    """A crawl job's page lists only its own exports."""
+    project = factories.project(session, factories.profile(session, id=alice))
+    jobs = [factories.crawl_job(session, project) for _ in range(2)]
+    for job in (jobs[0], jobs[1], jobs[1]):
+        session.add(ExportJob(crawl_job=job, user_id=alice, name="e", format="zip", status=JobStatus.PENDING))
+    session.flush()
+    everything = api("GET", "/v1/export-jobs", user=alice).json["items"]
+    assert [item["crawl_job_id"] for item in everything] == [jobs[0].id, jobs[1].id, jobs[1].id]
+    second = api("GET", "/v1/export-jobs", user=alice, query={"crawl_job_id": str(jobs[1].id)}).json["items"]
+    assert [item["crawl_job_id"] for item in second] == [jobs[1].id, jobs[1].id]
+    refused = api("GET", "/v1/export-jobs", user=alice, query={"crawl_job_id": "0"})
+    assert refused.status == 422 and refused.error["details"][0]["field"] == "query.crawl_job_id"

@@ -43,9 +43,11 @@ def test_a_crawl_job_reports_its_refusals_by_reason(
 ) -> None:
     project = factories.project(session, factories.profile(session, id=alice))
     job = factories.crawl_job(session, project, status=JobStatus.FAILED, refused={"timeout": 3, "malformed_url": 1})
-    assert api("GET", f"/v1/crawl-jobs/{job.id}", user=alice).json["refused"] == {"timeout": 3, "malformed_url": 1}
+    shown = api("GET", f"/v1/crawl-jobs/{job.id}", user=alice).json
+    assert shown["refused"] == {"timeout": 3, "malformed_url": 1}
+    assert shown["refused_summary"] == "3 timeout, 1 malformed URL"  # in words, as the CLI and the browser show it
     started = api("POST", f"/v1/projects/{project.id}/crawl-jobs", user=alice, body=CRAWL)
-    assert started.json["refused"] == {}
+    assert started.json["refused"] == {} and started.json["refused_summary"] == ""
     schema = api("GET", "/v1/openapi.json").json["components"]["schemas"]["CrawlJobResponse"]
     assert "`out_of_time` (ran out of time)" in schema["properties"]["refused"]["description"]
 

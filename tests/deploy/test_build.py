@@ -186,6 +186,9 @@ def test_built_function_handles_a_real_event(
         assert (
             invoke_built(build_dir, runtime_dir, function, event, function_env, tmp_path)["result"]["statusCode"] == 200
         )
+        page = invoke_built(build_dir, runtime_dir, function, http_event("GET", "/v1/app"), function_env, tmp_path)
+        assert page["result"]["statusCode"] == 200  # the dataset browser's page, script and styles shipped
+        assert "PixCrawler dataset browser" in page["result"]["body"]
     elif function in QUEUE_MESSAGES:
         record = sqs_record(QUEUE_MESSAGES[function], queue=f"built-{function}")
         result = invoke_built(build_dir, runtime_dir, function, sqs_event(record), function_env, tmp_path)["result"]

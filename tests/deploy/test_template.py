@@ -17,7 +17,13 @@ from pixcrawler.settings import Settings
 from tests.conftest import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
-PUBLIC_ROUTES = {"GET /v1/health", "GET /v1/docs", "GET /v1/openapi.json", "GET /v1/downloads/{token}"}
+PUBLIC_ROUTES = {
+    "GET /v1/health",
+    "GET /v1/docs",
+    "GET /v1/openapi.json",
+    "GET /v1/app",
+    "GET /v1/downloads/{token}",
+}
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
 SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields} | POWERTOOLS_VARIABLES
 """What the code reads: a variable the template passes that no setting declares would be silently ignored."""

@@ -54,7 +54,7 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     root = tmp_path_factory.mktemp("deployed")
-    env, state = fresh_env(root), root / "state"
+    env, state = fresh_env(root / "home"), root / "state"
 
     def mint(*args: str) -> str:
         token = pixcrawler("token", "--data-dir", str(state), "--email", "ada@example.com", *args, env=env, cwd=root)

@@ -77,7 +77,8 @@ def test_the_largest_then_earliest_image_of_a_group_is_kept() -> None:
     duplicates = find_duplicates([*group, other], ValidationRules())
     assert {(d.id, d.kept_id, d.distance) for d in duplicates} == {(1, 2, 1), (3, 2, 1)}
     assert all(d.code is Code.NEAR_DUPLICATE for d in duplicates)
-    assert "near duplicate of image 2" in duplicates[0].as_json()["message"]
+    assert "near duplicate of image 2" in str(duplicates[0].as_json()["message"])
+    assert duplicates[0].as_json()["duplicate_of"] == 2
 
 
 def test_chains_do_not_snowball() -> None:

@@ -134,7 +134,8 @@ def test_a_job_in_several_batches_validates_every_image_and_drops_the_worse_dupl
     assert error_codes(session, mixed["truncated"]) == ["undecodable"]
     assert error_codes(session, mixed["tiny"]) == ["width_too_small"]
     assert error_codes(session, mixed["picture0"]) == ["near_duplicate"]
-    assert f"image {mixed['copy0'].id}" in session.get_one(Image, mixed["picture0"].id).validation_errors[0]["message"]
+    [duplicate] = session.get_one(Image, mixed["picture0"].id).validation_errors
+    assert f"image {mixed['copy0'].id}" in duplicate["message"] and duplicate["duplicate_of"] == mixed["copy0"].id
     for name in ("copy0", "picture1", "picture2", "picture3", "picture4"):
         row = session.get_one(Image, mixed[name].id)
         assert row.is_valid is True and row.validation_errors == [] and row.phash is not None, name

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     download_link_secret_arn: str = Field(
         default="", description="Secrets Manager secret holding that key, used when DOWNLOAD_LINK_SECRET is unset"
     )
+    oidc_authorize_url: str = Field(
+        default="",
+        description="the dataset browser's sign-in: the OIDC provider's authorization endpoint (empty: the page "
+        "expects a local token in its address)",
+    )
+    oidc_token_url: str = Field(default="", description="the OIDC provider's token endpoint (code with PKCE)")
+    oidc_client_id: str = Field(default="", description="the browser's OIDC client id (a public client, no secret)")
+    oidc_scopes: str = Field(default="openid email", description="scopes the browser asks for, space-separated")
+    oidc_logout_url: str = Field(default="", description="optional: the provider's logout endpoint, for sign-out")
     validation_batch_size: int = Field(
         default=200, ge=1, le=10_000, description="images to decode per validation message (one with facts: 1/25)"
     )

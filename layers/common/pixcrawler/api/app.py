@@ -15,6 +15,7 @@ from pixcrawler.api.body import JsonRequestValidation
 from pixcrawler.api.context import request_scope
 from pixcrawler.api.routes import (
     activity,
+    browser,
     crawl_jobs,
     downloads,
     export_jobs,
@@ -26,7 +27,7 @@ from pixcrawler.api.routes import (
 )
 
 PREFIX = "/v1"
-ROUTERS = (system, downloads, profile, projects, crawl_jobs, images, validation_jobs, export_jobs, activity)
+ROUTERS = (system, browser, downloads, profile, projects, crawl_jobs, images, validation_jobs, export_jobs, activity)
 
 app = APIGatewayHttpResolver(enable_validation=True)
 # Powertools builds its request validator itself and offers no hook for reading bodies: swap in the one that

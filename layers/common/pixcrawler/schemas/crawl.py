@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints, computed_field, field_validator, model_validator
 
-from pixcrawler.crawl.refusals import CODES_DOC, DEFERRAL_CODES_DOC
+from pixcrawler.crawl.refusals import CODES_DOC, DEFERRAL_CODES_DOC, describe
 from pixcrawler.models import JobStatus
 from pixcrawler.schemas.common import HttpUrl, Name, RequestModel, ResponseModel
 
@@ -83,6 +83,13 @@ class CrawlJobResponse(ResponseModel):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def refused_summary(self) -> str:
+        """`refused` in words, most frequent reason first (`1 HTTP error status, 1 not an image`), as the CLI
+        prints it; empty when nothing was refused."""
+        return describe(self.refused)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

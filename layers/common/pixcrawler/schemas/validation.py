@@ -29,20 +29,28 @@ class ImageFormat(enum.StrEnum):
 class ValidationRules(RequestModel):
     """Every rule has a default, so `{}` is a sensible job: decodable images, duplicates removed."""
 
-    decodable: bool = True
-    min_width: int = Field(default=1, ge=1, le=MAX_DIMENSION)
-    min_height: int = Field(default=1, ge=1, le=MAX_DIMENSION)
-    max_width: int | None = Field(default=None, ge=1, le=100_000)
-    max_height: int | None = Field(default=None, ge=1, le=100_000)
-    min_aspect_ratio: float | None = Field(default=None, gt=0, le=100)
-    max_aspect_ratio: float | None = Field(default=None, gt=0, le=100)
+    decodable: bool = Field(default=True, description="Refuse images whose pixels do not decode")
+    min_width: int = Field(default=1, ge=1, le=MAX_DIMENSION, description="Pixels")
+    min_height: int = Field(default=1, ge=1, le=MAX_DIMENSION, description="Pixels")
+    max_width: int | None = Field(default=None, ge=1, le=100_000, description="Pixels")
+    max_height: int | None = Field(default=None, ge=1, le=100_000, description="Pixels")
+    min_aspect_ratio: float | None = Field(default=None, gt=0, le=100, description="Width divided by height")
+    max_aspect_ratio: float | None = Field(default=None, gt=0, le=100, description="Width divided by height")
     max_file_size: int | None = Field(default=None, ge=1, description="Bytes")
-    allowed_formats: list[ImageFormat] | None = Field(default=None, min_length=1)
-    exact_duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_ONE
-    near_duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_ONE
+    allowed_formats: list[ImageFormat] | None = Field(
+        default=None, min_length=1, description="Formats to keep; null: any"
+    )
+    exact_duplicates: DuplicatePolicy = Field(
+        default=DuplicatePolicy.KEEP_ONE, description="Identical bytes: keep the largest, earliest one, or allow all"
+    )
+    near_duplicates: DuplicatePolicy = Field(
+        default=DuplicatePolicy.KEEP_ONE, description="Resized or re-encoded copies: keep one, or allow all"
+    )
     near_duplicate_threshold: int = Field(default=4, ge=0, le=32, description="Max Hamming distance, 64-bit hash")
-    reject_blank: bool = False
-    blank_variance_threshold: float = Field(default=25.0, ge=0, le=10_000)
+    reject_blank: bool = Field(default=False, description="Refuse near-uniform pictures (blank, single colour)")
+    blank_variance_threshold: float = Field(
+        default=25.0, ge=0, le=10_000, description="Pixel variance below which a picture counts as blank"
+    )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> ValidationRules:

@@ -50,12 +50,14 @@ class Duplicate:
     code: Code
     distance: int
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | int]:
+        """The stored reason; `duplicate_of` names the kept image, so a client can show the two side by side
+        without parsing the message."""
         if self.code is Code.EXACT_DUPLICATE:
             message = f"identical bytes to image {self.kept_id}"
         else:
             message = f"near duplicate of image {self.kept_id} (hash distance {self.distance} of {HASH_BITS} bits)"
-        return {"code": self.code.value, "message": message}
+        return {"code": self.code.value, "message": message, "duplicate_of": self.kept_id}
 
 
 class MultiIndex:

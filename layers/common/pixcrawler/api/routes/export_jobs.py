@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from pixcrawler.api import pagination
 from pixcrawler.api.context import session, user_id
-from pixcrawler.api.routes.params import Id
+from pixcrawler.api.routes.params import INT4_MAX, Id
 from pixcrawler.models import ExportJob
 from pixcrawler.schemas import ExportJobCreate, ExportJobResponse, Page
 from pixcrawler.services import export_jobs
@@ -20,9 +23,15 @@ def start_export_job(crawl_job_id: Id, data: ExportJobCreate) -> ExportJobRespon
 
 @router.get("/export-jobs", tags=["exports"])
 def list_export_jobs(
-    limit: pagination.Limit = pagination.DEFAULT_LIMIT, cursor: pagination.Cursor = None
+    crawl_job_id: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
+    limit: pagination.Limit = pagination.DEFAULT_LIMIT,
+    cursor: pagination.Cursor = None,
 ) -> Page[ExportJobResponse]:
-    return pagination.page(export_jobs.owned(user_id()), ExportJob.id, ExportJobResponse, limit, cursor)
+    """The caller's exports; `crawl_job_id` keeps one crawl job's (a job page lists its exports with it)."""
+    query = export_jobs.owned(user_id())
+    if crawl_job_id is not None:
+        query = query.where(ExportJob.crawl_job_id == crawl_job_id)
+    return pagination.page(query, ExportJob.id, ExportJobResponse, limit, cursor)
 
 
 @router.get("/export-jobs/<export_job_id>", tags=["exports"])
