@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from sqlalchemy import create_engine, text
 
-from pixcrawler_local import samples
+from pixcrawler_local import samples, tokens
 from pixcrawler_local.httphost import HttpHost, Response
 from pixcrawler_local.stack import load_secrets
 from tests.e2e import oidc
@@ -28,6 +28,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 60_000
+SLOW_SECONDS = 12.0
 SIGN_IN = re.compile(r"(http://\S+/v1/app)#token=(\S+)")
 expect.set_options(timeout=TIMEOUT_MS)  # jobs run on a loaded machine: wait for them as for any element
 
@@ -40,6 +41,8 @@ class Stack:
     urls: list[str]
     """The URL list to crawl: 5 pictures, a smaller re-encoded copy of the first, a 24 px one, a missing one."""
     data_dir: Path
+    slow_url: str
+    """A picture whose host takes several seconds to answer: its crawl is still running when a test cancels it."""
 
     def expire_links(self) -> None:
         """Move every export's link expiry into the past, in the stack's own embedded PostgreSQL (its socket is
@@ -65,12 +68,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         copy = samples.encode(samples.picture(0, 320, 240).resize((288, 216)), "JPEG", quality=60)
         images.routes["/copy.jpg"] = Response(copy, headers=jpeg)
         images.routes["/tiny.jpg"] = Response(samples.jpeg(9, 24, 24), headers=jpeg)
+        images.routes["/slow.jpg"] = Response(samples.jpeg(11), headers=jpeg, delay=SLOW_SECONDS)
         names = [*(f"{seed}.jpg" for seed in range(5)), "copy.jpg", "tiny.jpg", "missing.jpg"]
         with serving(root / "state", fresh_env(root / "home"), root) as state:
             printed = _printed_address(root / "serve.log")
             assert printed.group(1) == f"{state['api_url']}/v1/app"
             urls = [images.url(f"/{name}") for name in names]
-            yield Stack(state["api_url"], printed.group(0), urls, root / "state")
+            yield Stack(state["api_url"], printed.group(0), urls, root / "state", images.url("/slow.jpg"))
 
 
 def _printed_address(log: Path) -> re.Match[str]:
@@ -268,6 +272,46 @@ def test_a_refused_form_shows_the_api_message_and_the_field(stack: Stack, page: 
     expect(errors).to_contain_text("The request is not valid.")
     expect(errors).to_contain_text("keywords")
     shot(page, "refused-form")
+
+
+def test_more_brings_the_rest_of_a_long_list_and_a_running_crawl_can_be_cancelled(stack: Stack, page: Page) -> None:
+    """A user of their own (a token minted for the stack), so the lists hold exactly what this test made."""
+    token = tokens.mint(load_secrets(stack.data_dir)["token_secret"], "pager@example.com")
+    headers = {"Authorization": f"Bearer {token}"}
+    for number in range(52):
+        name = {"name": f"p{number:02d}"}
+        created = requests.post(f"{stack.api}/v1/projects", json=name, headers=headers, timeout=30)
+        assert created.status_code == 201, created.text
+    page.goto(f"{stack.api}/v1/app#token={token}")
+    projects = page.get_by_role("region", name="Your projects").locator("li")
+    expect(projects).to_have_count(50)
+    page.get_by_role("button", name="More").click()
+    expect(projects).to_have_count(52)
+    expect(page.get_by_role("button", name="More")).to_be_hidden()
+
+    page.get_by_role("link", name="Activity").click()
+    rows = page.locator("main tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("project.created")
+    page.get_by_role("button", name="More").click()
+    expect(rows).to_have_count(52)
+    expect(page.get_by_role("button", name="More")).to_be_hidden()
+
+    page.get_by_role("link", name="Projects").click()
+    projects.first.get_by_role("link").click()
+    page.get_by_label("Job name").fill("slow host")
+    page.get_by_label("Keywords").fill("slow")
+    page.get_by_label("A list of URLs").check()
+    page.get_by_label("Image URLs, one a line").fill(stack.slow_url)
+    page.get_by_role("button", name="Start crawl").click()
+    page.wait_for_url(re.compile(r"#/jobs/\d+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    progress = page.get_by_role("region", name="Crawl progress")
+    page.get_by_role("button", name="Cancel crawl").click()
+    expect(progress.locator(".badge")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel crawl")).to_be_hidden()
+    job = requests.get(f"{stack.api}/v1/crawl-jobs/{job_id}", headers=headers, timeout=30).json()
+    assert job["status"] == "cancelled"
 
 
 @pytest.fixture(scope="module")
