@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "local")]
@@ -115,40 +116,45 @@ def seed_job(chunks: int, rows: int) -> tuple[int, list[int]]:
         return job, sorted(ids)
 
 
+def stored_image(job_id: int, seed: str, keyword: str, index: int) -> Any:
+    """One image as `worker._store` hands it to the commit (project 1), its values derived from `seed`."""
+    from pixcrawler import object_keys
+    from pixcrawler.crawl.accounting import StoredImage
+
+    sha = hashlib.sha256(seed.encode()).hexdigest()
+    key = object_keys.image_key(1, job_id, keyword, sha, "jpg")
+    row = {
+        "original_url": f"https://images.example.com/photos/{sha[:20]}.jpg",
+        "filename": f"{sha[:16]}.jpg",
+        "storage_url": key,
+        "width": 1024,
+        "height": 768,
+        "format": "jpeg",
+        "file_size": 75_000 + index % 20_000,
+        "sha256": sha,
+        "keyword": keyword,
+        "provider": "urls",
+        "source_url": None,
+        "title": None,
+        "license": None,
+        "license_url": None,
+        "creator": None,
+        "decodable": True,
+        "decode_error": None,
+        "mode": "RGB",
+        "orientation": None,
+        "blank_variance": 1234.5,
+        "phash": int.from_bytes(bytes.fromhex(sha[:16]), "big", signed=True),
+        "thumbnail_format": "jpeg",
+    }
+    return StoredImage(key=key, sha256=sha, row=row)
+
+
 def chunk_result(job_id: int, chunk_id: int, rows: int) -> object:
     """What a crawled chunk of `rows` new images hands to the commit: rows as `worker._store` builds them."""
-    from pixcrawler import object_keys
-    from pixcrawler.crawl.accounting import ChunkResult, StoredImage
+    from pixcrawler.crawl.accounting import ChunkResult
 
-    stored = []
-    for index in range(rows):
-        sha = hashlib.sha256(f"{job_id}/{chunk_id}/{index}".encode()).hexdigest()
-        key = object_keys.image_key(1, job_id, "cat", sha, "jpg")
-        row = {
-            "original_url": f"https://images.example.com/photos/{sha[:20]}.jpg",
-            "filename": f"{sha[:16]}.jpg",
-            "storage_url": key,
-            "width": 1024,
-            "height": 768,
-            "format": "jpeg",
-            "file_size": 75_000 + index,
-            "sha256": sha,
-            "keyword": "cat",
-            "provider": "urls",
-            "source_url": None,
-            "title": None,
-            "license": None,
-            "license_url": None,
-            "creator": None,
-            "decodable": True,
-            "decode_error": None,
-            "mode": "RGB",
-            "orientation": None,
-            "blank_variance": 1234.5,
-            "phash": int.from_bytes(bytes.fromhex(sha[:16]), "big", signed=True),
-            "thumbnail_format": "jpeg",
-        }
-        stored.append(StoredImage(key=key, sha256=sha, row=row))
+    stored = [stored_image(job_id, f"{job_id}/{chunk_id}/{index}", "cat", index) for index in range(rows)]
     return ChunkResult(found=rows, stored=stored, refused={})
 
 

@@ -392,37 +392,10 @@ def child_dispatch(size: int, ids: dict[str, int]) -> dict[str, Any]:
 
 
 def _stored(job: int, chunk: int) -> list[Any]:
-    from pixcrawler.crawl.accounting import StoredImage
+    from benchmarks.commits import stored_image
 
-    images = []
-    for n in range(chunk * CHUNK, (chunk + 1) * CHUNK):
-        sha = hashlib.sha256(f"{job}-{n}".encode()).hexdigest()
-        keyword = ("cat", "dog", "bird")[n % 3]
-        key = f"projects/1/crawl-jobs/{job}/{keyword}/{sha}.jpg"
-        row = {
-            "original_url": f"http://127.0.0.1:8000/images/{n}.jpg",
-            "filename": f"{sha[:16]}.jpg",
-            "storage_url": key,
-            "width": 640,
-            "height": 480,
-            "format": "jpeg",
-            "file_size": 40_000 + n % 20_000,
-            "sha256": sha,
-            "phash": random.Random(n).getrandbits(64) - 2**63,
-            "keyword": keyword,
-            "provider": "urls",
-            "source_url": None,
-            "title": None,
-            "license": None,
-            "license_url": None,
-            "creator": None,
-            "decodable": True,
-            "mode": "RGB",
-            "blank_variance": 900.0,
-            "thumbnail_format": "jpeg",
-        }
-        images.append(StoredImage(key=key, sha256=sha, row=row))
-    return images
+    keywords = ("cat", "dog", "bird")
+    return [stored_image(job, f"{job}-{n}", keywords[n % 3], n) for n in range(chunk * CHUNK, (chunk + 1) * CHUNK)]
 
 
 def child_commits(size: int, ids: dict[str, int]) -> dict[str, Any]:
