@@ -24,7 +24,7 @@ THUMBNAIL_WEBP_EFFORT = 0
 0, 1.5 ms and 1.3 KB at 2, 3.0 ms and 1.2 KB at the default 4."""
 OWN_THUMBNAIL_MAX_BYTES = 48 * 1024
 """An original this small that already fits the thumbnail box is stored again as its own thumbnail."""
-OWN_THUMBNAIL_FORMATS = {"jpeg": "jpeg", "webp": "webp"}
+OWN_THUMBNAIL_FORMATS = frozenset({"jpeg", "webp"})
 OWN_THUMBNAIL_MODES = frozenset({"RGB", "L"})
 
 
@@ -74,9 +74,8 @@ def _own_thumbnail(facts: rules.Facts, size: int) -> str | None:
     original was saved at."""
     fits = (facts.width or 0) <= rules.THUMBNAIL_SIZE and (facts.height or 0) <= rules.THUMBNAIL_SIZE
     upright = facts.orientation in (None, 1)
-    if fits and upright and facts.mode in OWN_THUMBNAIL_MODES and size <= OWN_THUMBNAIL_MAX_BYTES:
-        return OWN_THUMBNAIL_FORMATS.get(facts.format or "")
-    return None
+    kind = facts.mode in OWN_THUMBNAIL_MODES and facts.format in OWN_THUMBNAIL_FORMATS
+    return facts.format if fits and upright and kind and size <= OWN_THUMBNAIL_MAX_BYTES else None
 
 
 def _encode(preview: PILImage.Image) -> tuple[bytes, str]:
