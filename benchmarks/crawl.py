@@ -1,6 +1,6 @@
 """Crawl throughput: our dispatch + crawl handlers against img2dataset, same URL list, same machine, same run.
 
-    NO_ALBUMENTATIONS_UPDATE=1 python benchmarks/crawl.py [--images 2000] [--concurrency 16]
+    NO_ALBUMENTATIONS_UPDATE=1 python benchmarks/crawl.py [--images 2000] [--concurrency 16] [--batch-sizes 1,4]
 
 Serves N generated JPEGs from a loopback `HttpHost` in its own process, runs a URL-list crawl job through the
 real handlers in ONE process, as one Lambda environment would (SQS on a moto server process, an embedded
@@ -15,7 +15,8 @@ Our crawl runs twice, with two S3 stand-ins in their own process: moto's server,
 (an original and a thumbnail per image row) but takes only ~120 PUTs/s here, far below real S3; and a sink
 that accepts PUTs as fast as it can and keeps only their keys, so the figure is the crawl's own rate, as
 against real S3.
-img2dataset's figure includes writing the files.
+img2dataset's figure includes writing the files. Our crawl runs at each `--batch-sizes` (chunk messages per
+invocation, overlapped: template.yaml's BatchSize, and 1 as the baseline of chunks one at a time) in every round.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ sys.path.insert(0, str(ROOT / "layers" / "common"))
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.pipeline import PEER_SCRIPT, ensure_peer  # noqa: E402  (img2dataset from its own venv)
+from pixcrawler_local.emulator import WORK_QUEUES  # noqa: E402
 from pixcrawler_local.stack import LOOPBACK_UNLIMITED  # noqa: E402
+
+TEMPLATE_BATCH_SIZE = next(queue.batch_size for queue in WORK_QUEUES if queue.name == "crawl")
 
 
 def database(workdir: str) -> tuple[str, Any]:
@@ -177,7 +181,7 @@ class OurRun(NamedTuple):
     bucket: str
 
 
-def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> OurRun:
+def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str, batch_size: int) -> OurRun:
     import uuid
 
     import boto3
@@ -228,7 +232,7 @@ def run_ours(urls: list[str], moto_endpoint: str, s3_endpoint: str) -> OurRun:
     started, cpu_started = time.perf_counter(), time.process_time()
     invoke(dispatch_app, [_record(DispatchMessage(crawl_job_id=job_id).model_dump_json(), "1")])
     queue = os.environ["CRAWL_QUEUE_URL"]
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=batch_size, AttributeNames=["All"]).get(
         "Messages", []
     ):
         invoke(crawl_app, [_record(m["Body"], m["Attributes"]["ApproximateReceiveCount"], m) for m in messages])
@@ -334,6 +338,14 @@ def _children_cpu() -> float:
 STARTUP_SAMPLE = 20
 
 
+def _own(runs: list[OurRun]) -> float:
+    return statistics.median(run.handlers for run in runs)
+
+
+def _wall(runs: list[OurRun]) -> float:
+    return statistics.median(run.wall for run in runs)
+
+
 def _median(runs: list[OurRun]) -> OurRun:
     """The run with the median wall time."""
     return sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
@@ -382,6 +394,11 @@ def main() -> None:
     parser.add_argument("--urls-per-chunk", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender; medians shown")
     parser.add_argument(
+        "--batch-sizes",
+        default=f"1,{TEMPLATE_BATCH_SIZE}",
+        help="chunk messages per invocation our crawl runs at, each a contender (template.yaml's: the last)",
+    )
+    parser.add_argument(
         "--peer-resize",
         default="border",
         choices=("border", "no"),
@@ -398,7 +415,8 @@ def main() -> None:
         print(f"{args.images} JPEGs served from {base_url}; concurrency {args.concurrency} in one process")
         moto_endpoint, moto_stop, _ = in_child(_moto)
         sink_endpoint, sink_stop, sink_report = in_child(_sink)
-        ours: list[OurRun] = []
+        sizes = [int(size) for size in args.batch_sizes.split(",")]
+        ours: dict[int, list[OurRun]] = {size: [] for size in sizes}
         theirs: list[tuple[float, int, float, float]] = []
         peer = ensure_peer()
         if peer is None:
@@ -407,48 +425,57 @@ def main() -> None:
             peer, urls[:STARTUP_SAMPLE], Path(workdir) / "i2d-start-up", args.concurrency, args.peer_resize
         )[3]
         for round_number in range(args.rounds):
-            ours.append(run_ours(urls, moto_endpoint, sink_endpoint))
+            for size in sizes:
+                ours[size].append(run_ours(urls, moto_endpoint, sink_endpoint, size))
             workdir_round = Path(workdir) / f"i2d-{round_number}"
             theirs.append(run_img2dataset(peer, urls, workdir_round, args.concurrency, args.peer_resize))
-            run, (wall, _, shard, _) = ours[-1], theirs[-1]
+            wall, _, shard, _ = theirs[-1]
             print(
-                f"round {round_number + 1}: pixcrawler {run.rows / run.handlers:.0f} (handlers), "
-                f"{run.rows / run.wall:.0f} (wall clock); img2dataset {len(urls) / shard:.0f} (shard), "
-                f"{len(urls) / wall:.0f} (wall clock) images/s"
+                f"round {round_number + 1}: "
+                + "; ".join(
+                    f"pixcrawler batch {size} {runs[-1].rows / runs[-1].handlers:.0f} (handlers), "
+                    f"{runs[-1].rows / runs[-1].wall:.0f} (wall clock)"
+                    for size, runs in ours.items()
+                )
+                + f"; img2dataset {len(urls) / shard:.0f} (shard), {len(urls) / wall:.0f} (wall clock) images/s"
             )
         sink_stop.set()
         stored, sink_cpu = sink_report.recv()
         # Every served JPEG decodes, so each row has its original and its thumbnail.
-        assert all(stored[run.bucket, False] == stored[run.bucket, True] == run.rows for run in ours), "2 per row"
-        on_moto = run_ours(urls, moto_endpoint, moto_endpoint)
+        every_run = [run for runs in ours.values() for run in runs]
+        assert all(stored[run.bucket, False] == stored[run.bucket, True] == run.rows for run in every_run), "2 a row"
+        on_moto = run_ours(urls, moto_endpoint, moto_endpoint, sizes[-1])
         assert count_objects(on_moto.bucket) == 2 * on_moto.rows, "an original and a thumbnail per image row"
         puts_seconds, puts = run_moto_puts(moto_endpoint, min(len(urls), 500), args.concurrency)
         moto_stop.set()
         fetch_seconds, fetched = run_downloader(urls, args.concurrency)
         median = statistics.median
-        sink = _median(ours)
-        rows = [
-            ("pixcrawler  in its handlers, S3 sink + PG", sink.rows, median(run.handlers for run in ours)),
-            ("img2dataset its shard's own duration", len(urls), median(t[2] for t in theirs)),
-            ("pixcrawler  wall clock (harness's SQS polls too)", sink.rows, median(run.wall for run in ours)),
-            ("img2dataset wall clock (start-up included)", len(urls), median(t[0] for t in theirs)),
-            ("pixcrawler  wall clock, S3 on moto server + PG", on_moto.rows, on_moto.wall),
+        theirs_own, theirs_wall = median(t[2] for t in theirs), median(t[0] for t in theirs)
+        rows = []
+        for size, runs in ours.items():
+            rows.append((f"pixcrawler  batch {size}, in its handlers, S3 sink + PG", runs[0].rows, _own(runs)))
+            rows.append((f"pixcrawler  batch {size}, wall clock (harness's SQS too)", runs[0].rows, _wall(runs)))
+        rows += [
+            ("img2dataset its shard's own duration", len(urls), theirs_own),
+            ("img2dataset wall clock (start-up included)", len(urls), theirs_wall),
+            (f"pixcrawler  batch {sizes[-1]}, wall clock, S3 on moto + PG", on_moto.rows, on_moto.wall),
             ("  diagnostic: our downloader alone", fetched, fetch_seconds),
             ("  diagnostic: moto server S3 PUTs alone", puts, puts_seconds),
         ]
-        print(f"median of {args.rounds} alternating rounds for the first four lines:")
+        print(f"median of {args.rounds} alternating rounds, but for the last three lines:")
         for label, count, seconds in rows:
-            print(f"{label:50}: {count} images, {seconds:6.2f} s, {count / seconds:5.0f} images/s")
+            print(f"{label:56}: {count} images, {seconds:6.2f} s, {count / seconds:5.0f} images/s")
         assert all(run[1] == len(urls) for run in theirs), "img2dataset must fetch every image"
-        ours_own, theirs_own, ours_wall, theirs_wall = (count / seconds for _, count, seconds in rows[:4])
-        print(
-            f"ratio pixcrawler/img2dataset: {ours_own / theirs_own:.2f} (own work: handlers vs shard), "
-            f"{ours_wall / theirs_wall:.2f} (wall clock)"
-        )
         their_cpu = (median(run[3] for run in theirs) - start_up) / (len(urls) - STARTUP_SAMPLE)
+        for size, runs in ours.items():
+            sink, rows_ratio = _median(runs), runs[0].rows / len(urls)
+            print(
+                f"batch {size}: ratio pixcrawler/img2dataset {rows_ratio * theirs_own / _own(runs):.2f} (own work: "
+                f"handlers vs shard), {rows_ratio * theirs_wall / _wall(runs):.2f} (wall clock); CPU per image "
+                f"{sink.cpu / sink.rows * 1000:.2f} ms in its one process"
+            )
         print(
-            f"CPU per image: pixcrawler {sink.cpu / sink.rows * 1000:.2f} ms in its one process (sink run); "
-            f"img2dataset {their_cpu * 1000:.2f} ms in its worker process (its start-up, measured on "
+            f"CPU per image: img2dataset {their_cpu * 1000:.2f} ms in its worker process (its start-up, measured on "
             f"{STARTUP_SAMPLE} URLs, taken off); the S3 sink {sink_cpu * 1000:.3f} ms per request in its own process"
         )
         stop.set()

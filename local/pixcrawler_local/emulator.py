@@ -47,7 +47,7 @@ class WorkQueue:
 
 WORK_QUEUES = (
     WorkQueue("dispatch", "DISPATCH_QUEUE_URL", "dispatch", batch_size=10, timeout_seconds=60),
-    WorkQueue("crawl", "CRAWL_QUEUE_URL", "crawl", batch_size=1, timeout_seconds=300),
+    WorkQueue("crawl", "CRAWL_QUEUE_URL", "crawl", batch_size=4, timeout_seconds=300),
     WorkQueue("validation", "VALIDATION_QUEUE_URL", "validate", batch_size=1, timeout_seconds=300),
     WorkQueue("export", "EXPORT_QUEUE_URL", "export", batch_size=1, timeout_seconds=900),
 )

@@ -186,12 +186,15 @@ def drain(
     *,
     rounds: int = 10,
     before_round: Callable[[int], None] | None = None,
+    batch_size: int = 10,
 ) -> list[dict[str, Any]]:
     """Deliver the queue's messages to a handler as Lambda would: delete successes, make failures visible again."""
     sqs, url = aws["sqs"], aws["queues"][queue]
     responses = []
     for round_number in range(rounds):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]).get(
+            "Messages", []
+        )
         if not messages:
             break
         if before_round:

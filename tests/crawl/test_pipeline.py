@@ -374,13 +374,69 @@ def test_two_workers_on_two_chunks_respect_the_cap(
 def test_a_full_job_skips_remaining_chunks_without_fetching(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
+    """One chunk an invocation: the chunks claimed after the first one's commit filled the job fetch nothing."""
+    job = new_job(session, urls=serve_jpegs(host, 12), max_images=4)
+    dispatch(apps.dispatch, job.id)
+    drain(crawl_env, apps.crawl, batch_size=1)
+    done = fresh(session, job.id)
+    assert (done.status, done.downloaded_images, done.completed_chunks) == (JobStatus.COMPLETED, 4, 3)
+    assert bucket_keys(crawl_env) == objects_of(images(session, job.id)) and len(images(session, job.id)) == 4
+    assert len([path for path in host.requests if path != "/robots.txt"]) == 4  # robots.txt once, then images
+
+
+def test_overlapped_chunks_of_one_batch_never_store_past_the_cap(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+) -> None:
+    """A batch's chunks overlap: the next one is claimed before the one before it commits, so it may fetch
+    past `max_images`, but never store past it: the commits keep the cap and the extra objects are deleted."""
     job = new_job(session, urls=serve_jpegs(host, 12), max_images=4)
     dispatch(apps.dispatch, job.id)
     drain(crawl_env, apps.crawl)
     done = fresh(session, job.id)
     assert (done.status, done.downloaded_images, done.completed_chunks) == (JobStatus.COMPLETED, 4, 3)
     assert bucket_keys(crawl_env) == objects_of(images(session, job.id)) and len(images(session, job.id)) == 4
-    assert len([path for path in host.requests if path != "/robots.txt"]) == 4  # robots.txt once, then images
+
+
+def test_a_batchs_next_chunk_downloads_while_the_one_before_it_waits_for_its_last_image(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks in one invocation: the second is claimed and downloads on the threads the first one's slow
+    last image leaves idle, and commits before the first does; together they never use more than the
+    process's `DOWNLOAD_CONCURRENCY` threads, and both store everything."""
+    monkeypatch.setenv("DOWNLOAD_CONCURRENCY", "4")
+    get_settings.cache_clear()
+    urls = serve_jpegs(host, 8)
+    in_flight, most, lock = 0, 0, threading.Lock()
+
+    def counted(response: Response, delay: float) -> Callable[[str], Response]:
+        def route(path: str) -> Response:
+            nonlocal in_flight, most
+            with lock:
+                in_flight += 1
+                most = max(most, in_flight)
+            time.sleep(delay)
+            with lock:
+                in_flight -= 1
+            return response
+
+        return route
+
+    for index, url in enumerate(urls):
+        path = url.removeprefix(host.base_url)
+        route = host.routes[path]
+        assert isinstance(route, Response)
+        host.routes[path] = counted(route, 0.4 if index == 3 else 0.05)
+    job = new_job(session, urls=urls)
+    dispatch(apps.dispatch, job.id)
+
+    [response] = drain(crawl_env, apps.crawl)
+
+    assert response == {"batchItemFailures": []}
+    first, second = chunks(session, job.id)
+    assert first.started_at < second.started_at < second.completed_at < first.completed_at
+    assert (first.downloaded, second.downloaded) == (4, 4)
+    assert bucket_keys(crawl_env) == objects_of(images(session, job.id)) and len(images(session, job.id)) == 8
+    assert most == 4
 
 
 def test_duplicate_images_in_one_job_are_stored_once(
@@ -430,9 +486,10 @@ def test_openverse_job_stores_licence_and_provenance(
         urls = provider_api(openverse_api, images_host)
         job = new_job(session, providers=["openverse"], max_images=4)
         dispatch(apps.dispatch, job.id)
-        drain(crawl_env, apps.crawl)
+        drain(crawl_env, apps.crawl, batch_size=1)
     done = fresh(session, job.id)
-    # two pages planned (4 x 1.25 headroom); the second finds the job full and does not search
+    # two pages planned (4 x 1.25 headroom); the second, claimed after the first committed, finds the job full
+    # and does not search
     assert (done.status, done.downloaded_images, done.total_images, done.completed_chunks) == (
         JobStatus.COMPLETED,
         4,
@@ -562,17 +619,29 @@ def test_one_bad_message_does_not_fail_its_batch(
     assert fresh(session, job.id).status is JobStatus.COMPLETED
 
 
-def test_a_chunk_out_of_time_ends_with_its_candidates_refused_instead_of_being_killed(
-    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
+def test_a_chunk_out_of_time_goes_back_to_the_queue_and_on_its_last_delivery_refuses_its_candidates(
+    crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One second left, less than a blocked connect and read plus the commit reserve: nothing may start."""
+    """One second left, less than a blocked connect and read plus the commit reserve: nothing may start. The
+    chunk is handed back unclaimed, visible again at once, for an invocation with time; on its last allowed
+    delivery it runs anyway and ends with its candidates refused instead of being killed."""
     job = new_job(session, urls=serve_jpegs(host, 3))
     dispatch(apps.dispatch, job.id)
-    [message] = crawl_env["sqs"].receive_message(QueueUrl=crawl_env["queues"]["crawl"], AttributeNames=["All"])[
-        "Messages"
-    ]
+    sqs, queue = crawl_env["sqs"], crawl_env["queues"]["crawl"]
+    [message] = sqs.receive_message(QueueUrl=queue, AttributeNames=["All"])["Messages"]
 
     response = apps.crawl.lambda_handler({"Records": [lambda_record(message)]}, lambda_context("crawl", 1000))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    [chunk] = chunks(session, job.id)
+    assert (chunk.status, chunk.attempts, host.requests) == (JobStatus.PENDING, 0, [])
+    time.sleep(1.1)  # the hand-back hides it for one second, SQS's least
+    [again] = sqs.receive_message(QueueUrl=queue, AttributeNames=["All"], WaitTimeSeconds=2)["Messages"]
+    assert again["Attributes"]["ApproximateReceiveCount"] == "2"
+    monkeypatch.setenv("MAX_RECEIVE_COUNT", "2")
+    get_settings.cache_clear()
+
+    response = apps.crawl.lambda_handler({"Records": [lambda_record(again)]}, lambda_context("crawl", 1000))
 
     assert response == {"batchItemFailures": []}
     assert host.requests == [] and bucket_keys(crawl_env) == []
@@ -704,7 +773,12 @@ def test_a_chunk_of_hostile_hosts_commits_inside_its_invocation(
 ) -> None:
     """Hosts that trickle headers or bodies for longer than the invocation, next to good ones: the hostile
     fetches end when the chunk's time is up, the good images are stored, and the chunk commits."""
-    settings = {"DOWNLOAD_TOTAL_TIMEOUT": "30", "CRAWL_COMMIT_RESERVE_SECONDS": "3", "CRAWL_URLS_PER_CHUNK": "20"}
+    settings = {
+        "DOWNLOAD_TOTAL_TIMEOUT": "30",
+        "CRAWL_COMMIT_RESERVE_SECONDS": "3",
+        "CRAWL_URLS_PER_CHUNK": "20",
+        "CRAWL_MIN_CHUNK_SECONDS": "0",
+    }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

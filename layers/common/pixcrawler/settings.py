@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     crawl_commit_reserve_seconds: float = Field(
         default=15, ge=0, description="time kept for the commit after the last download may end"
     )
+    crawl_min_chunk_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="download time a chunk must have left to start; with less it goes back to the queue",
+    )
     download_max_bytes: int = Field(default=20 * MiB, ge=1, description="largest image downloaded, in bytes")
     download_connect_timeout: float = Field(default=5, gt=0, description="seconds to connect to an image host")
     download_read_timeout: float = Field(default=15, gt=0, description="seconds between bytes of a response")

@@ -10,6 +10,10 @@ A lane whose host has nothing for it within `CRAWL_HOST_MAX_WAIT` (or before the
 host is paused for longer, gives up for this delivery: its remaining candidates are deferred, to come back
 with the chunk's next delivery. A host marked unlimited (rate and concurrency `null` in
 `CRAWL_HOST_OVERRIDES`, e.g. the benchmarks' loopback host) skips the shared state entirely.
+
+The download threads are the process's (`threads.Threads`), shared with the chunks an invocation overlaps:
+a scheduler starts a download only on a thread free now, and tells the invocation (`drained`) when it has
+nothing left to start, so the next chunk may take the threads this one's last downloads leave idle.
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +33,7 @@ from aws_lambda_powertools import Logger
 from pixcrawler.crawl import hosts, robots
 from pixcrawler.crawl.download import Downloader, Throttled
 from pixcrawler.crawl.refusals import Deferral
+from pixcrawler.crawl.threads import Threads
 from pixcrawler.providers import Candidate
 from pixcrawler.settings import Settings
 
@@ -78,10 +82,12 @@ class Scheduler:
 
     download: Callable[[Candidate], object]
     downloader: Downloader
-    pool: ThreadPoolExecutor
+    threads: Threads
     settings: Settings
     stop_by: float
     respect_robots: bool
+    drained: Callable[[], None] = lambda: None
+    """Called once, when every candidate has been started or set aside: only running downloads are left."""
     _lease: str = field(default_factory=lambda: uuid.uuid4().hex)
     _rules: dict[str, robots.Rules] = field(default_factory=dict)
     _fetching: dict[Future[Any], str] = field(default_factory=dict)
@@ -113,29 +119,29 @@ class Scheduler:
 
     @property
     def _threads(self) -> int:
-        return self.settings.download_concurrency
+        return self.threads.size
 
     def _loop(self, lanes: list[_Lane]) -> None:
+        drained = False
         while True:
+            seen = self.threads.generation
+            for task in [task for task in (*self._running, *self._fetching) if task.done()]:
+                self._finished(task, lanes)
             self._start(lanes)
             active = [lane for lane in lanes if lane.active]
-            busy: set[Future[Any]] = set(self._running) | set(self._fetching)
-            if not busy:
-                if not active:
-                    return
-                wake = min(lane.wake_at for lane in active)
-                if math.isinf(wake):  # nothing running can wake a lane: never expected, but never spin
-                    for lane in active:
-                        self._defer(lane, Deferral.HOST_BUSY, hosts.BUSY_POLL)
-                    return
-                time.sleep(max(0.0, wake - time.monotonic()))
-                continue
-            now = time.monotonic()  # a lane due now only waits for a free thread: a finished download
+            if not active and not drained:
+                drained = True
+                self.drained()
+            busy = bool(self._running or self._fetching)
+            if not busy and not active:
+                return
+            if not busy and all(math.isinf(lane.wake_at) for lane in active):
+                for lane in active:  # nothing running can wake these lanes: never expected, but never spin
+                    self._defer(lane, Deferral.HOST_BUSY, hosts.BUSY_POLL)
+                return
+            now = time.monotonic()  # a lane due now only waits for a free thread: any task's end
             wake = min((lane.wake_at for lane in active if lane.wake_at > now), default=math.inf)
-            timeout = None if math.isinf(wake) else wake - now
-            done, _ = futures.wait(busy, timeout=timeout, return_when=futures.FIRST_COMPLETED)
-            for task in done:
-                self._finished(task, lanes)
+            self.threads.wait(seen, None if math.isinf(wake) else wake - now)
 
     def _start(self, lanes: list[_Lane]) -> None:
         """Round-robin over the lanes, one candidate each per pass, while threads are free."""
@@ -143,7 +149,7 @@ class Scheduler:
         while progress:
             progress = False
             for lane in lanes:
-                if len(self._running) + len(self._fetching) >= self._threads:
+                if self.threads.free == 0:
                     return
                 if lane.active and lane.wake_at <= time.monotonic() and self._admit(lane):
                     progress = True
@@ -155,7 +161,10 @@ class Scheduler:
             rules = self._rules.get(origin)
             if rules is None:
                 if origin not in self._fetching.values():
-                    self._fetching[self.pool.submit(robots.fetch, origin, self.downloader, self.stop_by)] = origin
+                    fetch = self.threads.submit(robots.fetch, origin, self.downloader, self.stop_by)
+                    if fetch is None:
+                        return False
+                    self._fetching[fetch] = origin
                 lane.wake_at = math.inf
                 return False
             if refusal := rules.refusal(candidate.url, robots.agent_token(self.settings.crawl_user_agent)):
@@ -164,11 +173,14 @@ class Scheduler:
                 return True
         if not lane.limits.unlimited and not self._budget(lane):
             return False
+        task = self.threads.submit(self.download, candidate)
+        if task is None:  # another chunk took the last thread since `_start` looked
+            return False
         lane.waiting.popleft()
         if not lane.limits.unlimited:
             lane.tokens -= 1
         lane.in_flight += 1
-        self._running[self.pool.submit(self.download, candidate)] = (lane, candidate)
+        self._running[task] = (lane, candidate)
         return True
 
     def _budget(self, lane: _Lane) -> bool:

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache, partial
 
@@ -24,6 +24,7 @@ from pixcrawler.crawl.accounting import ChunkEnd, ChunkResult, StoredImage, comp
 from pixcrawler.crawl.download import Downloader, DownloadRejected, Throttled
 from pixcrawler.crawl.lanes import Scheduler
 from pixcrawler.crawl.refusals import Refusal
+from pixcrawler.crawl.threads import Threads
 from pixcrawler.db import session_scope
 from pixcrawler.lifecycle import now
 from pixcrawler.messages import ChunkMessage
@@ -62,17 +63,30 @@ class Claim:
     """The candidates a deferral kept; None before the chunk was ever deferred (ask the provider)."""
 
 
-def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float = math.inf) -> None:
+def run_chunk(
+    message: ChunkMessage,
+    receive_count: int = 1,
+    seconds_left: float = math.inf,
+    drained: Callable[[], None] = lambda: None,
+) -> None:
     """Process one chunk message; raises to have it redelivered, returns to acknowledge it.
 
     `seconds_left` is the invocation's remaining time. Downloads end early enough for the last blocked
     read to time out and the chunk to commit (`CRAWL_COMMIT_RESERVE_SECONDS`): a chunk of slow hosts ends
-    with those candidates refused, instead of being killed by Lambda on every delivery, never ending.
+    with those candidates refused, instead of being killed by Lambda on every delivery, never ending. A
+    chunk that would start with less than `CRAWL_MIN_CHUNK_SECONDS` of download time (the last of a batch
+    whose earlier chunks took long) is not claimed but handed back to the queue at once (`ChunkDeferred`),
+    for an invocation with time; on its last allowed delivery it runs with what is left. `drained` is called
+    once every candidate has been started or set aside (see `sqs_records.process_batch_in_turns`).
 
     A chunk that fails on its last allowed receive (`MAX_RECEIVE_COUNT`, equal to the queue's
     maxReceiveCount) is marked failed and acknowledged, so the job's accounting ends; the dead-letter queue
     only receives messages that could not be handled at all (unparseable bodies, an unreachable database).
     """
+    settings = get_settings()
+    too_late = seconds_left - _reserve(settings) < settings.crawl_min_chunk_seconds
+    if too_late and not sqs_records.is_last_delivery(receive_count):
+        raise ChunkDeferred(f"{seconds_left:.0f} s left: too little to start chunk {message.chunk_id}", 0)
     claim = _claim(message, seconds_left)
     if claim is None:
         return
@@ -87,7 +101,7 @@ def run_chunk(message: ChunkMessage, receive_count: int = 1, seconds_left: float
 
     with sqs_records.fail_on_last_delivery(f"chunk {claim.chunk_id}", receive_count, fail):
         try:
-            result, uploaded = _gather(claim)
+            result, uploaded = _gather(claim, drained)
         except RateLimited as error:
             raise ChunkDeferred(f"{type(error).__name__}: {error}", error.retry_after) from error
         with session_scope() as session:
@@ -138,7 +152,7 @@ def _reserve(settings: Settings) -> float:
     return settings.download_connect_timeout + settings.download_read_timeout + settings.crawl_commit_reserve_seconds
 
 
-def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
+def _gather(claim: Claim, drained: Callable[[], None]) -> tuple[ChunkResult, list[str]]:
     """Search (skipped once the job is full, or when a deferral kept the candidates), then download and
     upload with bounded concurrency, each host admitted by its budget (`lanes`)."""
     if claim.room == 0:
@@ -156,10 +170,11 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
         gathered = Scheduler(
             download=partial(_store, claim, downloader, uploader, budget),
             downloader=downloader,
-            pool=_threads(settings.download_concurrency),
+            threads=_threads(settings.download_concurrency),
             settings=settings,
             stop_by=claim.stop_by,
             respect_robots=claim.respect_robots,
+            drained=drained,
         ).run(candidates)
         uploader.wait()
     finally:
@@ -183,9 +198,10 @@ def _gather(claim: Claim) -> tuple[ChunkResult, list[str]]:
 
 
 @cache
-def _threads(size: int) -> ThreadPoolExecutor:
-    """Download threads outlive a chunk: warm invocations reuse them instead of starting new ones."""
-    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="download")
+def _threads(size: int) -> Threads:
+    """Download threads outlive a chunk: the chunks an invocation overlaps share them, and warm invocations
+    reuse them instead of starting new ones."""
+    return Threads(size)
 
 
 class _Budget:
