@@ -139,8 +139,12 @@ class Scheduler:
                 for lane in active:  # nothing running can wake these lanes: never expected, but never spin
                     self._defer(lane, Deferral.HOST_BUSY, hosts.BUSY_POLL)
                 return
-            now = time.monotonic()  # a lane due now only waits for a free thread: any task's end
-            wake = min((lane.wake_at for lane in active if lane.wake_at > now), default=math.inf)
+            now = time.monotonic()
+            if busy:  # a lane due now waits for a free thread: any task's end
+                wake = min((lane.wake_at for lane in active if lane.wake_at > now), default=math.inf)
+            else:  # the earliest wake; one due now and not started has found every thread another chunk's
+                wake = min(lane.wake_at for lane in active)
+                wake = math.inf if wake <= now and self.threads.free == 0 else max(wake, now)
             self.threads.wait(seen, None if math.isinf(wake) else wake - now)
 
     def _start(self, lanes: list[_Lane]) -> None:
