@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixcrawler.models import ActivityLog, CrawlJob, Image
+from pixcrawler_local import samples
 from tests import factories
 from tests.api.conftest import Call
 
@@ -27,6 +28,7 @@ def _job_with_images(session: Session, aws: dict[str, Any], user: uuid.UUID) -> 
             aws["bucket"],
             job,
             seed=n,
+            data=samples.jpeg(n, 640, 480) if n == 0 else None,  # over 256 px: a preview is encoded and stored
             keyword="dog" if n == 3 else "cat",
             is_valid=validity[n],
             ingested=n == 0,
@@ -79,6 +81,24 @@ def test_get_image_has_a_short_lived_view_url(
     assert thumbnail.path.endswith(f"{key}.thumb.jpg") and parse_qs(thumbnail.query)["X-Amz-Expires"] == ["900"]
     assert requests.get(body["thumbnail_url"], timeout=10).content[:2] == b"\xff\xd8"
     assert api("GET", f"/v1/images/{ids[1]}", user=alice).json["thumbnail_url"] is None
+
+
+def test_an_original_that_is_its_own_thumbnail_is_one_object_and_its_thumbnail_link(
+    api: Call, session: Session, aws: dict[str, Any], alice: uuid.UUID
+) -> None:
+    job = factories.crawl_job(session, factories.project(session, factories.profile(session, id=alice)))
+    small = samples.jpeg(7, 200, 150)
+    image = factories.stored_image(session, aws["s3"], aws["bucket"], job, data=small, ingested=True)
+    key = image.storage_url
+    assert image.thumbnail_format == "original"
+    assert aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=key)["KeyCount"] == 1
+
+    body = api("GET", f"/v1/images/{image.id}", user=alice).json
+
+    assert urlsplit(body["thumbnail_url"]).path.endswith(key)
+    assert requests.get(body["thumbnail_url"], timeout=10).content == small
+    assert api("DELETE", f"/v1/images/{image.id}", user=alice).status == 204
+    assert aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=key)["KeyCount"] == 0
 
 
 def test_delete_image_removes_row_object_and_counts(

@@ -224,11 +224,10 @@ def bucket_keys(aws: dict[str, Any]) -> list[str]:
 
 
 def objects_of(rows: Sequence[Image]) -> list[str]:
-    """The keys image rows account for: each original, and its thumbnail when the row says it has one."""
-    keys = [row.storage_url for row in rows]
-    return sorted(
-        [
-            *keys,
-            *(object_keys.thumbnail_key(row.storage_url, row.thumbnail_format) for row in rows if row.thumbnail_format),
-        ]
-    )
+    """The keys image rows account for: each original, and its thumbnail when the row says it has one (an
+    original that is its own thumbnail is one object)."""
+    keys = {row.storage_url for row in rows}
+    thumbnails = {
+        object_keys.thumbnail_key(row.storage_url, row.thumbnail_format) for row in rows if row.thumbnail_format
+    }
+    return sorted(keys | thumbnails)

@@ -9,6 +9,7 @@ import random
 import pytest
 from PIL import Image as PILImage
 
+from pixcrawler import object_keys
 from pixcrawler.validation import ingest, rules
 from pixcrawler_local import samples
 
@@ -29,17 +30,19 @@ def rotated_jpeg() -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("data", "expected_format"),
+    "data",
     [
-        (samples.jpeg(1, 256, 192), "jpeg"),
-        (samples.encode(samples.picture(2, 120, 80).convert("L"), "JPEG"), "jpeg"),
-        (samples.encode(samples.picture(4, 256, 256), "WEBP"), "webp"),
+        samples.jpeg(1, 256, 192),
+        samples.encode(samples.picture(2, 120, 80).convert("L"), "JPEG"),
+        samples.encode(samples.picture(4, 256, 256), "WEBP"),
     ],
     ids=["jpeg", "grayscale-jpeg", "webp"],
 )
-def test_an_original_that_already_is_a_thumbnail_is_its_own(data: bytes, expected_format: str) -> None:
+def test_an_original_that_already_is_a_thumbnail_is_its_own(data: bytes) -> None:
+    """Nothing to store beside it: its key serves as its thumbnail's (`object_keys.thumbnail_key`)."""
     taken = ingest.take(data, MAX_PIXELS)
-    assert (taken.thumbnail, taken.thumbnail_format) == (data, expected_format)
+    assert (taken.thumbnail, taken.thumbnail_format) == (None, "original")
+    assert object_keys.thumbnail_key("projects/1/a.jpg", "original") == "projects/1/a.jpg"
     assert taken.columns["decodable"] is True and taken.columns["phash"] is not None
 
 

@@ -38,11 +38,16 @@ def export_key(project_id: int, export_job_id: int, filename: str) -> str:
 
 THUMBNAIL_EXTENSIONS = {"jpeg": "jpg", "webp": "webp"}
 """A thumbnail's format (`images.thumbnail_format`) and the extension its key ends in."""
+OWN_THUMBNAIL = "original"
+"""`images.thumbnail_format` of an original that is its own thumbnail: one object serves as both."""
 
 
 def thumbnail_key(image_key: str, thumbnail_format: str) -> str:
     """An image's 256 px preview, stored beside it: under the same job prefix, so whatever removes a job's or a
-    project's objects removes it too, and no original's key (they end in their format) can collide."""
+    project's objects removes it too, and no original's key (they end in their format) can collide. An
+    original that already is a thumbnail is its own: no second copy of the same bytes."""
+    if thumbnail_format == OWN_THUMBNAIL:
+        return image_key
     return f"{image_key}.thumb.{THUMBNAIL_EXTENSIONS[thumbnail_format]}"
 
 

@@ -303,8 +303,8 @@ def _delete_job_orphans(claim: Claim) -> None:
     _delete(sorted(stored - referenced))
 
 
-def _objects(key: str, thumbnail_format: str | None) -> tuple[str, ...]:
-    return (key, object_keys.thumbnail_key(key, thumbnail_format)) if thumbnail_format else (key,)
+def _objects(key: str, thumbnail_format: str | None) -> set[str]:
+    return {key, object_keys.thumbnail_key(key, thumbnail_format)} if thumbnail_format else {key}
 
 
 def _referenced(job_id: int, keys: list[str]) -> set[str]:

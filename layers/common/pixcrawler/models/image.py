@@ -57,7 +57,8 @@ class Image(Base):
         ),
         *non_negative("width", "height", "file_size"),
         CheckConstraint(
-            "thumbnail_format IS NULL OR thumbnail_format IN ('jpeg', 'webp')", name="thumbnail_format_known"
+            "thumbnail_format IS NULL OR thumbnail_format IN ('jpeg', 'webp', 'original')",
+            name="thumbnail_format_known",
         ),
     )
 
@@ -84,7 +85,8 @@ class Image(Base):
     thumbnail_format: Mapped[str | None] = mapped_column(
         String(8),
         doc="`jpeg` or `webp` (pictures with transparency): the 256 px preview beside the original "
-        "(`object_keys.thumbnail_key`); NULL when there is none",
+        "(`object_keys.thumbnail_key`); `original` when the original is small enough to be its own; NULL when "
+        "there is none",
     )
     keyword: Mapped[str | None] = mapped_column(String(200))
     provider: Mapped[str | None] = mapped_column(String(40))

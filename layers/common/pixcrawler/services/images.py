@@ -98,5 +98,5 @@ def delete(session: Session, user_id: uuid.UUID, image_id: int) -> None:
     if was_valid:
         counters["valid_images"] = func.greatest(CrawlJob.valid_images - 1, 0)
     session.execute(update(CrawlJob).where(CrawlJob.id == job_id).values(counters))
-    bucket.delete([key, object_keys.thumbnail_key(key, thumbnail_format)] if thumbnail_format else [key])
+    bucket.delete(sorted({key, object_keys.thumbnail_key(key, thumbnail_format)} if thumbnail_format else {key}))
     activity.record(session, user_id, "image.deleted", "image", image_id, crawl_job_id=job_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from pixcrawler import object_keys
 from pixcrawler.models import Image
 from pixcrawler.validation import rules
 from pixcrawler.validation.hashing import to_signed, to_unsigned
@@ -23,21 +24,22 @@ THUMBNAIL_WEBP_EFFORT = 0
 """libwebp `method` (0 fastest, 6 smallest). Measured at 256x192 (benchmarks/ingest.py): 0.8 ms and 1.8 KB at
 0, 1.5 ms and 1.3 KB at 2, 3.0 ms and 1.2 KB at the default 4."""
 OWN_THUMBNAIL_MAX_BYTES = 48 * 1024
-"""An original this small that already fits the thumbnail box is stored again as its own thumbnail."""
+"""An original this small that already fits the thumbnail box is its own thumbnail."""
 OWN_THUMBNAIL_FORMATS = frozenset({"jpeg", "webp"})
 OWN_THUMBNAIL_MODES = frozenset({"RGB", "L"})
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """An image's facts as row columns, and its encoded thumbnail when the pixels decoded."""
+    """An image's facts as row columns, and the thumbnail to store beside it: encoded from the decode, or None
+    when the pixels did not decode or the original is its own (`thumbnail_format` says which)."""
 
     columns: dict[str, Any]
     thumbnail: bytes | None
 
     @property
     def thumbnail_format(self) -> str | None:
-        """`jpeg` or `webp`, as `images.thumbnail_format` stores it."""
+        """`jpeg`, `webp` or `original`, as `images.thumbnail_format` stores it."""
         return self.columns["thumbnail_format"]
 
 
@@ -47,8 +49,8 @@ def take(data: bytes, max_pixels: int) -> Ingested:
     facts = rules.examine(io.BytesIO(data), max_pixels, thumbnail=True)
     if facts.thumbnail is None:
         thumbnail, thumbnail_format = None, None
-    elif own_format := _own_thumbnail(facts, len(data)):
-        thumbnail, thumbnail_format = data, own_format
+    elif _is_own_thumbnail(facts, len(data)):
+        thumbnail, thumbnail_format = None, object_keys.OWN_THUMBNAIL
     else:
         thumbnail, thumbnail_format = _encode(facts.thumbnail)
     header = {"width": facts.width, "height": facts.height, "format": facts.format} if facts.mode else {}
@@ -65,17 +67,17 @@ def take(data: bytes, max_pixels: int) -> Ingested:
     return Ingested(columns, thumbnail)
 
 
-def _own_thumbnail(facts: rules.Facts, size: int) -> str | None:
-    """The format to store the original's own bytes as its thumbnail in, or None to encode one.
+def _is_own_thumbnail(facts: rules.Facts, size: int) -> bool:
+    """Whether the original serves as its own thumbnail, instead of one encoded and stored beside it.
 
     A small, upright JPEG or WebP that already fits `THUMBNAIL_SIZE` shows the same pixels as any preview
     made of it: re-encoding would cost the crawl about 0.2 ms of CPU per image (a quarter of its ingest at
-    256 px) for a copy one generation worse. The bytes cap keeps listings light whatever the quality the
-    original was saved at."""
+    256 px) for a copy one generation worse, and storing its bytes again a second PUT (about 0.2 ms more) and
+    a second object. The bytes cap keeps listings light whatever the quality the original was saved at."""
     fits = (facts.width or 0) <= rules.THUMBNAIL_SIZE and (facts.height or 0) <= rules.THUMBNAIL_SIZE
     upright = facts.orientation in (None, 1)
     kind = facts.mode in OWN_THUMBNAIL_MODES and facts.format in OWN_THUMBNAIL_FORMATS
-    return facts.format if fits and upright and kind and size <= OWN_THUMBNAIL_MAX_BYTES else None
+    return fits and upright and kind and size <= OWN_THUMBNAIL_MAX_BYTES
 
 
 def _encode(preview: PILImage.Image) -> tuple[bytes, str]:
