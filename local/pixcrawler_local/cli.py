@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import ipaddress
 import json
 import logging
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pixcrawler.schemas import ExportFormat, ExportLayout, Provider
 from pixcrawler.schemas.export import EncodeFormat, ResizeMode
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, Settings, SettingsError
+from pixcrawler_local import heap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -562,25 +562,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-def _few_malloc_arenas(count: int = 2) -> None:
-    """Cap glibc's malloc arenas before the stack starts its threads. glibc gives threads that allocate at once
-    their own arenas (up to eight per core) and hands little of their freed memory back, so the stack's dozens
-    of threads (downloads, decodes, the emulator's pool, pollers) kept growing with the images they had
-    handled: a 5,000-image `crawl` peaked at 358 MiB in its process, 246 MiB with two arenas, as fast. Not
-    glibc (macOS, musl): nothing to do. The process's own symbols hold libc's (no `find_library`, which runs
-    `ldconfig` in a subprocess at every start). Child processes (the S3/SQS emulator) read the same cap from
-    the environment when they start."""
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(count))
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:
-        return
-    mallopt(M_ARENA_MAX, count)
-
-
 def main(argv: list[str] | None = None) -> int:
     from pixcrawler_local.client import ApiError, Unreachable
     from pixcrawler_local.functions import RepositoryNotFound
@@ -589,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     from pixcrawler_local.stack import DataDirBusy
 
     args = _parser().parse_args(argv)
-    _few_malloc_arenas()
+    heap.few_arenas()
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir
     _logging(args.verbose, server=args.command == "serve")
     _stop_on_signals()

@@ -26,11 +26,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixcrawler"
 
 
-SETTINGS = {"shared_buffers": "32MB"}
-"""Where the embedded server departs from PostgreSQL's defaults. Its 128 MB of shared buffers fill as a job's
-rows are written and read, and the stack's memory grew with the job (PostgreSQL's share: 35 MiB at 2,000
-photos, 69 MiB at 20,000, `benchmarks/pipeline.py`); a development stack's hot rows fit in 32 MB, and the
-rest stays in the kernel's page cache."""
+SETTINGS = {"shared_buffers": "8MB", "wal_buffers": "1MB"}
+"""Where the embedded server departs from PostgreSQL's defaults. Its shared buffers fill as a job's rows are
+written and read, so the stack's memory grew with the job: with the default 128 MB, PostgreSQL's share was
+35 MiB at 2,000 photos and 69 MiB at 20,000; with 32 MB, 34 and 64 (`benchmarks/pipeline.py`). A development
+stack's rows stay in the kernel's page cache, which no process is charged for, and 8 MB of buffers are
+filled at either size. The WAL buffers stay at the 1 MB that 32 MB of shared buffers gave them (PostgreSQL
+sizes them at 1/32 of the shared buffers): commits write as before."""
 
 
 def start_embedded(directory: Path, repo: Path | None = None) -> tuple[PostgresServer, str]:

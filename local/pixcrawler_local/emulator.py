@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pixcrawler_local import heap
 from pixcrawler_local.ports import check_port
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def _serve(host: str, port: str, data_dir: str, region: str, level: str) -> None
     """The child's side: the URL once listening, then the counts for each `restore` line. At the end of its
     input, exit at once: everything accepted is on disk, and a clean stop would wait for long polls in flight."""
     logging.basicConfig(level=int(level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with aws_server(host, int(port), Path(data_dir), region) as running:
+    with heap.kept_trimmed(), aws_server(host, int(port), Path(data_dir), region) as running:
         print(running.url, flush=True)
         for line in sys.stdin:
             if line.strip() == "restore":

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
-from pixcrawler_local import database, emulator, registry
+from pixcrawler_local import database, emulator, heap, registry
 from pixcrawler_local.emulator import WORK_QUEUES
 from pixcrawler_local.functions import Function, repository_root
 from pixcrawler_local.gateway import Gateway, serve
@@ -165,6 +165,7 @@ class LocalStack:
 
     def _start(self) -> None:
         options = self.options
+        self._exit.enter_context(heap.kept_trimmed())
         # One API environment: the resolver is a module-level object in the layer, shared by every copy of
         # the function module in this process, and it keeps the current event on itself.
         self.api_function = api_function = Function.from_repository(self.repo, "api", concurrency=1)

@@ -21,11 +21,14 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto.server import ThreadedMotoServer
 
 from pixcrawler import aws as pixcrawler_aws
 from pixcrawler.transfers import Uploader
 from pixcrawler_local.emulator import aws_server
+from pixcrawler_local.s3disk import KeyIndex
 
 SERVERS = ("moto", "s3disk")
 PART = 5 << 20  # S3's minimum size of a part that is not the last
@@ -517,3 +520,24 @@ def test_what_it_does_not_serve_is_refused_never_misread(pair: Pair) -> None:
         seen = pair.outcomes(call)
         assert seen["moto"]["status"] in (200, 206) and seen["s3disk"] == refused(501, "NotImplemented")
     assert pair.outcomes(request("get_object", Key="kept"))["s3disk"]["Body"] == b"original bytes"
+
+
+KEY_TEXT = st.text("ab/-ü日\uff5e\U0001f600", max_size=5)
+"""Few characters, so keys share prefixes: ASCII, two- and three-byte UTF-8, one above U+FFFF (where UTF-16's
+order, which S3 does not use, would differ from UTF-8's)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(KEY_TEXT), st.text("ab/ü日", max_size=3), KEY_TEXT, st.integers(0, 8))
+def test_the_key_index_pages_as_sorting_every_key_would(keys: set[str], prefix: str, after: str, limit: int) -> None:
+    """What the set of keys did before (sort all, keep those with the prefix past `after`), and other buckets'
+    keys never show."""
+    index = KeyIndex()
+    index.add("other", [f"{prefix}x", "a", "b"])
+    index.add("bucket", keys)
+    expected = sorted(key for key in keys if key.startswith(prefix) and key > after)
+    assert index.page("bucket", prefix, after, limit) == expected[:limit]
+    assert index.count() == len(keys) + len({f"{prefix}x", "a", "b"})
+    for key in expected:
+        assert ("bucket", key) in index and index.remove("bucket", key) and ("bucket", key) not in index
+    assert index.page("bucket", prefix, after, limit) == [] and not index.remove("bucket", prefix + "\0")

@@ -1,12 +1,13 @@
 """The emulator (S3 on disk, moto's SQS behind the write-through store), in its own process as under `pixcrawler
 serve`: what it accepted is there after a SIGKILL and a restart on the same directory, and its memory does not
-grow with the bytes it stores."""
+grow with the bytes it stores, nor with the number of objects."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 from pixcrawler_local.emulator import create_queues, import_legacy_state
+from pixcrawler_local.s3disk import KeyIndex
 
 BUCKET = "pixcrawler-local"
 EMULATOR = """
@@ -129,6 +131,17 @@ def test_memory_does_not_grow_with_the_bytes_stored(tmp_path: Path) -> None:
             aws["s3"].put_object(Bucket=BUCKET, Key=f"images/{n}.jpg", Body=body)
         grown = rss_kib(aws["pid"]) - before
     assert grown < 16 * 1024, f"grew {grown} KiB for 64 MiB stored"
+
+
+def test_the_key_index_does_not_grow_with_the_objects() -> None:
+    """100,000 keys as long as the crawl's: a set of them in memory held 280 bytes each (27 MiB); the index
+    holds a fixed page cache (2 MiB) and leaves the rest in its file."""
+    index = KeyIndex()
+    index.add("bucket", ["warm-up"])
+    before = rss_kib(os.getpid())
+    index.add("bucket", (f"projects/1/crawl-jobs/1/photos/{n:064x}.jpg" for n in range(100_000)))
+    grown = rss_kib(os.getpid()) - before
+    assert index.count() == 100_001 and grown < 5 * 1024, f"grew {grown} KiB for 100,000 keys"
 
 
 def test_a_data_dir_from_before_the_store_is_moved_into_it(aws: dict[str, Any], tmp_path: Path) -> None:
