@@ -26,7 +26,7 @@ temporary name and renamed into place before the answer leaves, so a `kill -9` l
 new one, never a mix; `.uploads/<id>/` holds a multipart upload's parts until it is completed or aborted. The
 index of keys, which listings walk in order, is a private temporary SQLite database (`KeyIndex`), rebuilt
 from the file headers at start: its B-tree lives on disk past a fixed page cache, so the emulator's memory
-stays the same whatever it stores (a set of keys in memory cost 280 bytes an object, 11 MiB at 20,000 photos
+stays the same whatever it stores (a set of keys in memory cost 220-280 bytes an object, 8-11 MiB at 20,000 photos
 and their thumbnails). Headers are read from the files when asked for.
 """
 
