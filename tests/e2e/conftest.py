@@ -71,10 +71,12 @@ def install_chromium() -> None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run, driven by Playwright through its executable path (Playwright's own
-    browser download needs the internet)."""
+    """One headless Chromium for the end-to-end tests, driven by Playwright through its executable path (Playwright's
+    own browser download needs the internet). Closed when the package's tests end: while Playwright's sync API is
+    open, its event loop counts as running in the main thread, and a Lambda handler that runs an asyncio batch
+    (the crawl function's) would then fail in any later test."""
     install_chromium()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
