@@ -6,8 +6,9 @@ pictures with transparency).
     python benchmarks/ingest.py [--images 300]
 
 CPU seconds of this one process (`time.process_time`), i.e. per core. Photo-sized 1024x768 JPEGs with grain
-(flat generated shapes decode unrealistically fast); the crawl's own work, for scale, is 1.3-1.4 ms of CPU per
-image (README, Crawl pipeline).
+(flat generated shapes decode unrealistically fast), then the 256x256 JPEGs `benchmarks/crawl.py` serves, each
+its own thumbnail; the crawl's own work, for scale, is 1.5-1.6 ms of CPU per image there (README, Crawl
+pipeline).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     print(f"{count} JPEGs 1024x768, {sum(map(len, corpus)) // count // 1024} KiB on average; CPU per image:")
     facts = cpu_ms(corpus, lambda data: rules.examine(io.BytesIO(data), MAX_PIXELS))
     whole = cpu_ms(corpus, lambda data: ingest.take(data, MAX_PIXELS))
-    previews = [rules.examine(io.BytesIO(data), MAX_PIXELS, thumbnail=True).thumbnail for data in corpus]
+    previews = [rules.examine(io.BytesIO(data), MAX_PIXELS, lambda _: True).thumbnail for data in corpus]
     pictures = [preview for preview in previews if preview is not None]
     encodings = {
         "JPEG": {"quality": ingest.THUMBNAIL_JPEG_QUALITY},
@@ -66,6 +67,10 @@ def main() -> None:
         size = sum(len(encoded(preview, name, options)) for preview in pictures) // len(pictures)
         print(f"  256 px thumbnail, {name} encode alone       {spent:5.2f} ms, {size:,} bytes on average")
     print(f"  ingest in all (validation.ingest.take)     {whole:5.2f} ms  ({1000 / whole:,.0f} images/s per core)")
+    small = [samples.jpeg(seed) for seed in range(count)]  # benchmarks/crawl.py's images, their own thumbnails
+    own = cpu_ms(small, lambda data: ingest.take(data, MAX_PIXELS))
+    size = sum(map(len, small)) // count // 1024
+    print(f"  ingest in all at 256x256, {size} KiB (no thumbnail to make)  {own:5.2f} ms")
 
 
 if __name__ == "__main__":

@@ -46,13 +46,13 @@ class Ingested:
 def take(data: bytes, max_pixels: int) -> Ingested:
     """Examine downloaded bytes once; the columns are JSON-ready (they travel in one jsonb parameter). When the
     header opened, they include its width, height and format, so a row's facts all come from one reading."""
-    facts = rules.examine(io.BytesIO(data), max_pixels, thumbnail=True)
-    if facts.thumbnail is None:
-        thumbnail, thumbnail_format = None, None
-    elif _is_own_thumbnail(facts, len(data)):
+    facts = rules.examine(io.BytesIO(data), max_pixels, lambda header: not _is_own_thumbnail(header, len(data)))
+    if facts.thumbnail is not None:
+        thumbnail, thumbnail_format = _encode(facts.thumbnail)
+    elif facts.phash is not None and _is_own_thumbnail(facts, len(data)):
         thumbnail, thumbnail_format = None, object_keys.OWN_THUMBNAIL
     else:
-        thumbnail, thumbnail_format = _encode(facts.thumbnail)
+        thumbnail, thumbnail_format = None, None
     header = {"width": facts.width, "height": facts.height, "format": facts.format} if facts.mode else {}
     columns = {
         **header,

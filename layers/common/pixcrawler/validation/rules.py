@@ -11,12 +11,14 @@ The crawl examines each image at ingest and stores its facts on the row, so vali
 from __future__ import annotations
 
 import enum
+import operator
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pixcrawler import snapstart
 from pixcrawler.schemas.validation import ValidationRules
@@ -29,6 +31,7 @@ THUMB_SIZE = 64
 THUMBNAIL_SIZE = 256
 """The longest side of the stored thumbnail; the decode is reduced to just cover it."""
 ORIENTATION_TAG = 0x0112
+SQUARES = [value * value for value in range(256)]
 # Pillow names the multi-picture JPEGs cameras write "MPO"; to a dataset they are JPEGs.
 FORMAT_ALIASES = {"MPO": "jpeg"}
 # Raised by Pillow's decoders on malformed data; anything else is a bug or an infrastructure error.
@@ -133,9 +136,10 @@ class Facts:
     thumbnail: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
-def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
-    """Open and decode once, at reduced size: the facts every rule is judged from, and with `thumbnail` the
-    preview too. The decode's scale does not depend on `thumbnail`, so hashes compare across both uses."""
+def examine(file: IO[bytes], max_pixels: int, preview_if: Callable[[Facts], bool] | None = None) -> Facts:
+    """Open and decode once, at reduced size: the facts every rule is judged from, and the preview too when
+    `preview_if` says so of the header's facts (the crawl skips it for an original that is its own thumbnail).
+    The decode's scale does not depend on the preview, so hashes compare across all uses."""
     # Pillow's protection is a module setting, set alike by every caller. Pillow raises above twice the limit
     # and only warns above it; the check below makes every image above the limit fail. (Escalating the warning
     # with `warnings.catch_warnings` would not do: its filters are process-wide, and the crawl examines images
@@ -162,8 +166,18 @@ def examine(file: IO[bytes], max_pixels: int, thumbnail: bool = False) -> Facts:
             gray = reduced.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
         except DECODE_ERRORS as error:
             return replace(header, problem=Problem(Code.UNDECODABLE, f"the image data does not decode: {error}"))
-        preview = _thumbnail(reduced, header.orientation) if thumbnail else None
-    return replace(header, phash=dhash(gray), variance=ImageStat.Stat(gray).var[0], thumbnail=preview)
+        preview = _thumbnail(reduced, header.orientation) if preview_if and preview_if(header) else None
+    return replace(header, phash=dhash(gray), variance=variance(gray), thumbnail=preview)
+
+
+def variance(gray: Image.Image) -> float:
+    """The blank figure: the population variance of a greyscale's pixel values. The same float as Pillow's
+    `ImageStat.Stat(gray).var[0]` (its sums are whole numbers, exact in either), in half the interpreter time."""
+    histogram = gray.histogram()
+    count = sum(histogram)
+    total = sum(map(operator.mul, range(256), histogram))
+    squares = sum(map(operator.mul, SQUARES, histogram))
+    return (squares - total**2.0 / count) / count
 
 
 def judge(facts: Facts, rules: ValidationRules, file_size: int | None = None) -> Inspection:
