@@ -4,8 +4,9 @@ Checking is two steps. `examine` decodes once, at reduced size, and records `Fac
 rules: that decode proves the pixel data decodes (a truncated or corrupt stream fails in `load()`, which
 `verify()` would miss), feeds the hash, measures blankness and yields the thumbnail. JPEGs use `draft()`,
 which decodes every coefficient at 1/2 to 1/8 scale: as strict as a full decode about corruption, about 1.7
-times faster and far smaller in memory. `judge` then applies a job's rules to the facts, touching no pixel.
-The crawl examines each image at ingest and stores its facts on the row, so validation usually only judges.
+times faster and far smaller in memory; a colour JPEG's greyscale is its own luma plane. `judge` then
+applies a job's rules to the facts, touching no pixel. The crawl examines each image at ingest and stores
+its facts on the row, so validation usually only judges.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class Facts:
 def examine(file: IO[bytes], max_pixels: int, preview_if: Callable[[Facts], bool] | None = None) -> Facts:
     """Open and decode once, at reduced size: the facts every rule is judged from, and the preview too when
     `preview_if` says so of the header's facts (the crawl skips it for an original that is its own thumbnail).
-    The decode's scale does not depend on the preview, so hashes compare across all uses."""
+    Neither the decode's scale nor the greyscale the hash is taken from depends on the preview, so the facts
+    of one image are the same whoever examines it."""
     # Pillow's protection is a module setting, set alike by every caller. Pillow raises above twice the limit
     # and only warns above it; the check below makes every image above the limit fail. (Escalating the warning
     # with `warnings.catch_warnings` would not do: its filters are process-wide, and the crawl examines images
@@ -161,12 +163,13 @@ def examine(file: IO[bytes], max_pixels: int, preview_if: Callable[[Facts], bool
         width, height = image.size
         image_format = FORMAT_ALIASES.get(image.format or "", (image.format or "unknown").lower())
         header = Facts(width, height, image_format, image.mode, exif_orientation(image))
+        wants_preview = preview_if is not None and preview_if(header)
         try:
-            reduced = _reduced(image)
-            gray = reduced.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+            reduced = _reduced(image, "YCbCr" if wants_preview else "L")
+            gray = _luma(reduced).resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
         except DECODE_ERRORS as error:
             return replace(header, problem=Problem(Code.UNDECODABLE, f"the image data does not decode: {error}"))
-        preview = _thumbnail(reduced, header.orientation) if preview_if and preview_if(header) else None
+        preview = _thumbnail(reduced, header.orientation) if wants_preview else None
     return replace(header, phash=dhash(gray), variance=variance(gray), thumbnail=preview)
 
 
@@ -212,23 +215,40 @@ def exif_orientation(image: Image.Image) -> int | None:
     return value if isinstance(value, int) and 1 <= value <= 8 else None
 
 
-def _reduced(image: Image.Image) -> Image.Image:
+def _reduced(image: Image.Image, colour: str) -> Image.Image:
     """The whole picture, decoded at the smallest JPEG scale that still covers a THUMBNAIL_SIZE thumbnail.
 
     `draft()` is asked for the thumbnail's own aspect, so it picks the deepest reduction that still covers it;
-    it decodes every coefficient even so, which is what catches a truncated or corrupt stream."""
+    it decodes every coefficient even so, which is what catches a truncated or corrupt stream. A colour JPEG
+    comes out as `colour`: its luma plane alone (`L`) when no preview is wanted, which skips the colour
+    planes' inverse transforms and the conversion to RGB (half the decode's CPU at 256 px), or `YCbCr` with it;
+    other images keep their mode."""
     width, height = image.size
     scale = THUMBNAIL_SIZE / max(width, height, 1)
-    image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
+    image.draft(colour, (max(1, int(width * scale)), max(1, int(height * scale))))
     image.load()
     return image
 
 
+def _luma(reduced: Image.Image) -> Image.Image:
+    """The greyscale the hash and the blank figure are taken from. A colour JPEG's is its own luma plane,
+    whichever way it was decoded, so its facts do not depend on whether a preview was made; other images'
+    is Pillow's ITU-R 601 luma of their colours, the same weights the JPEG's encoder used."""
+    if reduced.mode == "YCbCr":
+        return reduced.getchannel(0)
+    return reduced if reduced.mode == "L" else reduced.convert("L")
+
+
 def _thumbnail(reduced: Image.Image, orientation: int | None) -> Image.Image | None:
     """The picture upright, fitting THUMBNAIL_SIZE; None for the rare mode Pillow cannot show as RGB, which
-    costs the listing a preview, not the image its validity."""
+    costs the listing a preview, not the image its validity. A JPEG's stays in the YCbCr it was decoded to,
+    which the thumbnail's JPEG encoder takes as it is, with no conversion either way."""
+    if reduced.mode == "YCbCr":
+        mode = "YCbCr"
+    else:
+        mode = "RGBA" if "A" in reduced.getbands() or "transparency" in reduced.info else "RGB"
     try:
-        picture = reduced.convert("RGBA" if "A" in reduced.getbands() or "transparency" in reduced.info else "RGB")
+        picture = reduced.convert(mode)
         picture.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BICUBIC)
     except DECODE_ERRORS:
         return None
