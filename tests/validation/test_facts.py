@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws as pixcrawler_aws
 from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationJob
 from pixcrawler.settings import get_settings
+from pixcrawler.validation import worker
 from pixcrawler_local import samples
 from tests import factories
 from tests.validation import images
@@ -134,3 +135,23 @@ def test_rules_the_facts_answer_differently_per_job_still_need_no_read(
     assert valid == {stored[name].id for name in stored if name != "bomb"}
     assert reload(session, job).status is JobStatus.COMPLETED
     assert session.get_one(ValidationJob, job.id).invalid_images == 1
+
+
+def test_a_batch_written_in_several_statements_gives_every_image_its_verdict(
+    session: Session, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's results go to the database a few rows per statement, in the batch's one transaction."""
+    crawl, stored = store_all(session, aws, ingested=True)
+    whole = validation_job(session, crawl, **RULES)
+    run(aws, whole)
+    expected = verdicts(session, stored)
+
+    monkeypatch.setattr(worker, "RESULTS_PER_STATEMENT", 3)
+    session.execute(update(Image).where(Image.crawl_job_id == crawl.id).values(is_valid=None, validation_errors=None))
+    session.commit()
+    sliced = validation_job(session, crawl, **RULES)
+    run(aws, sliced)
+    assert reload(session, sliced).total_batches == 1 and len(stored) > 3 * 3
+    assert reload(session, sliced).status is JobStatus.COMPLETED
+    assert verdicts(session, stored) == expected
+    assert all(verdict[0] is not None for verdict in expected.values())
