@@ -20,9 +20,20 @@ DELETE_LIMIT = 1000
 
 
 def keys_under(prefix: str) -> Iterator[str]:
-    pages = aws.s3().get_paginator("list_objects_v2").paginate(Bucket=get_settings().data_bucket, Prefix=prefix)
+    for page in key_pages(prefix):
+        yield from page
+
+
+def key_pages(prefix: str, page_size: int = 1000) -> Iterator[list[str]]:
+    """The keys under `prefix`, one listing page (`page_size` keys, S3 answers at most 1,000) at a time."""
+    pages = (
+        aws.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=get_settings().data_bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+    )
     for page in pages:
-        yield from (item["Key"] for item in page.get("Contents", []))
+        if keys := [item["Key"] for item in page.get("Contents", [])]:
+            yield keys
 
 
 def delete(keys: Iterable[str]) -> int:

@@ -51,6 +51,14 @@ def thumbnail_key(image_key: str, thumbnail_format: str) -> str:
     return f"{image_key}.thumb.{THUMBNAIL_EXTENSIONS[thumbnail_format]}"
 
 
+def image_key_of(key: str) -> str:
+    """The original's key for a thumbnail's (`thumbnail_key` undone); any other key is an original's own."""
+    for extension in THUMBNAIL_EXTENSIONS.values():
+        if key.endswith(suffix := f".thumb.{extension}"):
+            return key.removesuffix(suffix)
+    return key
+
+
 def thumbnail_keys(image_key: str) -> list[str]:
     """Every key a thumbnail of this image could have: for removing it when the row that says which is gone."""
     return [thumbnail_key(image_key, thumbnail_format) for thumbnail_format in THUMBNAIL_EXTENSIONS]

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import cache, partial
 
@@ -35,6 +35,9 @@ from pixcrawler.transfers import Uploader
 from pixcrawler.validation import ingest
 
 logger = Logger(child=True)
+
+ORPHAN_PAGE = 1000
+"""Keys of a job's prefix compared with its rows at a time when the job ends: one S3 listing page."""
 
 
 class ChunkDeferred(Exception):
@@ -287,34 +290,39 @@ def _delete_unreferenced(job_id: int, keys: list[str]) -> None:
     another row of the job uses the same key. Their thumbnails go with them (deleting one never stored is a
     no-op)."""
     if keys:
-        unused = set(keys) - _referenced(job_id, keys)
+        unused = set(keys) - _in_use(job_id, keys)
         _delete(sorted(unused | {thumbnail for key in unused for thumbnail in object_keys.thumbnail_keys(key)}))
 
 
 def _delete_job_orphans(claim: Claim) -> None:
     """When the job ends, its prefix keeps exactly its rows' objects: this also removes what failed or
-    crashed attempts uploaded and their successful redelivery did not fetch again."""
-    stored = set(bucket.keys_under(object_keys.crawl_job_prefix(claim.project_id, claim.job_id)))
+    crashed attempts uploaded and their successful redelivery did not fetch again.
+
+    The listing is compared with the rows a page at a time (`ORPHAN_PAGE` keys), so the comparison holds a
+    page of keys rather than the job's: sets of every key and every row's objects of a 20,000-image job held
+    about 10 MiB, which the process kept through the export that followed."""
+    pages = bucket.key_pages(object_keys.crawl_job_prefix(claim.project_id, claim.job_id), ORPHAN_PAGE)
+    _delete(key for page in pages for key in sorted(set(page) - _in_use(claim.job_id, page)))
+
+
+def _in_use(job_id: int, keys: list[str]) -> set[str]:
+    """The objects the job's rows use, of those whose originals `keys` name (directly, or by a thumbnail's key):
+    each row's original and its thumbnail."""
+    originals = {object_keys.image_key_of(key) for key in keys}
     with session_scope() as session:
         rows = session.execute(
-            select(Image.storage_url, Image.thumbnail_format).where(Image.crawl_job_id == claim.job_id)
+            select(Image.storage_url, Image.thumbnail_format).where(
+                Image.crawl_job_id == job_id, Image.storage_url.in_(originals)
+            )
         )
-        referenced = {name for key, thumbnail_format in rows for name in _objects(key, thumbnail_format)}
-    _delete(sorted(stored - referenced))
+        return {name for key, thumbnail_format in rows for name in _objects(key, thumbnail_format)}
 
 
 def _objects(key: str, thumbnail_format: str | None) -> set[str]:
     return {key, object_keys.thumbnail_key(key, thumbnail_format)} if thumbnail_format else {key}
 
 
-def _referenced(job_id: int, keys: list[str]) -> set[str]:
-    with session_scope() as session:
-        return set(
-            session.scalars(select(Image.storage_url).where(Image.crawl_job_id == job_id, Image.storage_url.in_(keys)))
-        )
-
-
-def _delete(keys: list[str]) -> None:
+def _delete(keys: Iterable[str]) -> None:
     if removed := bucket.delete(keys):
         logger.info("deleted %d object(s) without an image row", removed)
 
