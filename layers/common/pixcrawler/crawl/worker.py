@@ -300,7 +300,7 @@ def _delete_job_orphans(claim: Claim) -> None:
 
     The listing is compared with the rows a page at a time (`ORPHAN_PAGE` keys), so the comparison holds a
     page of keys rather than the job's: sets of every key and every row's objects of a 20,000-image job held
-    about 10 MiB, which the process kept through the export that followed."""
+    about 10 MiB."""
     pages = bucket.key_pages(object_keys.crawl_job_prefix(claim.project_id, claim.job_id), ORPHAN_PAGE)
     _delete(key for page in pages for key in sorted(set(page) - _in_use(claim.job_id, page)))
 
