@@ -458,10 +458,11 @@ def test_multipart_refusals_are_the_same(pair: Pair) -> None:
     assert "Contents" not in pair.same(lambda s3, bucket: s3.list_objects_v2(Bucket=bucket))
 
 
-def raw_put(url: str, bucket: str, key: str, body: bytes, trailer: str) -> tuple[int, bytes]:
+def raw_put(url: str, bucket: str, key: str, body: bytes, trailer: str, cut: int = 0) -> tuple[int, bytes]:
     """A PutObject framed as `aws-chunked` with a trailing `x-amz-checksum-crc32`, as boto3 sends it, but
-    whose trailer is `trailer`."""
+    whose trailer is `trailer`, and without the framing's last `cut` bytes."""
     framed = f"{len(body):x}\r\n".encode() + body + f"\r\n0\r\nx-amz-checksum-crc32:{trailer}\r\n\r\n".encode()
+    framed = framed[: len(framed) - cut]
     split = urlsplit(url)
     connection = http.client.HTTPConnection(split.hostname or "", split.port, timeout=10)
     try:
@@ -502,6 +503,19 @@ def test_a_wrong_trailing_checksum_is_refused_and_nothing_stored(pair: Pair) -> 
     assert pair.outcomes(lambda s3, bucket: s3.get_object(Bucket=bucket, Key="bad"))["s3disk"]["Body"] == (
         b"stored before"
     )
+
+
+def test_a_body_cut_inside_its_framing_is_refused_and_nothing_stored(pair: Pair) -> None:
+    """A body that ends inside an `aws-chunked` frame line (the last blank line, the trailer, the closing zero
+    chunk) is an incomplete request, whatever the Content-Length it came with."""
+    body = b"jpeg bytes" * 100
+    pair.put("cut", b"stored before")
+    trailer = f"x-amz-checksum-crc32:{crc32(body)}\r\n\r\n"
+    for cut in (1, 3, len(trailer) + 2):
+        status, error = raw_put(pair.urls["s3disk"], pair.bucket, "cut", body, crc32(body), cut=cut)
+        assert status == 400 and b"<Code>IncompleteBody</Code>" in error, cut
+    assert pair.outcomes(request("get_object", Key="cut"))["s3disk"]["Body"] == b"stored before"
+    assert raw_put(pair.urls["s3disk"], pair.bucket, "cut", body, crc32(body))[0] == 200
 
 
 def test_what_it_does_not_serve_is_refused_never_misread(pair: Pair) -> None:
