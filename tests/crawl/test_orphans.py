@@ -68,9 +68,8 @@ def test_a_job_that_ends_keeps_exactly_its_rows_objects(
     assert session.query(Image).count() == len(rows) + len(others)
 
 
-def test_the_original_of_a_thumbnails_key() -> None:
-    key = object_keys.image_key(1, 2, "cat", "a" * 64, "png")
-    assert object_keys.image_key_of(key) == key
-    for thumbnail_format in object_keys.THUMBNAIL_EXTENSIONS:
-        assert object_keys.image_key_of(object_keys.thumbnail_key(key, thumbnail_format)) == key
-    assert object_keys.image_key_of(object_keys.thumbnail_key(key, object_keys.OWN_THUMBNAIL)) == key
+def test_an_image_and_its_thumbnails_are_named_by_its_sha256() -> None:
+    digest = "a" * 64
+    key = object_keys.image_key(1, 2, "cat.and.dog", digest, "png")
+    named = [key, *(object_keys.thumbnail_key(key, name) for name in [*object_keys.THUMBNAIL_EXTENSIONS, "original"])]
+    assert {object_keys.sha256_of(name) for name in named} == {digest}

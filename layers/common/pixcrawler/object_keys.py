@@ -51,12 +51,9 @@ def thumbnail_key(image_key: str, thumbnail_format: str) -> str:
     return f"{image_key}.thumb.{THUMBNAIL_EXTENSIONS[thumbnail_format]}"
 
 
-def image_key_of(key: str) -> str:
-    """The original's key for a thumbnail's (`thumbnail_key` undone); any other key is an original's own."""
-    for extension in THUMBNAIL_EXTENSIONS.values():
-        if key.endswith(suffix := f".thumb.{extension}"):
-            return key.removesuffix(suffix)
-    return key
+def sha256_of(key: str) -> str:
+    """The sha256 an image's key, or its thumbnail's, is named by: its file name up to the first dot."""
+    return key.rpartition("/")[2].partition(".")[0]
 
 
 def thumbnail_keys(image_key: str) -> list[str]:
