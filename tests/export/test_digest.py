@@ -62,9 +62,31 @@ def test_an_upload_resumed_from_a_checkpoint_without_a_hash_state_reports_no_dig
     state = multipart.start(s3, bucket, key, 5 * MiB, "application/octet-stream")
     writer = MultipartWriter(s3, bucket, key, state)
     writer.write(bytes(6 * MiB))
-    old = writer.state.model_copy(update={"hash_state": None})
+    old = writer.suspend(f"{key}.tail").model_copy(update={"hash_state": None})
     writer.close()
+    assert len(old.parts) == 1
 
     resumed = MultipartWriter(s3, bucket, key, old)
     resumed.write(b"end")
     assert resumed.finish().sha256 is None
+
+
+def test_a_part_that_fails_while_the_next_one_fills_fails_the_upload_at_its_finish(aws: dict[str, Any]) -> None:
+    """Parts upload on the writer's own thread while the stream goes on; an upload's error is not lost with
+    its thread: the next part's hand-over or `finish` raises it, and the state lists only the parts stored."""
+    s3, bucket, key = aws["s3"], aws["bucket"], "exports/1/z/object.bin"
+    state = multipart.start(s3, bucket, key, 5 * MiB, "application/octet-stream")
+    refused: list[int] = []
+
+    def refuse_the_second(params: dict[str, Any], **_: Any) -> None:
+        if params["PartNumber"] == 2:
+            refused.append(2)
+            raise ConnectionError("part 2 was refused")
+
+    s3.meta.events.register("provide-client-params.s3.UploadPart", refuse_the_second)
+    writer = MultipartWriter(s3, bucket, key, state)
+    writer.write(random.Random(3).randbytes(12 * MiB))
+    with pytest.raises(ConnectionError, match="part 2 was refused"):
+        writer.finish()
+    writer.close()
+    assert refused == [2] and [part["PartNumber"] for part in writer.state.parts] == [1]

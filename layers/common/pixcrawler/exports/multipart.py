@@ -1,8 +1,10 @@
 """A write-only, non-seekable file object that streams into an S3 multipart upload.
 
 boto3's `upload_fileobj` pulls from a readable source; archive writers (zipfile, tarfile, gzip) push into a
-writable one. This writer sits between them: it buffers bytes until the next part is full and uploads it, so
-memory stays around three parts (buffer, the part's body, the SDK's checksum pass) whatever the archive size.
+writable one. This writer sits between them: it buffers bytes until the next part is full and hands it to its
+uploading thread, which stores and hashes it while the next part fills (the stream waits only when a part is
+full before the one before it is stored), so memory stays around four parts (the filling buffer, the part
+being uploaded, the SDK's checksum pass over it) whatever the archive size.
 
 Suspending (for a long export that continues in the next Lambda invocation) cannot upload the unfinished
 buffer as a part (S3 refuses parts under 5 MiB except the last), so it is stored as a small "tail" object and
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
@@ -57,15 +60,21 @@ class UploadState(BaseModel):
 
 
 class MultipartWriter(io.RawIOBase):
-    """Append-only stream into one multipart upload; `tell()` is the absolute offset in the final object."""
+    """Append-only stream into one multipart upload; `tell()` is the absolute offset in the final object.
+
+    At most one part is in flight: `state` lists the parts stored, in order, once `finish` or `suspend` has
+    waited for it, and an upload's error is raised by the next write that fills a part, or by either."""
 
     def __init__(self, s3: S3Client, bucket: str, key: str, state: UploadState) -> None:
         super().__init__()
+        self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-part")
+        self._in_flight: Future[None] | None = None
         self._s3, self._bucket, self._key = s3, bucket, key
         self.state = state
         self._buffer = bytearray()
         # a checkpoint written before parts were hashed cannot know its object's digest: leave it unknown
         self._hash = None if state.parts and state.hash_state is None else ResumableSha256(state.hash_state)
+        self._sent = len(state.parts)
         if state.tail_key:
             self._buffer += s3.get_object(Bucket=bucket, Key=state.tail_key)["Body"].read()
 
@@ -81,17 +90,29 @@ class MultipartWriter(io.RawIOBase):
         view = memoryview(data).cast("B")
         self._buffer += view
         self.state.size += len(view)
-        while len(self._buffer) >= (size := part_size(len(self.state.parts) + 1, self.state.base_part_size)):
+        while len(self._buffer) >= (size := part_size(self._sent + 1, self.state.base_part_size)):
+            self._settle()  # before the copy: a part in flight, the next one's copy and the buffer would be three
             with memoryview(self._buffer) as whole:
                 body = bytes(whole[:size])  # one copy; slicing the bytearray first would make two
             del self._buffer[:size]
-            self._upload(body)
+            self._send(body)
         return len(view)
 
-    def _upload(self, body: bytes) -> None:
-        number = len(self.state.parts) + 1
-        if number > MAX_PARTS:
+    def _send(self, body: bytes) -> None:
+        """Start uploading the next part once the one before it is stored."""
+        if self._sent + 1 > MAX_PARTS:
             raise OverflowError("the export exceeds S3's 10,000-part limit")
+        self._settle()
+        self._sent += 1
+        self._in_flight = self._uploader.submit(self._upload, body, self._sent)
+
+    def _settle(self) -> None:
+        """Wait for the part in flight; raise its upload's error."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def _upload(self, body: bytes, number: int) -> None:
         response = self._s3.upload_part(
             Bucket=self._bucket, Key=self._key, UploadId=self.state.upload_id, PartNumber=number, Body=body
         )
@@ -102,6 +123,7 @@ class MultipartWriter(io.RawIOBase):
 
     def suspend(self, tail_key: str) -> UploadState:
         """Store the unfinished part as `tail_key` and return the state to resume from."""
+        self._settle()
         self._s3.put_object(Bucket=self._bucket, Key=tail_key, Body=bytes(self._buffer))
         self.state.tail_key = tail_key
         return self.state
@@ -117,12 +139,20 @@ class MultipartWriter(io.RawIOBase):
 
     def finish(self) -> UploadState:
         """Upload the last part (the only one allowed under 5 MiB); the state then lists every part."""
-        if self._buffer or not self.state.parts:
-            self._upload(bytes(self._buffer))
+        if self._buffer or not self._sent:
+            self._send(bytes(self._buffer))
             self._buffer.clear()
+        self._settle()
         self.state.tail_key = None
         self.state.sha256 = self._hash.hexdigest() if self._hash is not None else None
         return self.state
+
+    def close(self) -> None:
+        """Let the part in flight end (its error, if any, is for `finish` or `suspend` to raise: a writer closed
+        without either is being abandoned) and stop the uploading thread."""
+        if not self.closed:
+            self._uploader.shutdown(wait=True)
+        super().close()
 
 
 def assemble(s3: S3Client, bucket: str, key: str, state: UploadState) -> None:
