@@ -3,7 +3,7 @@
 boto3's `upload_fileobj` pulls from a readable source; archive writers (zipfile, tarfile, gzip) push into a
 writable one. This writer sits between them: it buffers bytes until the next part is full and hands it to its
 uploading thread, which stores and hashes it while the next part fills (the stream waits only when a part is
-full before the one before it is stored), so memory stays around four parts (the filling buffer, the part
+full before the one before it is stored), so memory stays around three parts (the filling buffer, the part
 being uploaded, the SDK's checksum pass over it) whatever the archive size.
 
 Suspending (for a long export that continues in the next Lambda invocation) cannot upload the unfinished
