@@ -48,13 +48,13 @@ log = Logger(child=True)
 
 MISSING_KEYS = ("NoSuchKey", "404", "NotFound")
 FACTS_PER_DECODE = 25
+"""Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
+well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's write moderate."""
 RESULTS_PER_STATEMENT = 500
 """A batch's results are written in statements of at most this many rows, all in the batch's transaction: a
 database backend keeps the memory its largest statement needed (its parameter parsed as JSONB and unpacked),
 7 MiB more for 5,000 rows at once than for 500, so a statement bounded by this, not by the batch, keeps the
 database's memory the same whatever a job's size."""
-"""Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
-well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's single write statement moderate."""
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
