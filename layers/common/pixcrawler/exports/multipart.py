@@ -91,18 +91,18 @@ class MultipartWriter(io.RawIOBase):
         self._buffer += view
         self.state.size += len(view)
         while len(self._buffer) >= (size := part_size(self._sent + 1, self.state.base_part_size)):
-            self._settle()  # before the copy: a part in flight, the next one's copy and the buffer would be three
-            with memoryview(self._buffer) as whole:
-                body = bytes(whole[:size])  # one copy; slicing the bytearray first would make two
-            del self._buffer[:size]
-            self._send(body)
+            self._send(size)
         return len(view)
 
-    def _send(self, body: bytes) -> None:
-        """Start uploading the next part once the one before it is stored."""
+    def _send(self, size: int) -> None:
+        """Start uploading the buffer's first `size` bytes as the next part, once the part before it is stored:
+        waiting before the copy keeps the part in flight, its successor's copy and the buffer from being three."""
         if self._sent + 1 > MAX_PARTS:
             raise OverflowError("the export exceeds S3's 10,000-part limit")
         self._settle()
+        with memoryview(self._buffer) as whole:
+            body = bytes(whole[:size])  # one copy; slicing the bytearray first would make two
+        del self._buffer[:size]
         self._sent += 1
         self._in_flight = self._uploader.submit(self._upload, body, self._sent)
 
@@ -140,8 +140,7 @@ class MultipartWriter(io.RawIOBase):
     def finish(self) -> UploadState:
         """Upload the last part (the only one allowed under 5 MiB); the state then lists every part."""
         if self._buffer or not self._sent:
-            self._send(bytes(self._buffer))
-            self._buffer.clear()
+            self._send(len(self._buffer))
         self._settle()
         self.state.tail_key = None
         self.state.sha256 = self._hash.hexdigest() if self._hash is not None else None
