@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     from pixcrawler_local.stack import DataDirBusy
 
     args = _parser().parse_args(argv)
-    heap.few_arenas()
+    heap.tune()
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")  # pgserver's runtime dir
     _logging(args.verbose, server=args.command == "serve")
     _stop_on_signals()
