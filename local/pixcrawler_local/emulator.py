@@ -72,6 +72,7 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
     """The emulator over `data_dir`: SQS requests (boto3 speaks SQS's JSON protocol, `X-Amz-Target:
     AmazonSQS.*`) go to moto, everything else to the S3 on disk. The caller runs `queues.restore()` once it
     has made the queues."""
+    from cheroot.server import HTTPConnection
     from cheroot.wsgi import Gateway_10, Server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -96,8 +97,21 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
             environ[HEADER_NAMES] = {f"HTTP_{name.upper().replace('-', '_')}": name for name in names}
             return environ
 
+    class FreedConnection(HTTPConnection):
+        """cheroot wraps two methods of each connection in an `lru_cache` of the connection's own, which refers
+        back to it: a reference cycle, so every closed connection (its socket objects and buffers) stayed until
+        the cyclic collector's full pass, which a long-lived process runs only once its older objects have grown
+        by a quarter. The crawl and the export open a few hundred connections every ten seconds. Dropping the
+        wrappers at close lets reference counting free a connection at once."""
+
+        def close(self) -> None:
+            super().close()
+            vars(self).pop("resolve_peer_creds", None)
+            vars(self).pop("get_peer_creds", None)
+
     server = Server((host, port), route, numthreads=SERVER_THREADS, server_name="pixcrawler-emulator")
     server.gateway = SpellingGateway
+    server.ConnectionClass = FreedConnection
     server.prepare()
     thread = threading.Thread(target=server.serve, name="aws-emulator", daemon=True)
     thread.start()

@@ -1,0 +1,48 @@
+"""The emulator's process is long-lived: what one request or connection used is freed when it ends, not left
+for the cyclic garbage collector."""
+
+from __future__ import annotations
+
+import gc
+import http.client
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from cheroot.server import HTTPConnection
+
+from pixcrawler_local.emulator import SERVER_THREADS, aws_server
+
+CONNECTIONS = 3 * SERVER_THREADS
+HELD = SERVER_THREADS + 2
+"""Each server thread keeps the last connection it served (a local of its loop) until it serves the next."""
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def alive_connections() -> int:
+    return sum(isinstance(thing, HTTPConnection) for thing in gc.get_objects())
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector(tmp_path: Path, collector_off: None) -> None:
+    with aws_server("127.0.0.1", 0, tmp_path, "us-east-1") as emulator:
+        url = urlsplit(emulator.url)
+        for _ in range(CONNECTIONS):
+            connection = http.client.HTTPConnection(url.hostname or "", url.port)
+            connection.request("GET", "/no-such-bucket/key")
+            assert connection.getresponse().status == 404
+            connection.close()
+        deadline = time.monotonic() + 10
+        while alive_connections() > HELD and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive_connections() <= HELD, f"{alive_connections()} of {CONNECTIONS} closed connections still held"
