@@ -1,5 +1,5 @@
 """The emulator's process is long-lived: what one request or connection used is freed when it ends, not left
-for the cyclic garbage collector."""
+for the cyclic garbage collector; and a client's pool of connections is kept, not reopened request by request."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from cheroot.server import HTTPConnection
 
-from pixcrawler_local.emulator import SERVER_THREADS, aws_server
+from pixcrawler_local.emulator import KEEP_ALIVE_CONNECTIONS, SERVER_THREADS, aws_server
 
 CONNECTIONS = 3 * SERVER_THREADS
 HELD = SERVER_THREADS + 2
@@ -46,3 +46,21 @@ def test_a_closed_connection_is_freed_without_the_garbage_collector(tmp_path: Pa
         while alive_connections() > HELD and time.monotonic() < deadline:
             time.sleep(0.05)
         assert alive_connections() <= HELD, f"{alive_connections()} of {CONNECTIONS} closed connections still held"
+
+
+def test_a_pool_of_connections_as_large_as_the_crts_is_kept_alive(tmp_path: Path) -> None:
+    pool_size = 40  # the CRT keeps about 25 open through a crawl; cheroot's default kept 10
+    assert pool_size < KEEP_ALIVE_CONNECTIONS
+    with aws_server("127.0.0.1", 0, tmp_path, "us-east-1") as emulator:
+        url = urlsplit(emulator.url)
+        pool = [http.client.HTTPConnection(url.hostname or "", url.port) for _ in range(pool_size)]
+        closing = 0
+        for _ in range(2):
+            for connection in pool:
+                connection.request("GET", "/no-such-bucket/key")
+                response = connection.getresponse()
+                response.read()
+                closing += response.will_close
+        for connection in pool:
+            connection.close()
+    assert closing == 0, f"{closing} of {2 * pool_size} responses closed their connection"
