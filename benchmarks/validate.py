@@ -26,9 +26,8 @@ from typing import Any
 from PIL import Image
 
 from pixcrawler.schemas.validation import ValidationRules
-from pixcrawler.validation import rules
+from pixcrawler.validation import neardup, rules
 from pixcrawler.validation.hashing import dhash
-from pixcrawler.validation.neardup import Candidate, MultiIndex, find_duplicates, pairwise_duplicates
 from pixcrawler_local import samples
 
 MAX_PIXELS = 50_000_000
@@ -193,19 +192,20 @@ def near_duplicates(count: int, subset: int, extra_thresholds: list[int]) -> Non
     hashes = planted_hashes(count, rng)
     job_rules = ValidationRules()
     threshold = job_rules.near_duplicate_threshold
-    candidates = [Candidate(i, f"{i:064x}", value, 256, 256) for i, value in enumerate(hashes)]
+    ranked = neardup.Ranked()
+    for image_id, value in enumerate(hashes):
+        ranked.append(image_id, value)
     print(f"\nnear-duplicate pass, {count:,} hashes ({count // 100:,} planted copies), threshold {threshold}")
     spent: list[float] = []
     with timed(spent):
-        duplicates = find_duplicates(candidates, job_rules)
-    removed = len(duplicates)
+        removed = sum(1 for _ in neardup.near_duplicates(ranked, threshold))
     print(f"  multi-index hashing, whole pass     {spent[0]:8.2f} s  (wall {spent[1]:.2f}s), {removed:,} removed")
 
     sample = hashes[:subset]
     pairwise: list[float] = []
     with timed(pairwise):
-        expected = pairwise_duplicates(sample, threshold)
-    index = MultiIndex(sample, threshold)
+        expected = neardup.pairwise_duplicates(sample, threshold)
+    index = neardup.MultiIndex(sample, threshold)
     found = {(min(i, j), max(i, j)) for i, value in enumerate(sample) for j in index.within(value) if i != j}
     assert found == expected, "the index must find exactly the pairs a full comparison finds"
     pairs = subset * (subset - 1) // 2
@@ -216,7 +216,7 @@ def near_duplicates(count: int, subset: int, extra_thresholds: list[int]) -> Non
     for looser in extra_thresholds:
         spent = []
         with timed(spent):
-            removed = len(find_duplicates(candidates, ValidationRules(near_duplicate_threshold=looser)))
+            removed = sum(1 for _ in neardup.near_duplicates(ranked, looser))
         label = f"multi-index at threshold {looser}"
         print(f"  {label:<35} {spent[0]:8.2f} s  (wall {spent[1]:.2f}s), {removed:,} removed")
 

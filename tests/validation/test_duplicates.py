@@ -9,7 +9,7 @@ import pytest
 
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.hashing import distance, to_signed, to_unsigned
-from pixcrawler.validation.neardup import Candidate, MultiIndex, find_duplicates, pairwise_duplicates
+from pixcrawler.validation.neardup import MAX_RANGE_BITS, MultiIndex, Ranked, near_duplicates, pairwise_duplicates
 from pixcrawler.validation.rules import Code, inspect
 from pixcrawler_local import samples
 from tests.validation import images
@@ -66,15 +66,18 @@ def test_the_index_finds_exactly_the_pairs_a_full_comparison_finds(radius: int) 
     assert len(expected) >= 10
 
 
-def candidate(image_id: int, value: int, size: int = 256, sha: str | None = None) -> Candidate:
-    return Candidate(image_id, sha or f"{image_id:064x}", value, size, size)
+def ranked(*hashes: tuple[int, int]) -> Ranked:
+    """(image id, hash) pairs, best first."""
+    columns = Ranked()
+    for image_id, value in hashes:
+        columns.append(image_id, value)
+    return columns
 
 
-def test_the_largest_then_earliest_image_of_a_group_is_kept() -> None:
+def test_each_image_is_removed_by_the_best_one_within_the_threshold() -> None:
     base = 0x0123456789ABCDEF
-    group = [candidate(1, base, 256), candidate(2, base ^ 0b1, 1024), candidate(3, base ^ 0b11, 1024)]
-    other = candidate(4, ~base & (2**64 - 1), 256)
-    duplicates = find_duplicates([*group, other], ValidationRules())
+    group = ranked((2, base ^ 0b1), (3, base ^ 0b11), (1, base), (4, ~base & (2**64 - 1)))
+    duplicates = list(near_duplicates(group, ValidationRules().near_duplicate_threshold))
     assert {(d.id, d.kept_id, d.distance) for d in duplicates} == {(1, 2, 1), (3, 2, 1)}
     assert all(d.code is Code.NEAR_DUPLICATE for d in duplicates)
     assert "near duplicate of image 2" in str(duplicates[0].as_json()["message"])
@@ -84,19 +87,21 @@ def test_the_largest_then_earliest_image_of_a_group_is_kept() -> None:
 def test_chains_do_not_snowball() -> None:
     """a-b and b-c are within the threshold, a-c is not: the best (a) removes b only, c stays."""
     a, b, c = 0, 0b1111, 0b11111111
-    duplicates = find_duplicates([candidate(1, a, 512), candidate(2, b), candidate(3, c)], ValidationRules())
+    duplicates = near_duplicates(ranked((1, a), (2, b), (3, c)), ValidationRules().near_duplicate_threshold)
     assert [(d.id, d.kept_id) for d in duplicates] == [(2, 1)]
 
 
-def test_policies_and_threshold() -> None:
-    pair = [candidate(1, 0), candidate(2, 0b111)]
-    assert find_duplicates(pair, ValidationRules(near_duplicate_threshold=2)) == []
-    assert len(find_duplicates(pair, ValidationRules(near_duplicate_threshold=3))) == 1
-    assert find_duplicates(pair, ValidationRules(near_duplicates="allow")) == []
+def test_the_threshold_is_inclusive_and_signed_hashes_compare_unsigned() -> None:
+    pair = ranked((1, 0), (2, 0b111))
+    assert list(near_duplicates(pair, 2)) == []
+    assert len(list(near_duplicates(pair, 3))) == 1
+    assert [d.id for d in near_duplicates(ranked((1, -1), (2, 2**64 - 2)), 1)] == [2]
 
 
-def test_exact_duplicates_by_sha256_are_settled_first_and_unhashed_images_take_no_part() -> None:
-    same = [candidate(1, 0, sha="a" * 64), candidate(2, 2**40 - 1, 512, sha="a" * 64), candidate(3, None)]
-    duplicates = find_duplicates(same, ValidationRules())
-    assert [(d.id, d.kept_id, d.code) for d in duplicates] == [(1, 2, Code.EXACT_DUPLICATE)]
-    assert find_duplicates(same, ValidationRules(exact_duplicates="allow", near_duplicates="allow")) == []
+def test_a_large_job_is_kept_in_two_flat_columns() -> None:
+    """16 bytes an image, whatever the count: the pass allocates no object per image to hold them."""
+    rng = random.Random(7)
+    columns = ranked(*((image_id, rng.getrandbits(64)) for image_id in range(20_000)))
+    assert columns.ids.itemsize + columns.hashes.itemsize == 16 and len(columns) == 20_000
+    tables = MultiIndex(columns.hashes, 4).tables
+    assert all(len(table.starts) <= 2**MAX_RANGE_BITS + 1 and len(table.positions) == 20_000 for table in tables)

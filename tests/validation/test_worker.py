@@ -20,6 +20,7 @@ from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.services import images as images_service
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import worker
+from pixcrawler.validation.hashing import to_signed
 from pixcrawler_local import samples
 from tests import factories
 from tests.events import lambda_context, sqs_event, sqs_record
@@ -301,3 +302,39 @@ def test_an_image_deleted_while_validating_is_not_counted_valid(
     assert invoke(last) == []
     assert reload(session, job).status is JobStatus.COMPLETED
     assert session.get_one(CrawlJob, crawl.id).valid_images == 3
+
+
+def test_of_near_copies_the_largest_then_the_earliest_is_kept_and_the_rest_point_to_it(
+    session: Session, aws: dict[str, Any], crawl: CrawlJob
+) -> None:
+    """The database ranks them (resolution, then id) and the pass streams them a fetch at a time: the copies
+    are stored smallest first and more than one fetch apart, so neither order nor paging can pick the winner."""
+    base = 0x0123456789ABCDEF
+    small = store(
+        session, aws, crawl, samples.jpeg(0, 64, 64), ingested=True, phash=to_signed(base), width=256, height=256
+    )
+    larger = [
+        store(
+            session,
+            aws,
+            crawl,
+            samples.jpeg(seed, 64, 64),
+            ingested=True,
+            phash=to_signed(base ^ flip),
+            width=1024,
+            height=1024,
+        )
+        for seed, flip in ((1, 0b1), (2, 0b11))
+    ]
+    far = store(session, aws, crawl, samples.jpeg(3, 64, 64), ingested=True, phash=to_signed(~base & (2**64 - 1)))
+    session.commit()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(worker, "HASHES_PER_FETCH", 1)
+        run(aws, validation_job(session, crawl))
+    kept = larger[0]
+    session.expire_all()
+    for copy in (small, larger[1]):
+        [reason] = session.get_one(Image, copy.id).validation_errors
+        assert (reason["code"], reason["duplicate_of"]) == ("near_duplicate", kept.id)
+    assert session.get_one(Image, kept.id).is_valid is True and session.get_one(Image, far.id).is_valid is True
+    assert reload(session, session.scalars(select(ValidationJob)).one()).invalid_images == 2

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     bindparam,
     case,
+    cast,
     column,
     func,
     literal,
@@ -39,7 +40,7 @@ from pixcrawler import aws, lifecycle, observability, queues, sqs_records
 from pixcrawler.db import session_scope
 from pixcrawler.messages import ValidationMessage
 from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
-from pixcrawler.schemas.validation import ValidationRules
+from pixcrawler.schemas.validation import DuplicatePolicy, ValidationRules
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import ingest, neardup, rules
 from pixcrawler.validation.hashing import to_signed
@@ -55,6 +56,8 @@ RESULTS_PER_STATEMENT = 500
 database backend keeps the memory its largest statement needed (its parameter parsed as JSONB and unpacked),
 7 MiB more for 5,000 rows at once than for 500, so a statement bounded by this, not by the batch, keeps the
 database's memory the same whatever a job's size."""
+HASHES_PER_FETCH = 2_000
+"""The duplicate pass reads the job's hashes through a server-side cursor, this many rows per fetch."""
 
 
 def handle(message: ValidationMessage, receive_count: int = 1) -> None:
@@ -307,17 +310,30 @@ def _count_valid(session: Session, crawl_job_id: int) -> CrawlJob:
 
 
 def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Duplicate]:
-    """Mark the duplicates among this job's valid images invalid, appending the reason to their errors."""
+    """Mark the duplicates among this job's valid images invalid, appending the reason to their errors.
+
+    Exact duplicates never get here: a job stores identical bytes once (unique `crawl_job_id, sha256`), which
+    keeps the earliest, as `exact_duplicates: keep_one` asks. The database ranks the rest best first (largest
+    resolution, then the earliest id) and the pass streams only ids and hashes, a fetch at a time, into two
+    columns: 16 bytes an image, and no row objects outlive a fetch (see `neardup`)."""
+    job_rules = ValidationRules.model_validate(job.validation_rules)
+    if job_rules.near_duplicates is not DuplicatePolicy.KEEP_ONE:
+        return []
     last_image_id = select(func.max(ValidationBatch.last_image_id)).where(ValidationBatch.validation_job_id == job.id)
-    rows = session.execute(
-        select(Image.id, Image.sha256, Image.phash, Image.width, Image.height).where(
-            Image.crawl_job_id == job.crawl_job_id,
-            Image.is_valid.is_(True),
-            Image.id <= last_image_id.scalar_subquery(),
-        )
-    ).all()
-    candidates = [neardup.Candidate(i, sha, phash, width or 0, height or 0) for i, sha, phash, width, height in rows]
-    duplicates = neardup.find_duplicates(candidates, ValidationRules.model_validate(job.validation_rules))
+    chosen = (
+        Image.crawl_job_id == job.crawl_job_id,
+        Image.is_valid.is_(True),
+        Image.id <= last_image_id.scalar_subquery(),
+    )
+    rank = (
+        (cast(func.coalesce(Image.width, 0), BigInteger) * func.coalesce(Image.height, 0)).desc(),
+        Image.id,
+    )
+    hashed = select(Image.id, Image.phash).where(*chosen, Image.phash.is_not(None)).order_by(*rank)
+    ranked = neardup.Ranked()
+    for image_id, phash in session.execute(hashed.execution_options(yield_per=HASHES_PER_FETCH)):
+        ranked.append(image_id, phash if phash is not None else 0)  # the query has none missing
+    duplicates = list(neardup.near_duplicates(ranked, job_rules.near_duplicate_threshold))
     if duplicates:
         marks = [{"id": duplicate.id, "validation_errors": [duplicate.as_json()]} for duplicate in duplicates]
         results = _IMAGE_RESULTS
