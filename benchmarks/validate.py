@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=100_000, help="images with facts to validate (0: skip)")
     parser.add_argument("--hashes", type=int, default=100_000)
     parser.add_argument("--subset", type=int, default=4_000)
-    parser.add_argument("--thresholds", default="8", help="further thresholds to time the pass at, comma-separated")
+    parser.add_argument("--thresholds", default="5,8", help="further thresholds to time the pass at, comma-separated")
     arguments = parser.parse_args()
     decode_rates = throughput(arguments.images)
     if arguments.facts:

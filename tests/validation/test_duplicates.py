@@ -9,7 +9,7 @@ import pytest
 
 from pixcrawler.schemas.validation import ValidationRules
 from pixcrawler.validation.hashing import distance, to_signed, to_unsigned
-from pixcrawler.validation.neardup import MAX_RANGE_BITS, MultiIndex, Ranked, near_duplicates, pairwise_duplicates
+from pixcrawler.validation.neardup import DENSE_BITS, MultiIndex, Ranked, near_duplicates, pairwise_duplicates
 from pixcrawler.validation.rules import Code, inspect
 from pixcrawler_local import samples
 from tests.validation import images
@@ -104,4 +104,17 @@ def test_a_large_job_is_kept_in_two_flat_columns() -> None:
     columns = ranked(*((image_id, rng.getrandbits(64)) for image_id in range(20_000)))
     assert columns.ids.itemsize + columns.hashes.itemsize == 16 and len(columns) == 20_000
     tables = MultiIndex(columns.hashes, 4).tables
-    assert all(len(table.starts) <= 2**MAX_RANGE_BITS + 1 and len(table.positions) == 20_000 for table in tables)
+    assert all(len(table.starts) <= 2**DENSE_BITS + 1 and len(table.positions) == 20_000 for table in tables)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_ranges_too_wide_for_a_slot_per_key_hold_only_the_keys_present(radius: int) -> None:
+    """Two 32-bit ranges would need 2**32 run starts each; a run table holds one entry per key present."""
+    rng = random.Random(radius)
+    hashes = [rng.getrandbits(64) for _ in range(2_000)]
+    hashes += [hashes[0] ^ 1 << 40, hashes[1]]
+    index = MultiIndex(hashes, radius)
+    assert all(not hasattr(table, "starts") and len(table.runs) <= len(hashes) for table in index.tables)
+    assert sum(len(table.positions) for table in index.tables) == len(hashes) * len(index.tables)
+    assert index.within(hashes[1]) == {1: 0, len(hashes) - 1: 0}
+    assert (len(hashes) - 2 in index.within(hashes[0])) is (radius >= 1)

@@ -4,11 +4,14 @@ Near-duplicates are found with multi-index hashing (Norouzi et al.): a 64-bit ha
 bit ranges, and by the pigeonhole principle two hashes within Hamming distance r differ by at most r // m bits
 on at least one range. Each range keys a table; a query probes, in each table, its own key and every key
 within r // m bits of it, and compares only the hashes found there. m is chosen per job from the number of
-hashes and r to minimise probes plus candidates (for r=4 and 100,000 hashes: 5 probes and about 60
-candidates instead of 100,000 comparisons), with ranges of at most 16 bits, so that every table is two flat
-arrays (the positions sorted by key, and where each key's run starts) instead of a dict of lists. It stays
-exact: every pair within r is found. Where no split beats it (a very large r), the index degrades to
-comparing everything, never to worse.
+hashes and r to minimise the expected work (`_Cost`: probes, candidates compared, tables built and held; for
+r=4 and 100,000 hashes: 5 probes and about 60 candidates instead of 100,000 comparisons). A range of up to 16
+bits keys a dense table, two flat arrays (the positions sorted by key, and where each key's run starts); a
+wider one, whose slots would outnumber the hashes, keys a run table (a dict from each key present to its run),
+which larger thresholds need: with three 21-22-bit ranges at r=8, a query probes 718 keys, nearly all absent,
+and compares about 30 hashes, where five 13-bit ranges compare about 1,000. It stays exact: every pair within
+r is found. Where no split beats it (a very large r), the index degrades to comparing everything, never to
+worse.
 
 The images arrive best first (largest resolution, then the earliest id; the database sorts them), as two
 columns of machine integers: 16 bytes an image, where row objects and an index of lists took 12 MiB for
@@ -21,16 +24,19 @@ snowball: an image removed by the best one cannot remove others in turn.
 from __future__ import annotations
 
 from array import array
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, repeat
 from math import comb
+from operator import xor
 
 from pixcrawler.validation.hashing import HASH_BITS, distance, to_unsigned
 from pixcrawler.validation.rules import Code
 
-MAX_RANGE_BITS = 16
-"""A range keys a table of 2**16 slots at most: 256 KiB of run starts, whatever the job's size."""
+DENSE_BITS = 16
+"""A range of up to 16 bits keys a dense table (2**16 slots at most: 256 KiB of run starts); a wider one a
+run table, whose memory follows the hashes, not the range."""
 
 
 class Ranked:
@@ -67,7 +73,8 @@ class Duplicate:
 
 class _Table:
     """The positions of the indexed hashes by one bit range's value: a counting sort, so the positions with
-    key k are `positions[starts[k]:starts[k + 1]]`."""
+    key k are `positions[starts[k]:starts[k + 1]]`. For ranges of up to DENSE_BITS: every key has a slot, and
+    nearly every probe finds positions."""
 
     __slots__ = ("flips", "mask", "positions", "shift", "starts")
 
@@ -96,13 +103,40 @@ class _Table:
                 into.update(positions[start:stop])
 
 
+class _RunTable:
+    """The same for a range wider than DENSE_BITS, whose keys are too many to give each a slot: the positions
+    sorted by key, and a dict from each key present to its run (`start << 32 | stop`). Most probes find no
+    key, and a dict misses in C (`filter(None, map(runs.get, ...))`) at a fraction of a Python loop's turn."""
+
+    __slots__ = ("flips", "mask", "positions", "runs", "shift")
+
+    def __init__(self, hashes: Sequence[int], shift: int, mask: int, flips: list[int]) -> None:
+        self.shift, self.mask, self.flips = shift, mask, flips
+        keys = [(value >> shift) & mask for value in hashes]
+        self.positions = array("I", sorted(range(len(keys)), key=keys.__getitem__))
+        self.runs: dict[int, int] = {}
+        start = 0
+        for key, count in sorted(Counter(keys).items()):
+            self.runs[key] = start << 32 | (start + count)
+            start += count
+
+    def probe(self, value: int, into: set[int]) -> None:
+        """Add to `into` the positions whose key is within this range's flips of `value`'s."""
+        key, positions = (value >> self.shift) & self.mask, self.positions
+        for run in filter(None, map(self.runs.get, map(xor, repeat(key), self.flips))):
+            into.update(positions[run >> 32 : run & 0xFFFFFFFF])
+
+
 class MultiIndex:
     """Exact radius search over 64-bit hashes by multi-index hashing (see the module docstring)."""
 
     def __init__(self, hashes: Sequence[int], radius: int) -> None:
         self.hashes = array("Q", (to_unsigned(value) for value in hashes))
         self.radius = radius
-        self.tables = [_Table(self.hashes, *split) for split in _cheapest_split(len(self.hashes), radius)]
+        self.tables = [
+            (_Table if mask < 1 << DENSE_BITS else _RunTable)(self.hashes, shift, mask, flips)
+            for shift, mask, flips in _cheapest_split(len(self.hashes), radius)
+        ]
 
     def within(self, value: int) -> dict[int, int]:
         """Positions of the indexed hashes within the radius of `value`, mapped to their distances."""
@@ -118,17 +152,37 @@ class MultiIndex:
 Split = list[tuple[int, int, list[int]]]
 
 
+class _Cost:
+    """The cost model's prices, in units of one candidate compared (about 150 ns here), measured on 20,000 and
+    100,000 hashes at thresholds 0-8 (`benchmarks/validate.py`): a dense probe is a turn of a Python loop that
+    nearly always finds positions to add; a run table's is a dict lookup in C that nearly always misses.
+    Building a run table takes about 10 units a hash, and it holds about 215 bytes a hash where a dense table
+    holds 4: its price is set at 24, so that it is chosen only where queries save far more than that (at
+    100,000 hashes: thresholds 5 and 8, not 0-4, where it would save a few tenths of a second for 20 MiB)."""
+
+    DENSE_PROBE = 2.0
+    RUN_PROBE = 1.0
+    DENSE_BUILD_PER_HASH = 2.0
+    DENSE_BUILD_PER_SLOT = 0.6
+    RUN_TABLE_PER_HASH = 24.0
+
+
 def _cheapest_split(count: int, radius: int) -> Split:
-    """The bit ranges minimising the expected work per query: key probes plus the hashes they return
-    (random hashes fill a range of w bits at count / 2**w per key). Fewer ranges than HASH_BITS /
-    MAX_RANGE_BITS are never tried: their tables would be too wide to address directly."""
-    best: tuple[float, Split] = (float(count), [(0, 0, [0])])
-    fewest = -(-HASH_BITS // MAX_RANGE_BITS)
-    for parts in range(fewest, min(max(radius + 1, fewest), HASH_BITS) + 1):
+    """The bit ranges that minimise the expected work (`_Cost`): every query's key probes and the hashes they
+    return (random hashes fill a range of w bits at count / 2**w per key), plus building the tables. Four
+    16-bit ranges are always among the choices, as the widest dense split, whatever the radius."""
+    best: tuple[float, Split] = (float(count) * count, [(0, 0, [0])])
+    for parts in range(1, min(max(radius + 1, HASH_BITS // DENSE_BITS), HASH_BITS) + 1):
         widths = [HASH_BITS // parts + (1 if part < HASH_BITS % parts else 0) for part in range(parts)]
         sub_radius = radius // parts
-        probes = [sum(comb(width, k) for k in range(sub_radius + 1)) for width in widths]
-        cost = sum(probe * (1 + count / 2**width) for probe, width in zip(probes, widths, strict=True))
+        cost = 0.0
+        for width in widths:
+            probes = sum(comb(width, k) for k in range(sub_radius + 1))
+            if width <= DENSE_BITS:
+                cost += count * probes * (_Cost.DENSE_PROBE + count / 2**width)
+                cost += _Cost.DENSE_BUILD_PER_HASH * count + _Cost.DENSE_BUILD_PER_SLOT * 2**width
+            else:
+                cost += count * probes * (_Cost.RUN_PROBE + count / 2**width) + _Cost.RUN_TABLE_PER_HASH * count
         if cost < best[0]:
             split, shift = [], 0
             for width in widths:
