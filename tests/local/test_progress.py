@@ -48,6 +48,7 @@ def test_a_crawl_of_fewer_urls_than_max_images_ends_its_bar_full(
         )
         request = DatasetRequest("birds", ["birds"], ["urls"], 100, tmp_path / "birds.zip", urls=["http://x/a.jpg"])
         Pipeline(Client(api.base_url), progress=True).run(request)
+    assert request.urls == [], "the crawl job holds the URLs; the run keeps no copy of them"
 
     crawl_bar = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("crawl")]
     assert crawl_bar and "30/30" in crawl_bar[-1] and "/100" not in crawl_bar[-1], crawl_bar
