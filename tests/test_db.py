@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -42,6 +43,24 @@ def test_a_connection_killed_by_the_server_is_replaced_on_checkout(engine: Engin
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Profile)) == 0
         assert session.scalar(text("SELECT pg_backend_pid()")) != first_pid
+
+
+def test_a_connection_older_than_the_recycle_age_is_replaced(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local stack recycles at 30 s, so that no PostgreSQL backend lives through a whole long run."""
+    monkeypatch.setenv("DB_POOL_RECYCLE_SECONDS", "1")
+    get_settings.cache_clear()
+    recycling = db.build_engine(engine.url)
+    get_settings.cache_clear()
+    try:
+        with recycling.connect() as connection:
+            first_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with recycling.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid
+        time.sleep(1.2)
+        with recycling.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first_pid
+    finally:
+        recycling.dispose()
 
 
 def test_url_comes_from_an_rds_secret(monkeypatch: pytest.MonkeyPatch, aws: dict[str, Any]) -> None:

@@ -44,6 +44,11 @@ LOOPBACK_UNLIMITED = json.dumps(
     {host: {"rate": None, "concurrency": None} for host in ("127.0.0.1", "::1", "localhost")}
 )
 """`CRAWL_HOST_OVERRIDES` lifting the host budget of this machine's own addresses (`--allow-loopback` crawls)."""
+LOCAL_POOL_RECYCLE_SECONDS = 30
+"""`DB_POOL_RECYCLE_SECONDS` here: the stack's process keeps its connections for a whole run, and a PostgreSQL
+backend keeps the pages it once needed (one reached 7-10 MiB of private memory in a 20,000-photo run, against
+2-3 MiB at 2,000); a new backend every 30 s costs a connection on a unix socket. Same run, 20,000 photos:
+PostgreSQL's peak 41 -> 36 MiB, the stack's PSS sum 291 -> 283 MiB, no slower."""
 
 
 @dataclass
@@ -256,6 +261,7 @@ class LocalStack:
         os.environ.update(
             {
                 "DB_POOL_SIZE": str(4 + 8 * options.concurrency),  # one engine serves every function here
+                "DB_POOL_RECYCLE_SECONDS": str(LOCAL_POOL_RECYCLE_SECONDS),
                 "DATA_BUCKET": BUCKET,
                 "PUBLIC_API_URL": self.api_url,
                 "DOWNLOAD_LINK_SECRET": self.secrets["download_link_secret"],

@@ -75,7 +75,7 @@ def build_engine(url: URL | str, **kwargs: Any) -> Engine:
         connect_args=_connect_args(url),
         pool_size=kwargs.pop("pool_size", get_settings().db_pool_size),
         max_overflow=kwargs.pop("max_overflow", 0),
-        pool_recycle=kwargs.pop("pool_recycle", 900),
+        pool_recycle=kwargs.pop("pool_recycle", get_settings().db_pool_recycle_seconds),
         **kwargs,
     )
     event.listen(engine, "checkout", _check_liveness)

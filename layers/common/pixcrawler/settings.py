@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "(the template sets 2773 when its layer is given); 0 = read secrets through boto3",
     )
     db_pool_size: int = Field(default=1, ge=1, le=100, description="database connections per process")
+    db_pool_recycle_seconds: int = Field(
+        default=900, ge=1, le=86_400, description="age at which a pooled connection is replaced by a new one"
+    )
     data_bucket: str = Field(default="pixcrawler-data", min_length=3, description="S3 bucket for images and exports")
     dispatch_queue_url: str = Field(default="", description="SQS queue of crawl jobs to plan")
     crawl_queue_url: str = Field(default="", description="SQS queue of crawl chunks")
