@@ -1,17 +1,16 @@
 """Near-duplicate removal across a whole crawl job, without comparing every pair.
 
-Near-duplicates are found with multi-index hashing (Norouzi et al.): a 64-bit hash is cut into m disjoint
-bit ranges, and by the pigeonhole principle two hashes within Hamming distance r differ by at most r // m bits
-on at least one range. Each range keys a table; a query probes, in each table, its own key and every key
-within r // m bits of it, and compares only the hashes found there. m is chosen per job from the number of
-hashes and r to minimise the expected work (`_Cost`: probes, candidates compared, tables built and held; for
-r=4 and 100,000 hashes: 5 probes and about 60 candidates instead of 100,000 comparisons). A range of up to 16
-bits keys a dense table, two flat arrays (the positions sorted by key, and where each key's run starts); a
-wider one, whose slots would outnumber the hashes, keys a run table (a dict from each key present to its run),
-which larger thresholds need: with three 21-22-bit ranges at r=8, a query probes 718 keys, nearly all absent,
-and compares about 30 hashes, where five 13-bit ranges compare about 1,000. It stays exact: every pair within
-r is found. Where no split beats it (a very large r), the index degrades to comparing everything, never to
-worse.
+Near-duplicates are found with multi-index hashing (Norouzi et al.): a 64-bit hash is cut into m disjoint bit
+ranges, and by the pigeonhole principle two hashes within Hamming distance r differ by at most r // m bits on
+at least one range. Each range keys a table; a query probes, in each table, its own key and every key within
+r // m bits of it, and compares only the hashes found there. m is chosen per job from the number of hashes and r
+to minimise the expected work (each table's `cost`: probes, candidates compared, tables built and held; for r=4
+and 100,000 hashes: 5 probes and about 60 candidates instead of 100,000 comparisons). A range of up to 16 bits
+keys a dense table, two flat arrays (the positions sorted by key, and where each key's run starts); a wider
+one, whose slots would outnumber the hashes, keys a run table (a dict from each key present to its run), which
+larger thresholds need: with three 21-22-bit ranges at r=8, a query probes 718 keys, nearly all absent, and
+compares about 30 hashes, where five 13-bit ranges compare about 1,000. It stays exact: every pair within r is
+found. Where no split beats it (a very large r), the index degrades to comparing everything, never to worse.
 
 The images arrive best first (largest resolution, then the earliest id; the database sorts them), as two
 columns of machine integers: 16 bytes an image, where row objects and an index of lists took 12 MiB for
@@ -78,6 +77,12 @@ class _Table:
 
     __slots__ = ("flips", "mask", "positions", "shift", "starts")
 
+    @staticmethod
+    def cost(count: int, width: int, probes: int) -> float:
+        """A probe is a turn of a Python loop that nearly always finds positions to add (2 units); building
+        visits every hash twice and every one of the 2**w slots."""
+        return count * probes * (2.0 + count / 2**width) + 2.0 * count + 0.6 * 2**width
+
     def __init__(self, hashes: Sequence[int], shift: int, mask: int, flips: list[int]) -> None:
         self.shift, self.mask, self.flips = shift, mask, flips
         starts = array("I", bytes(4 * (mask + 2)))
@@ -110,6 +115,14 @@ class _RunTable:
 
     __slots__ = ("flips", "mask", "positions", "runs", "shift")
 
+    @staticmethod
+    def cost(count: int, width: int, probes: int) -> float:
+        """A probe is a dict lookup in C that nearly always misses (1 unit). Building takes about 10 units a
+        hash, and the table holds about 215 bytes a hash where a dense one holds 4: its price is set at 24 a
+        hash, so that it is chosen only where queries save far more than that (at 100,000 hashes:
+        thresholds 5 and 8, not 0-4, where it would save a few tenths of a second for 20 MiB)."""
+        return count * probes * (1.0 + count / 2**width) + 24.0 * count
+
     def __init__(self, hashes: Sequence[int], shift: int, mask: int, flips: list[int]) -> None:
         self.shift, self.mask, self.flips = shift, mask, flips
         keys = [(value >> shift) & mask for value in hashes]
@@ -134,7 +147,7 @@ class MultiIndex:
         self.hashes = array("Q", (to_unsigned(value) for value in hashes))
         self.radius = radius
         self.tables = [
-            (_Table if mask < 1 << DENSE_BITS else _RunTable)(self.hashes, shift, mask, flips)
+            _kind(mask.bit_length())(self.hashes, shift, mask, flips)
             for shift, mask, flips in _cheapest_split(len(self.hashes), radius)
         ]
 
@@ -152,37 +165,24 @@ class MultiIndex:
 Split = list[tuple[int, int, list[int]]]
 
 
-class _Cost:
-    """The cost model's prices, in units of one candidate compared (about 150 ns here), measured on 20,000 and
-    100,000 hashes at thresholds 0-8 (`benchmarks/validate.py`): a dense probe is a turn of a Python loop that
-    nearly always finds positions to add; a run table's is a dict lookup in C that nearly always misses.
-    Building a run table takes about 10 units a hash, and it holds about 215 bytes a hash where a dense table
-    holds 4: its price is set at 24, so that it is chosen only where queries save far more than that (at
-    100,000 hashes: thresholds 5 and 8, not 0-4, where it would save a few tenths of a second for 20 MiB)."""
-
-    DENSE_PROBE = 2.0
-    RUN_PROBE = 1.0
-    DENSE_BUILD_PER_HASH = 2.0
-    DENSE_BUILD_PER_SLOT = 0.6
-    RUN_TABLE_PER_HASH = 24.0
+def _kind(width: int) -> type[_Table | _RunTable]:
+    """The table a range of `width` bits keys: a slot per key up to DENSE_BITS, the keys present beyond."""
+    return _Table if width <= DENSE_BITS else _RunTable
 
 
 def _cheapest_split(count: int, radius: int) -> Split:
-    """The bit ranges that minimise the expected work (`_Cost`): every query's key probes and the hashes they
-    return (random hashes fill a range of w bits at count / 2**w per key), plus building the tables. Four
-    16-bit ranges are always among the choices, as the widest dense split, whatever the radius."""
+    """The bit ranges that minimise the expected work (each table kind's `cost`): every query's key probes and
+    the hashes they return (random hashes fill a range of w bits at count / 2**w per key), plus building the
+    tables. The prices are in units of one candidate compared (about 150 ns here), measured on 20,000 and
+    100,000 hashes at thresholds 0-8 (`benchmarks/validate.py`). Four 16-bit ranges are always among the
+    choices, as the widest dense split, whatever the radius."""
     best: tuple[float, Split] = (float(count) * count, [(0, 0, [0])])
     for parts in range(1, min(max(radius + 1, HASH_BITS // DENSE_BITS), HASH_BITS) + 1):
         widths = [HASH_BITS // parts + (1 if part < HASH_BITS % parts else 0) for part in range(parts)]
         sub_radius = radius // parts
-        cost = 0.0
-        for width in widths:
-            probes = sum(comb(width, k) for k in range(sub_radius + 1))
-            if width <= DENSE_BITS:
-                cost += count * probes * (_Cost.DENSE_PROBE + count / 2**width)
-                cost += _Cost.DENSE_BUILD_PER_HASH * count + _Cost.DENSE_BUILD_PER_SLOT * 2**width
-            else:
-                cost += count * probes * (_Cost.RUN_PROBE + count / 2**width) + _Cost.RUN_TABLE_PER_HASH * count
+        cost = sum(
+            _kind(width).cost(count, width, sum(comb(width, k) for k in range(sub_radius + 1))) for width in widths
+        )
         if cost < best[0]:
             split, shift = [], 0
             for width in widths:
