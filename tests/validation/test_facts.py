@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationJob
+from pixcrawler import db
+from pixcrawler.models import CrawlJob, Image, JobStatus, ValidationBatch, ValidationJob
 from pixcrawler.settings import get_settings
 from pixcrawler.validation import worker
 from pixcrawler_local import samples
@@ -155,3 +156,48 @@ def test_a_batch_written_in_several_statements_gives_every_image_its_verdict(
     assert reload(session, sliced).status is JobStatus.COMPLETED
     assert verdicts(session, stored) == expected
     assert all(verdict[0] is not None for verdict in expected.values())
+
+
+def test_a_batch_of_rows_with_and_without_facts_is_judged_a_page_at_a_time(
+    session: Session, aws: dict[str, Any], s3_requests: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows from before facts existed and rows with facts, interleaved in one batch: the first are decoded, the
+    others judged in the commit's transaction a page of 3 at a time (each read of them returns at most 3
+    rows), and every image gets the verdict it gets when the batch is read whole."""
+    crawl = factories.crawl_job(session)
+    stored = {}
+    for index, (name, data) in enumerate(planted().items()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            width, height = PILImage.open(io.BytesIO(data)).size
+        stored[name] = factories.stored_image(
+            session, aws["s3"], aws["bucket"], crawl, data, width=width, height=height, ingested=index % 2 == 1
+        )
+    session.commit()
+    with_facts = sum(image.decodable is not None for image in stored.values())
+    run(aws, validation_job(session, crawl, **RULES))
+    expected = verdicts(session, stored)
+
+    monkeypatch.setattr(worker, "RESULTS_PER_STATEMENT", 3)
+    session.execute(update(Image).where(Image.crawl_job_id == crawl.id).values(is_valid=None, validation_errors=None))
+    session.commit()
+    pages: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SELECT images.id, images.file_size"):
+            pages.append(cursor.rowcount)
+
+    s3_requests.clear()
+    paged = validation_job(session, crawl, **RULES)
+    event.listen(db.get_engine(), "after_cursor_execute", count)
+    try:
+        run(aws, paged)
+    finally:
+        event.remove(db.get_engine(), "after_cursor_execute", count)
+    assert reload(session, paged).status is JobStatus.COMPLETED and reload(session, paged).total_batches == 1
+    assert s3_requests["GetObject"] == len(stored) - with_facts
+    assert with_facts == 5 and pages == [3, 2]
+    assert verdicts(session, stored) == expected
+    batch = session.scalars(select(ValidationBatch).where(ValidationBatch.validation_job_id == paged.id)).one()
+    # the near-duplicate copy is dropped after the batches: the batch counted it valid
+    assert (batch.valid_images, batch.invalid_images) == (5, len(stored) - 5)

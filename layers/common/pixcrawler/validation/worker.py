@@ -10,9 +10,10 @@ SQS delivers at least once and batches run in parallel, so every step is a condi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -21,7 +22,9 @@ from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     Integer,
+    Select,
     String,
     bindparam,
     case,
@@ -52,10 +55,11 @@ FACTS_PER_DECODE = 25
 """Images judged from their facts per image read from S3 and decoded, in a batch's budget. Judging costs
 well under 1/100 of a decode (benchmarks/validate.py); 25 keeps a batch's write moderate."""
 RESULTS_PER_STATEMENT = 500
-"""A batch's results are written in statements of at most this many rows, all in the batch's transaction: a
-database backend keeps the memory its largest statement needed (its parameter parsed as JSONB and unpacked),
-7 MiB more for 5,000 rows at once than for 500, so a statement bounded by this, not by the batch, keeps the
-database's memory the same whatever a job's size."""
+"""A batch's images are read, judged and written this many at a time, all in the batch's transaction. A
+database backend keeps the memory its largest statement needed (its parameter parsed as JSONB and unpacked:
+7 MiB more for 5,000 rows at once than for 500), and so does the worker's process (the Python objects of
+5,000 rows, verdicts and result rows left 4-5 more MiB of its heap in use than 2,000 did), so a page bounded
+by this, not by the batch, keeps both the same whatever a job's size."""
 HASHES_PER_FETCH = 2_000
 """The duplicate pass reads the job's hashes through a server-side cursor, this many rows per fetch."""
 
@@ -129,36 +133,37 @@ def _create_batches(session: Session, job: ValidationJob, batch_size: int) -> No
 
 
 @dataclass(frozen=True, slots=True)
-class _BatchWork:
-    batch_id: int
+class _Batch:
+    id: int
     rules: ValidationRules
-    images: Sequence[Any]
-    """Rows of (id, storage_url, file_size, decodable, *ingest.FACT_COLUMNS)."""
+    crawl_job_id: int
+    first_image_id: int
+    last_image_id: int
+
+    def images(self, *where: ColumnElement[bool]) -> Select[Any]:
+        return select(Image.id).where(
+            Image.crawl_job_id == self.crawl_job_id,
+            Image.id.between(self.first_image_id, self.last_image_id),
+            *where,
+        )
 
 
 def run_batch(job_id: int, batch_index: int) -> None:
-    """Validate one batch (any S3 reads and decoding outside a transaction), then commit it exactly once.
+    """Validate one batch, then commit it exactly once.
 
-    An image whose facts the crawl took at ingest is judged from its row; only rows ingested before that
-    (`decodable IS NULL`) are read from S3 and decoded here."""
-    work = _load_batch(job_id, batch_index)
-    if work is not None:
-        bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
-        results = [
-            (
-                image_id,
-                _inspect_object(bucket, key, work.rules, max_pixels)
-                if decodable is None
-                else rules.judge(ingest.facts_of(*facts), work.rules, file_size),
-            )
-            for image_id, key, file_size, decodable, *facts in work.images
-        ]
-        _commit_batch(job_id, work.batch_id, results)
+    Images ingested before facts existed (`decodable IS NULL`) are read from S3 and decoded first, outside any
+    transaction; a batch holds at most `validation_batch_size` of them. The images with facts are judged in the
+    commit's transaction, a page of `RESULTS_PER_STATEMENT` at a time, each page's results written before the
+    next page is read: a batch of 5,000 images with facts held all of its rows, their verdicts and their result
+    rows at once, and the process kept the memory they had needed."""
+    batch = _load_batch(job_id, batch_index)
+    if batch is not None:
+        _commit_batch(job_id, batch, _decoded(batch))
     finish_if_done(job_id)
 
 
-def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
-    """The batch's work, or None when there is nothing to do (already done, job finished, or unknown)."""
+def _load_batch(job_id: int, batch_index: int) -> _Batch | None:
+    """The batch, or None when there is nothing to do (already done, job finished, or unknown)."""
     with session_scope() as session:
         row = session.execute(
             select(ValidationJob.status, ValidationJob.validation_rules, ValidationJob.crawl_job_id, ValidationBatch)
@@ -171,12 +176,35 @@ def _load_batch(job_id: int, batch_index: int) -> _BatchWork | None:
         status, rule_values, crawl_job_id, batch = row
         if status is not JobStatus.RUNNING or batch.status is JobStatus.COMPLETED:
             return None
-        images = session.execute(
-            select(Image.id, Image.storage_url, Image.file_size, Image.decodable, *ingest.FACT_COLUMNS)
-            .where(Image.crawl_job_id == crawl_job_id, Image.id.between(batch.first_image_id, batch.last_image_id))
-            .order_by(Image.id)
+        job_rules = ValidationRules.model_validate(rule_values)
+        return _Batch(batch.id, job_rules, crawl_job_id, batch.first_image_id, batch.last_image_id)
+
+
+def _decoded(batch: _Batch) -> list[tuple[int, rules.Inspection]]:
+    """The verdicts of the batch's images without facts, each read from S3 and decoded."""
+    with session_scope() as session:
+        keys = session.execute(
+            batch.images(Image.decodable.is_(None)).add_columns(Image.storage_url).order_by(Image.id)
         ).all()
-        return _BatchWork(batch.id, ValidationRules.model_validate(rule_values), images)
+    bucket, max_pixels = get_settings().data_bucket, get_settings().validation_max_pixels
+    return [(image_id, _inspect_object(bucket, key, batch.rules, max_pixels)) for image_id, key in keys]
+
+
+def _judged(session: Session, batch: _Batch) -> Iterator[list[tuple[int, rules.Inspection]]]:
+    """The verdicts of the batch's images with facts, judged from their rows, a page at a time in id order."""
+    page = batch.images(Image.decodable.is_not(None)).add_columns(Image.file_size, *ingest.FACT_COLUMNS)
+    page = page.order_by(Image.id).limit(RESULTS_PER_STATEMENT)
+    after = batch.first_image_id - 1
+    while True:
+        rows = session.execute(page.where(Image.id > after)).all()
+        if rows:
+            yield [
+                (image_id, rules.judge(ingest.facts_of(*facts), batch.rules, file_size))
+                for image_id, file_size, *facts in rows
+            ]
+        if len(rows) < RESULTS_PER_STATEMENT:
+            return
+        after = rows[-1][0]
 
 
 def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixels: int) -> rules.Inspection:
@@ -209,37 +237,41 @@ _IMAGE_RESULTS = (
 )
 
 
-def _commit_batch(job_id: int, batch_id: int, results: Sequence[tuple[int, rules.Inspection]]) -> None:
-    invalid = sum(not inspection.valid for _, inspection in results)
+def _commit_batch(job_id: int, batch: _Batch, decoded: list[tuple[int, rules.Inspection]]) -> None:
     with session_scope() as session:
         claimed = session.execute(
             update(ValidationBatch)
-            .where(ValidationBatch.id == batch_id, ValidationBatch.status != JobStatus.COMPLETED)
-            .values(
-                status=JobStatus.COMPLETED,
-                valid_images=len(results) - invalid,
-                invalid_images=invalid,
-                completed_at=func.now(),
-            )
+            .where(ValidationBatch.id == batch.id, ValidationBatch.status != JobStatus.COMPLETED)
+            .values(status=JobStatus.COMPLETED, completed_at=func.now())
             .returning(ValidationBatch.id)
         ).first()
         if claimed is None:
             return
-        if results:
-            rows = [_result_row(image_id, inspection) for image_id, inspection in results]
-            for start in range(0, len(rows), RESULTS_PER_STATEMENT):
-                session.execute(_WRITE_RESULTS, {"rows": rows[start : start + RESULTS_PER_STATEMENT]})
-        validated = ValidationJob.validated_images + len(results)
+        validated = invalid = 0
+        for results in chain(_pages(decoded), _judged(session, batch)):
+            session.execute(_WRITE_RESULTS, {"rows": [_result_row(image_id, verdict) for image_id, verdict in results]})
+            validated += len(results)
+            invalid += sum(not verdict.valid for _, verdict in results)
+        session.execute(
+            update(ValidationBatch)
+            .where(ValidationBatch.id == batch.id)
+            .values(valid_images=validated - invalid, invalid_images=invalid)
+        )
+        total = ValidationJob.validated_images + validated
         session.execute(
             update(ValidationJob)
             .where(ValidationJob.id == job_id)
             .values(
-                validated_images=validated,
+                validated_images=total,
                 invalid_images=ValidationJob.invalid_images + invalid,
                 completed_batches=ValidationJob.completed_batches + 1,
-                progress=func.least(99, validated * 100 // func.greatest(ValidationJob.total_images, 1)),
+                progress=func.least(99, total * 100 // func.greatest(ValidationJob.total_images, 1)),
             )
         )
+
+
+def _pages(results: list[tuple[int, rules.Inspection]]) -> Iterator[list[tuple[int, rules.Inspection]]]:
+    return (results[start : start + RESULTS_PER_STATEMENT] for start in range(0, len(results), RESULTS_PER_STATEMENT))
 
 
 def _result_row(image_id: int, inspection: rules.Inspection) -> dict[str, Any]:
