@@ -26,13 +26,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixcrawler"
 
 
-SETTINGS = {"shared_buffers": "8MB", "wal_buffers": "1MB", "default_statistics_target": "10"}
+SETTINGS = {"shared_buffers": "4MB", "wal_buffers": "1MB", "default_statistics_target": "10"}
 """Where the embedded server departs from PostgreSQL's defaults. Its shared buffers fill as a job's rows are
 written and read, so the stack's memory grew with the job: with the default 128 MB, PostgreSQL's share was
-35 MiB at 2,000 photos and 69 MiB at 20,000; with 32 MB, 34 and 64 (`benchmarks/pipeline.py`). A development
-stack's rows stay in the kernel's page cache, which no process is charged for, and 8 MB of buffers are
-filled at either size. The WAL buffers stay at the 1 MB that 32 MB of shared buffers gave them (PostgreSQL
-sizes them at 1/32 of the shared buffers): commits write as before. ANALYZE (autovacuum's, as a job's rows
+35 MiB at 2,000 photos and 69 MiB at 20,000; with 32 MB, 34 and 64 (`benchmarks/pipeline.py`); with 8 MB, 29
+and 33-36, the buffers full only past 2,000 photos. A development stack's rows stay in the kernel's page cache,
+which no process is charged for, and 4 MB of buffers are full at either size (29 and 30 MiB, as fast). The WAL
+buffers stay at the 1 MB that 32 MB of shared buffers gave them (PostgreSQL sizes them at 1/32 of the shared
+buffers): commits write as before. ANALYZE (autovacuum's, as a job's rows
 arrive) holds a sample of 300 rows per unit of the statistics target in memory: 30,000 at the default 100, so
 at 20,000 images every row, 17 MB more in that backend than at 2,000; at 10 it samples 3,000 rows at any size,
 ample for the few indexed columns a local dataset's queries filter on."""

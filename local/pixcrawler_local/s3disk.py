@@ -210,9 +210,14 @@ class KeyIndex:
     """The keys of every bucket, in key order, in a private temporary SQLite database: SQLite keeps it in a file
     it deletes when the connection closes, and holds at most `CACHE_KIB` of its pages in memory. Not durable
     and not meant to be: the object files are the truth, and `DiskS3` rebuilds the index from them at start.
-    Not thread-safe: the caller serialises every call (`DiskS3._lock`)."""
+    Not thread-safe: the caller serialises every call (`DiskS3._lock`).
 
-    CACHE_KIB = 2048
+    The cache is small so that it is full at any size: 2 MiB held the whole index of 2,000 photos and their
+    thumbnails (0.3 MiB) but 2 MiB of the 2.7 MiB at 20,000, so the emulator's peak grew with the data. Pages
+    past it are read from the kernel's page cache: 40,000 keys, 3.0-3.2 against 3.4 us a lookup, 6 us an
+    insert and 85-93 ms to list them all at either size."""
+
+    CACHE_KIB = 256
 
     def __init__(self) -> None:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
