@@ -1,6 +1,6 @@
 """A user's first comparison: `pixcrawler crawl` against img2dataset on the same photos, same machine, same run.
 
-    python benchmarks/pipeline.py [--images 2000] [--rounds 2] [--threads 16] [--skip-peer]
+    python benchmarks/pipeline.py [--images 2000] [--rounds 2] [--threads 16] [--skip-peer] [--compare-at 20000]
 
 Generates N photo-sized JPEGs (1024x768, about 115 KB, deterministic; cached under
 ~/.cache/pixcrawler-bench/photos-1024x768), serves them from loopback in a separate process, then times, in
@@ -16,7 +16,9 @@ For each: wall time, images delivered per second, and peak memory of ALL its pro
 and the sum of their PSS, which divides shared pages among the processes mapping them instead of counting
 PostgreSQL's shared buffers once per backend; sampled every 50 ms over the process tree plus the embedded
 PostgreSQL, which `pg_ctl` leaves reparented),
-and for ours the time per stage as `pixcrawler crawl` prints it. Then whether the goals of issue #15 are met.
+and for ours the time per stage as `pixcrawler crawl` prints it. With `--compare-at M`, ours also runs as many
+rounds on M photos, and the peaks at the two sizes are compared: the same when their rounds' ranges overlap.
+Then whether the goals of issue #15 are met.
 The machine's load average is printed: figures on a shared machine swing with other tenants' work.
 """
 
@@ -320,6 +322,11 @@ def run_ours(urls: Path, count: int, workdir: Path) -> Run:
     return Run(wall, images, peak, timings)
 
 
+def url_list(path: Path, base_url: str, count: int) -> Path:
+    path.write_text("".join(f"{base_url}/img/{seed}.jpg\n" for seed in range(count)))
+    return path
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -370,7 +377,27 @@ def report(ours: list[Run], theirs: list[Run], count: int) -> None:
     memory = f"{our_peak / MiB:,.0f} MiB RSS sum, {verdict(our_peak <= MEMORY_GOAL)}"
     memory += f"; {our_pss / MiB:,.0f} MiB PSS sum, {verdict(our_pss <= MEMORY_GOAL)}"
     print(f"- our peak memory <= 400 MiB, whole local stack: {memory}")
-    print("- the same at 20,000 images as at 2,000: compare this peak with a run at --images 20000 (or 2000)")
+
+
+def compare(small: list[Run], large: list[Run], sizes: tuple[int, int]) -> None:
+    """The peaks at two sizes, by part and in sum; the same when the larger size's lowest round is no higher
+    than the smaller size's highest (one size's rounds differ by a few MiB here)."""
+
+    def spread(values: list[int]) -> str:
+        low, high = min(values) / MiB, max(values) / MiB
+        return f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f}-{high:,.0f}"
+
+    print(f"\nour peaks, {sizes[0]:,} → {sizes[1]:,} photos ({len(small)} and {len(large)} round(s)):")
+    for part in small[0].peak.parts:
+        before = [run.peak.parts.get(part, 0) for run in small]
+        after = [run.peak.parts.get(part, 0) for run in large]
+        print(f"- {part}: {spread(before)} → {spread(after)} MiB PSS")
+    for label, measure in (("RSS sum", lambda run: run.peak.total), ("PSS sum", lambda run: run.peak.proportional)):
+        before, after = [measure(run) for run in small], [measure(run) for run in large]
+        step = (max(after) - max(before)) / MiB
+        print(f"- {label}: {spread(before)} → {spread(after)} MiB ({step:+.0f} MiB by the highest rounds)")
+    same = min(run.peak.proportional for run in large) <= max(run.peak.proportional for run in small)
+    print(f"- the same at {sizes[1]:,} images as at {sizes[0]:,} (PSS sum): {verdict(same)}")
 
 
 def main() -> None:
@@ -379,11 +406,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each tool; medians shown")
     parser.add_argument("--threads", type=int, default=16, help="img2dataset's download threads")
     parser.add_argument("--skip-peer", action="store_true", help="time pixcrawler only")
+    parser.add_argument("--compare-at", type=int, help="also run pixcrawler on this many photos and compare the peaks")
     args = parser.parse_args()
     if not PIXCRAWLER.exists():
         sys.exit(f"no `pixcrawler` command next to {sys.executable}: run `pip install -e .` in this checkout")
     peer = None if args.skip_peer else ensure_peer()
-    ensure_photos(args.images)
+    ensure_photos(max(args.images, args.compare_at or 0))
     receiver, sender = multiprocessing.Pipe(duplex=False)
     stop = multiprocessing.Event()
     host = multiprocessing.Process(target=_serve, args=(sender, stop), daemon=True)
@@ -391,8 +419,7 @@ def main() -> None:
     base_url = receiver.recv()
     workdir = Path(tempfile.mkdtemp(prefix="pixcrawler-pipeline-bench-"))
     try:
-        urls = workdir / "urls.txt"
-        urls.write_text("".join(f"{base_url}/img/{seed}.jpg\n" for seed in range(args.images)))
+        urls = url_list(workdir / "urls.txt", base_url, args.images)
         print(f"{args.images:,} photos served from {base_url} by process {host.pid}; {load()}", flush=True)
         ours: list[Run] = []
         theirs: list[Run] = []
@@ -405,6 +432,16 @@ def main() -> None:
             ours.append(run_ours(urls, args.images, our_dir))
             print(f"round {round_number + 1}: pixcrawler  {ours[-1].wall:.1f} s; {load()}", flush=True)
         report(ours, theirs, args.images)
+        if args.compare_at:
+            more = url_list(workdir / "more-urls.txt", base_url, args.compare_at)
+            larger: list[Run] = []
+            for round_number in range(args.rounds):
+                (our_dir := workdir / f"pixcrawler-{args.compare_at}-{round_number}").mkdir()
+                larger.append(run_ours(more, args.compare_at, our_dir))
+                print(f"{args.compare_at:,} photos, round {round_number + 1}: {larger[-1].wall:.1f} s; {load()}")
+            compare(ours, larger, (args.images, args.compare_at))
+        else:
+            print("- the same at 20,000 images as at 2,000: run with --compare-at 20000 (or --images 20000)")
         print(f"\nafter the run: {load()}")
     finally:
         stop.set()
