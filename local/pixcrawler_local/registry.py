@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pixcrawler_local.files import write_atomically
+
 
 @dataclass(frozen=True)
 class RunningStack:
@@ -46,7 +48,7 @@ def announce(stack: RunningStack) -> Path:
     folder = directory()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     entry = folder / f"{stack.pid}.json"
-    entry.write_text(json.dumps(asdict(stack), default=str))
+    write_atomically(entry, json.dumps(asdict(stack), default=str))
     return entry
 
 

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
 from pixcrawler_local import database, emulator, heap, registry
 from pixcrawler_local.emulator import WORK_QUEUES
+from pixcrawler_local.files import write_atomically
 from pixcrawler_local.functions import Function, repository_root
 from pixcrawler_local.gateway import Gateway, serve
 from pixcrawler_local.pollers import EventSource, Poller
@@ -312,7 +313,7 @@ class LocalStack:
             "queues": self.queues,
         }
         path = self.data_dir / STATE_FILE
-        path.write_text(json.dumps(state, indent=2))
+        write_atomically(path, json.dumps(state, indent=2))
         self._exit.callback(path.unlink, missing_ok=True)
         if self.options.announce:
             entry = registry.announce(registry.RunningStack(os.getpid(), self.data_dir, self.api_url))

@@ -17,15 +17,15 @@ import base64
 import io
 import json
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import Message, sqs_backends
+
+from pixcrawler_local.files import write_atomically
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
@@ -43,13 +43,6 @@ SQS_CHANGES = frozenset(
         "DeleteQueue",
     }
 )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -110,9 +103,7 @@ class DurableQueues:
             for message_id, (queue_name, message) in live.items():
                 state = (queue_name, message.approximate_receive_count)
                 if self._stored.get(message_id) != state:
-                    _write_atomically(
-                        self._messages_dir / f"{message_id}.json", self._message_json(queue_name, message)
-                    )
+                    write_atomically(self._messages_dir / f"{message_id}.json", self._message_json(queue_name, message))
                     self._stored[message_id] = state
             for message_id, (queue_name, _) in list(self._stored.items()):
                 if queue_name in names and message_id not in live:
