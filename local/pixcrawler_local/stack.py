@@ -103,9 +103,7 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
         return stored
     path = data_dir / "secrets.json"
     made = {"token_secret": secrets.token_urlsafe(32), "download_link_secret": secrets.token_urlsafe(32)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(made))
+    write_atomically(path, json.dumps(made), mode=0o600)
     return made
 
 
