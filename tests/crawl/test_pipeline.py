@@ -207,6 +207,25 @@ def test_search_providers_are_planned_by_keyword_and_page(
     assert len(plan) == 12 and plan[:3] == [("cat", "openverse", 1), ("cat", "openverse", 2), ("cat", "openverse", 3)]
 
 
+def test_a_url_list_is_cut_in_order_after_the_search_pages(
+    crawl_env: dict[str, Any], session: Session, apps: Apps
+) -> None:
+    """PostgreSQL cuts the list where it is stored: the slices follow the search providers' pages, each holding
+    the next URLs of the list in the order they were given (4 a chunk here), the last one the remainder."""
+    urls = [f"https://img.test/{n}.jpg" for n in (7, 3, 9, 0, 5, 1, 8, 2, 6, 4)]  # not in sorted order
+    job = new_job(session, keywords=["cat"], providers=["openverse", "urls"], urls=urls, max_images=3)
+    dispatch(apps.dispatch, job.id)
+    planned = chunks(session, job.id)
+    assert [(chunk.chunk_index, chunk.provider, chunk.page, chunk.urls) for chunk in planned] == [
+        (0, "openverse", 1, None),
+        (1, "urls", 1, urls[0:4]),
+        (2, "urls", 1, urls[4:8]),
+        (3, "urls", 1, urls[8:10]),
+    ]
+    assert {chunk.keyword for chunk in planned} == {"cat"}
+    assert fresh(session, job.id).total_chunks == 4 and queued(crawl_env) == 4
+
+
 def test_redelivered_chunk_message_changes_nothing(
     crawl_env: dict[str, Any], session: Session, host: HttpHost, apps: Apps
 ) -> None:
