@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from pixcrawler.exports.multipart import MIN_PART_SIZE, MiB
 from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
 from pixcrawler_local import database, emulator, heap, registry
 from pixcrawler_local.emulator import WORK_QUEUES
@@ -50,7 +51,7 @@ LOCAL_POOL_RECYCLE_SECONDS = 30
 backend keeps the pages it once needed (one reached 7-10 MiB of private memory in a 20,000-photo run, against
 2-3 MiB at 2,000); a new backend every 30 s costs a connection on a unix socket. Same run, 20,000 photos:
 PostgreSQL's peak 41 -> 36 MiB, the stack's PSS sum 291 -> 283 MiB, no slower."""
-LOCAL_EXPORT_PART_SIZE_MB = 5
+LOCAL_EXPORT_PART_SIZE_MB = MIN_PART_SIZE // MiB
 """`EXPORT_PART_SIZE_MB` here unless the user sets it: S3's smallest part, against 8 MiB elsewhere. The stack's
 process runs every function at once, and through an export its memory saws by a part's size as each part fills
 and goes up (150-159 MiB with 8 MiB parts). 2,000 photos, alternating 8 / 5 / 8 / 5 MiB: the stack's process
