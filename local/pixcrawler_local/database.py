@@ -39,10 +39,15 @@ at 20,000 images every row, 17 MB more in that backend than at 2,000; at 10 it s
 ample for the few indexed columns a local dataset's queries filter on."""
 
 
+def exists(directory: Path) -> bool:
+    """Whether a cluster keeps its files here (else `start_embedded` makes one)."""
+    return (directory / "PG_VERSION").exists()
+
+
 def start_embedded(directory: Path, repo: Path | None = None) -> tuple[PostgresServer, str]:
     """Start (or join, if another `pixcrawler` process runs it) the PostgreSQL that keeps its files here; a
     new one is a copy of the migrations' template when `repo` (where the migrations are) is given."""
-    if repo is not None and not (directory / "PG_VERSION").exists():
+    if repo is not None and not exists(directory):
         _copy_owned(_template(repo), directory)
     _configure(directory)
     return _start(directory)

@@ -8,6 +8,7 @@ request, two PUTs per image."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,11 +17,13 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.request import Request
 
 from pixcrawler_local import heap
 from pixcrawler_local.ports import check_port
@@ -131,9 +134,22 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
 class EmulatorProcess:
     """`aws_server` in its own interpreter, driven over its standard input and output."""
 
-    def __init__(self, url: str, child: subprocess.Popen[str]) -> None:
-        self.url, self.pid = url, child.pid
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.pid = child.pid
         self._child = child
+        self._url = ""
+
+    @property
+    def url(self) -> str:
+        """Where it listens; the first call waits until it does. It takes most of a second to import what it
+        serves with, which the stack spends loading the functions meanwhile."""
+        if not self._url:
+            assert self._child.stdout is not None
+            self._url = self._child.stdout.readline().strip()
+            if not self._url:
+                code = self._child.wait()
+                raise RuntimeError(f"the S3/SQS emulator exited while starting (exit code {code}); see its log above")
+        return self._url
 
     def restore(self) -> tuple[int, int]:
         """Once the queues exist: the stored objects' count, and the stored messages loaded back into them."""
@@ -147,18 +163,16 @@ class EmulatorProcess:
 @contextmanager
 def aws_process(host: str, port: int, data_dir: Path, region: str) -> Iterator[EmulatorProcess]:
     """The emulator in a child interpreter that imports only what it serves with (a spawned `multiprocessing`
-    child would import the whole CLI again: 118 MiB against about 60). It ends with the block, and as soon as
-    this process dies: its standard input closes and it exits at once, having nothing to save (it writes all
-    it accepts before answering), so a `kill -9` of `serve` leaves no process holding the data dir or port."""
+    child would import the whole CLI again: 118 MiB against about 60), started without waiting for it to
+    listen (see `EmulatorProcess.url`). It ends with the block, and as soon as this process dies: its standard
+    input closes and it exits at once, having nothing to save (it writes all it accepts before answering), so
+    a `kill -9` of `serve` leaves no process holding the data dir or port."""
     level = str(logging.getLogger().getEffectiveLevel())
     command = [sys.executable, "-m", __name__, host, str(port), str(data_dir), region, level]
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdin is not None and child.stdout is not None
-    url = child.stdout.readline().strip()
-    if not url:
-        raise RuntimeError(f"the S3/SQS emulator exited while starting (exit code {child.wait()}); see its log above")
+    assert child.stdin is not None
     try:
-        yield EmulatorProcess(url, child)
+        yield EmulatorProcess(child)
     finally:
         child.stdin.close()
         try:
@@ -174,10 +188,25 @@ def _serve(host: str, port: str, data_dir: str, region: str, level: str) -> None
     logging.basicConfig(level=int(level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with heap.kept_trimmed(), aws_server(host, int(port), Path(data_dir), region) as running:
         print(running.url, flush=True)
+        threading.Thread(target=_warm_queues, args=(running.url, region), name="warm-queues", daemon=True).start()
         for line in sys.stdin:
             if line.strip() == "restore":
                 print(running.objects.object_count(), running.queues.restore(), flush=True)
         os._exit(0)
+
+
+def _warm_queues(url: str, region: str) -> None:
+    """moto builds its SQS backend at the first request to it (0.2 s here, mostly importing IAM's managed
+    policies): one request now, while the stack still loads its functions, and the stack's first queue is made
+    at once. A failure is left for that first queue to report."""
+    credential = f"Credential=local/20000101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0"
+    headers = {
+        "X-Amz-Target": "AmazonSQS.ListQueues",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": f"AWS4-HMAC-SHA256 {credential}",
+    }
+    with contextlib.suppress(OSError), urllib.request.urlopen(Request(url, b"{}", headers), timeout=30):
+        pass
 
 
 def create_queues(

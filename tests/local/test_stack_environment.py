@@ -28,7 +28,7 @@ def configured(tmp_path: Path) -> Settings:
     """What the functions read once a stack has set their environment (its services are not started)."""
     stack = LocalStack(StackOptions(data_dir=tmp_path / "data"))
     stack.secrets = {"download_link_secret": "s" * 32}
-    stack.api_url, stack.aws_endpoint = "http://127.0.0.1:3000", "http://127.0.0.1:4566"
+    stack.api_url = "http://127.0.0.1:3000"
     stack._configure()
     return Settings()
 

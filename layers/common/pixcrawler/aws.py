@@ -119,8 +119,9 @@ def _from_extension(port: int, token: str, secret_id: str) -> str:
 
 
 @snapstart.before_snapshot
-def _load_models() -> None:
-    """Import boto3 and parse the models of the clients the functions build (~0.5 s) once, into the snapshot."""
+def load_models() -> None:
+    """Import boto3 and parse the models of the clients the functions build (~0.5 s) once, into the snapshot
+    (and, in the local stack, while its database and emulator start)."""
     for client in (s3, sqs, secretsmanager):
         client()
     reset()
