@@ -9,8 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from botocore.utils import parse_timestamp
 
-from pixcrawler import links, object_keys, queues
+from pixcrawler import aws as pixcrawler_aws
+from pixcrawler import bucket, links, object_keys, queues
 from pixcrawler.messages import ChunkMessage
 from pixcrawler_local.httphost import HttpHost, Response
 
@@ -40,6 +42,33 @@ def test_presigned_download_names_the_file(link_secret: None, aws: dict[str, Any
     query = parse_qs(urlsplit(url).query)
     assert query["X-Amz-Expires"] == ["300"]
     assert query["response-content-disposition"] == ['attachment; filename="data.zip"']
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-06T23:40:16.000Z",
+        "2026-12-06T23:40:16+02:00",
+        "Sun, 06 Dec 2026 23:40:16 GMT",
+        1700000000,
+        1700000000.5,
+        "1700000000",
+    ],
+)
+def test_timestamps_read_as_botocore_reads_them(value: str | float) -> None:
+    assert pixcrawler_aws._timestamp(value) == parse_timestamp(value)
+
+
+def test_a_listing_has_the_times_a_head_request_gives(aws: dict[str, Any]) -> None:
+    """The listing's ISO 8601 times (parsed without dateutil) and the HEAD answer's RFC 822 header agree."""
+    for key in ("a/1.jpg", "a/2.jpg"):
+        aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=b"x")
+    listed = pixcrawler_aws.s3().list_objects_v2(Bucket=aws["bucket"], Prefix="a/")["Contents"]
+    assert [item["Key"] for item in listed] == ["a/1.jpg", "a/2.jpg"] == list(bucket.keys_under("a/"))
+    for item in listed:
+        head = pixcrawler_aws.s3().head_object(Bucket=aws["bucket"], Key=item["Key"])
+        assert item["LastModified"].utcoffset() is not None
+        assert item["LastModified"].replace(microsecond=0) == head["LastModified"]
 
 
 def test_send_batch_queues_every_message_once(aws: dict[str, Any]) -> None:

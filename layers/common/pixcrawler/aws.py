@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from contextlib import suppress
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -57,7 +59,23 @@ def _session() -> boto3.Session:
 
     core = get_session()
     core.register_component("data_loader", _loader())
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
     return boto3.Session(botocore_session=core, region_name=region())
+
+
+def _timestamp(value: str | float) -> datetime:
+    """A timestamp of an AWS answer, as botocore's own parser reads it, without `dateutil` for ISO 8601: a
+    listing's every object has a `LastModified`, and `dateutil.parser` took 0.55 s of the 0.85 s of CPU that
+    listing 4,000 keys cost (a crawl job's orphan check at its end; 0.3 s with `datetime.fromisoformat`).
+    Anything else (epoch numbers, RFC 822 dates) is botocore's."""
+    from botocore.utils import parse_timestamp
+
+    text = str(value)
+    if "T" in text:
+        with suppress(ValueError):
+            return datetime.fromisoformat(text)
+    parsed: datetime = parse_timestamp(text)
+    return parsed
 
 
 @cache
