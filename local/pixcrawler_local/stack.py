@@ -17,7 +17,7 @@ import secrets
 import shutil
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +141,12 @@ def _reset_layer_caches() -> None:
     links._secret.cache_clear()
 
 
+def _stop_database(started: Future[tuple[PostgresServer | None, str]]) -> None:
+    """Stop the embedded PostgreSQL if it started, also when the stack failed to start while it booted."""
+    if not started.cancelled() and started.exception() is None and (server := started.result()[0]) is not None:
+        server.cleanup()
+
+
 class LocalStack:
     """`with LocalStack(options) as stack:` — everything runs until the block ends; `stack.api_url` serves it."""
 
@@ -189,6 +195,7 @@ class LocalStack:
         # function's import needs its settings (logger, tracer), not yet the services' addresses.
         with ThreadPoolExecutor(max_workers=1) as pool:
             database_ready = pool.submit(self._database)
+            self._exit.callback(_stop_database, database_ready)
             self.emulator = self._exit.enter_context(
                 emulator.aws_process(options.host, options.aws_port, self.data_dir, REGION)
             )
@@ -204,9 +211,7 @@ class LocalStack:
                 function.warm()
             aws.load_models()
             self.aws_endpoint = self.emulator.url
-            server, database_url = database_ready.result()
-        if server is not None:
-            self._exit.callback(server.cleanup)
+            database_url = database_ready.result()[1]
         os.environ.update({"DATABASE_URL": database_url, "AWS_ENDPOINT_URL": self.aws_endpoint})
         _reset_layer_caches()
         aws.s3().create_bucket(Bucket=BUCKET)

@@ -1,0 +1,42 @@
+"""A stack that cannot start leaves nothing running: PostgreSQL boots while the emulator starts, so an
+emulator that fails must not leave the database's server behind on the data dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pixcrawler_local.stack import LocalStack, StackOptions, _reset_layer_caches
+
+
+@pytest.fixture
+def environ() -> Iterator[None]:
+    """The process environment as it was, and the layer's caches emptied, once a stack has configured it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    _reset_layer_caches()
+
+
+def servers_on(directory: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(directory) in part for part in process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def test_an_emulator_that_cannot_start_leaves_no_database_running(tmp_path: Path, environ: None) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "buckets").write_text("not a folder: the emulator cannot keep objects here")
+    options = StackOptions(data_dir=data_dir, port=0, sweep_interval=0)
+    with pytest.raises(RuntimeError, match="the S3/SQS emulator exited while starting"), LocalStack(options):
+        pass
+    assert (data_dir / "postgres" / "PG_VERSION").exists()  # the database did start meanwhile
+    assert servers_on(data_dir / "postgres") == []
