@@ -47,12 +47,14 @@ def host_samples(host: HttpHost, distinct: int = DISTINCT_IMAGES) -> SampleSet:
 
 
 def request(sample_set: SampleSet, output: Path) -> DatasetRequest:
+    """The demo's dataset; the pipeline empties the URL list it is handed, so it gets a copy and the sample set
+    keeps its URLs for whatever else crawls them (`benchmarks/queries.py` crawls them twice)."""
     return DatasetRequest(
         name="PixCrawler demo",
         keywords=["demo"],
         providers=["urls"],
         max_images=len(sample_set.urls),
-        urls=sample_set.urls,
+        urls=list(sample_set.urls),
         rules=RULES,
         output=output,
     )
