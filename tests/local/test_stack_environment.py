@@ -4,24 +4,10 @@ them a user's own environment still decides."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from pixcrawler.settings import Settings
-from pixcrawler_local.stack import LOCAL_EXPORT_PART_SIZE_MB, LocalStack, StackOptions, _reset_layer_caches
-
-
-@pytest.fixture
-def environ() -> Iterator[None]:
-    """The process environment as it was, and the layer's caches emptied, once the test has configured a stack."""
-    saved = dict(os.environ)
-    os.environ.pop("EXPORT_PART_SIZE_MB", None)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    _reset_layer_caches()
+from pixcrawler_local.stack import LOCAL_EXPORT_PART_SIZE_MB, LocalStack, StackOptions
 
 
 def configured(tmp_path: Path) -> Settings:
@@ -34,6 +20,7 @@ def configured(tmp_path: Path) -> Settings:
 
 
 def test_exports_start_from_the_smallest_part_unless_the_user_says_otherwise(tmp_path: Path, environ: None) -> None:
+    os.environ.pop("EXPORT_PART_SIZE_MB", None)
     default = Settings.model_fields["export_part_size_mb"].default
     assert configured(tmp_path).export_part_size_mb == LOCAL_EXPORT_PART_SIZE_MB == 5 < default
     os.environ["EXPORT_PART_SIZE_MB"] = "12"

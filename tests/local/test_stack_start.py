@@ -3,24 +3,12 @@ emulator that fails must not leave the database's server behind on the data dir.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from pixcrawler_local.stack import LocalStack, StackOptions, _reset_layer_caches
-
-
-@pytest.fixture
-def environ() -> Iterator[None]:
-    """The process environment as it was, and the layer's caches emptied, once a stack has configured it."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    _reset_layer_caches()
+from pixcrawler_local.stack import LocalStack, StackOptions
 
 
 def servers_on(directory: Path) -> list[psutil.Process]:
