@@ -17,13 +17,11 @@ import shutil
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.request import Request
 
 from pixcrawler_local import heap
 from pixcrawler_local.ports import check_port
@@ -199,14 +197,13 @@ def _warm_queues(url: str, region: str) -> None:
     """moto builds its SQS backend at the first request to it (0.2 s here, mostly importing IAM's managed
     policies): one request now, while the stack still loads its functions, and the stack's first queue is made
     at once. A failure is left for that first queue to report."""
-    credential = f"Credential=local/20000101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0"
-    headers = {
-        "X-Amz-Target": "AmazonSQS.ListQueues",
-        "Content-Type": "application/x-amz-json-1.0",
-        "Authorization": f"AWS4-HMAC-SHA256 {credential}",
-    }
-    with contextlib.suppress(OSError), urllib.request.urlopen(Request(url, b"{}", headers), timeout=30):
-        pass
+    import boto3  # moto's own dependency, already imported with it
+
+    sqs = boto3.client(
+        "sqs", endpoint_url=url, region_name=region, aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    with contextlib.suppress(Exception):
+        sqs.list_queues()
 
 
 def create_queues(
