@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from pixcrawler import transfers
 from pixcrawler.exports import multipart
 from pixcrawler.exports.digest import ResumableSha256
 from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
+
+pytestmark = pytest.mark.usefixtures("aws_over_http")  # parts are stored through the CRT, over HTTP
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -71,22 +74,26 @@ def test_an_upload_resumed_from_a_checkpoint_without_a_hash_state_reports_no_dig
     assert resumed.finish().sha256 is None
 
 
-def test_a_part_that_fails_while_the_next_one_fills_fails_the_upload_at_its_finish(aws: dict[str, Any]) -> None:
+def test_a_part_that_fails_while_the_next_one_fills_fails_the_upload_at_its_finish(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parts upload on the writer's own thread while the stream goes on; an upload's error is not lost with
     its thread: the next part's hand-over or `finish` raises it, and the state lists only the parts stored."""
     s3, bucket, key = aws["s3"], aws["bucket"], "exports/1/z/object.bin"
     state = multipart.start(s3, bucket, key, 5 * MiB, "application/octet-stream")
     refused: list[int] = []
+    stored = transfers.upload_part
 
-    def refuse_the_second(params: dict[str, Any], **_: Any) -> None:
-        if params["PartNumber"] == 2:
+    def refuse_the_second(bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+        if number == 2:
             refused.append(2)
-            raise ConnectionError("part 2 was refused")
+            raise transfers.UploadFailed(f"{key}, part 2: refused")
+        return stored(bucket, key, upload_id, number, body)
 
-    s3.meta.events.register("provide-client-params.s3.UploadPart", refuse_the_second)
+    monkeypatch.setattr(transfers, "upload_part", refuse_the_second)
     writer = MultipartWriter(s3, bucket, key, state)
     writer.write(random.Random(3).randbytes(12 * MiB))
-    with pytest.raises(ConnectionError, match="part 2 was refused"):
+    with pytest.raises(transfers.UploadFailed, match="part 2: refused"):
         writer.finish()
     writer.close()
     assert refused == [2] and [part["PartNumber"] for part in writer.state.parts] == [1]

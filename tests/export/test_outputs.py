@@ -26,6 +26,8 @@ from pixcrawler.exports.multipart import MiB, MultipartWriter, UploadState
 from pixcrawler.models import Image
 from pixcrawler.schemas.export import ExportFormat, ExportLayout, ExportOptions
 
+pytestmark = pytest.mark.usefixtures("aws_over_http")  # parts are stored through the CRT, over HTTP
+
 CREATED = datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
 
 

@@ -20,7 +20,7 @@ from collections import deque
 from concurrent.futures import Future
 from functools import cache
 from typing import NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 from xml.etree import ElementTree
 
 from awscrt import auth, http, s3
@@ -114,6 +114,29 @@ class Uploader:
         if failures:
             key, error = failures[0]
             raise UploadFailed(f"{len(failures)} of {len(uploads)} uploads failed; {key}: {_describe(error)}")
+
+
+def upload_part(bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+    """Store `body` as part `number` of a multipart upload; its ETag. boto3's `upload_part` sends a body from
+    Python a few KiB at a time, and each send gives up the interpreter lock: beside a thread that builds the
+    archive, every send then waited its turn for the lock, and a 5 MiB part took 530 ms instead of 65 ms here
+    (24 parts to the local stack's emulator, one busy thread beside them). The CRT sends it natively."""
+    target = _target(bucket)
+    headers = http.HttpHeaders([("Host", target.host), ("Content-Length", str(len(body)))])
+    path = f"{target.prefix}/{quote(key)}?{urlencode({'partNumber': number, 'uploadId': upload_id})}"
+    answered: dict[str, str] = {}
+    started = _client(target.tls, target.host).make_request(
+        type=s3.S3RequestType.DEFAULT,
+        operation_name="UploadPart",
+        request=http.HttpRequest("PUT", path, headers, io.BytesIO(body)),
+        checksum_config=_CHECKSUM,
+        on_headers=lambda headers, **_: answered.update((name.lower(), value) for name, value in headers),
+    )
+    try:
+        started.finished_future.result()
+    except Exception as error:
+        raise UploadFailed(f"{key}, part {number}: {_describe(error)}") from error
+    return answered["etag"]
 
 
 class Reader:

@@ -2,9 +2,9 @@
 
 boto3's `upload_fileobj` pulls from a readable source; archive writers (zipfile, tarfile, gzip) push into a
 writable one. This writer sits between them: it buffers bytes until the next part is full and hands it to its
-uploading thread, which stores and hashes it while the next part fills (the stream waits only when a part is
-full before the one before it is stored), so memory stays around three parts (the filling buffer, the part
-being uploaded, the SDK's checksum pass over it) whatever the archive size.
+uploading thread, which stores it (through the CRT: `transfers.upload_part`) and hashes it while the next part
+fills (the stream waits only when a part is full before the one before it is stored), so memory stays around
+three parts (the filling buffer, the part being uploaded, the client's buffers for it) whatever the archive size.
 
 Suspending (for a long export that continues in the next Lambda invocation) cannot upload the unfinished
 buffer as a part (S3 refuses parts under 5 MiB except the last), so it is stored as a small "tail" object and
@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
+from pixcrawler import transfers
 from pixcrawler.exports.digest import ResumableSha256
 
 if TYPE_CHECKING:
@@ -113,10 +114,8 @@ class MultipartWriter(io.RawIOBase):
             in_flight.result()
 
     def _upload(self, body: bytes, number: int) -> None:
-        response = self._s3.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self.state.upload_id, PartNumber=number, Body=body
-        )
-        self.state.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        etag = transfers.upload_part(self._bucket, self._key, self.state.upload_id, number, body)
+        self.state.parts.append({"PartNumber": number, "ETag": etag})
         if self._hash is not None:
             self._hash.update(body)
             self.state.hash_state = self._hash.state()
