@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pixcrawler import aws as pixcrawler_aws
-from pixcrawler.transfers import ObjectMissing, Reader, ReadFailed, Uploader, UploadFailed
+from pixcrawler.transfers import ObjectMissing, Reader, ReadFailed, Uploader, UploadFailed, upload_part
 from pixcrawler_local.httphost import HttpHost, Response
 
 
@@ -39,6 +39,22 @@ def test_a_failed_upload_names_its_key_and_the_reason(aws_over_http: dict[str, A
         match=r"1 of 1 uploads failed; a/key.jpg: HTTP 404 NoSuchBucket: The specified bucket does not exist",
     ):
         uploader.wait()
+
+
+def test_parts_join_into_the_object_and_a_refused_part_names_its_key_and_the_reason(
+    aws_over_http: dict[str, Any],
+) -> None:
+    s3, bucket, key = aws_over_http["s3"], aws_over_http["bucket"], "exports/7/a b/ü.tar"
+    first, last = os.urandom(5 << 20), os.urandom(1234)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = [
+        {"PartNumber": n, "ETag": upload_part(bucket, key, upload_id, n, body)} for n, body in ((1, first), (2, last))
+    ]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == first + last
+    with pytest.raises(UploadFailed, match=r"exports/7/a b/ü.tar, part 1: HTTP 404 NoSuchBucket"):
+        upload_part("no-such-bucket-here", key, upload_id, 1, b"late")
 
 
 def test_reads_return_each_object_whole_and_name_what_is_missing(aws_over_http: dict[str, Any]) -> None:
