@@ -138,7 +138,7 @@ def _requirements(lines: list[str]) -> dict[str, Requirement]:
     return {requirement.name: requirement for requirement in parsed}
 
 
-LOCAL_STACK_ONLY = {"moto", "pgserver", "werkzeug", "cheroot", "pyjwt", "tqdm"}
+LOCAL_STACK_ONLY = {"moto", "pgserver", "werkzeug", "aiohttp", "pyjwt", "tqdm"}
 """pyproject installs the local stack's dependencies too (`pip install -e .`); no deployed function imports them."""
 LAMBDA_RUNTIME = {"boto3"}
 """The Lambda runtime ships boto3 (and botocore, which layers/common/Makefile drops from the layer)."""

@@ -2,9 +2,9 @@
 server behind the write-through store of `store.py`. Every accepted object and message is on disk before the
 client hears back. The bucket's queues are made as template.yaml declares them.
 
-The stack runs the emulator in a process of its own (`aws_process`): answering an S3 request costs it about
-1 ms of Python (0.4 ms a GET), which in the functions' process took the GIL from the crawl that made the
-request, two PUTs per image."""
+The stack runs the emulator in a process of its own (`aws_process`): answering S3 requests in the functions'
+process took the GIL from the crawl that made them, two PUTs per image. It answers them from one event loop
+(`loopserver.py`): about 0.8 ms of CPU a PUT and 0.5 ms a GET."""
 
 from __future__ import annotations
 
@@ -56,14 +56,6 @@ WORK_QUEUES = (
 
 
 OBJECTS_DIR, MESSAGES_DIR = "buckets", "sqs"  # under the data dir
-# cheroot keeps connections alive (werkzeug's server closes each after one request: a TCP connection and a
-# thread per S3 request) and serves them from a pool; an SQS long poll holds a thread for up to 20 s.
-SERVER_THREADS = 48
-KEEP_ALIVE_CONNECTIONS = 256
-"""Connections kept open between requests. cheroot's default, 10, is below what the CRT's pool alone keeps
-(about 25 in the crawl and the export): above it each response said `Connection: close`, and the client
-opened a new connection every sixth request or so (700 for 2,000 PUTs and 2,000 GETs, against 25 kept). An
-idle connection holds no server thread, and cheroot still closes one idle for its 10 s timeout."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +65,20 @@ class Emulator:
     queues: DurableQueues
 
 
+def _is_sqs(environ: dict[str, Any]) -> bool:
+    """boto3 speaks SQS's JSON protocol: `X-Amz-Target: AmazonSQS.*`. Everything else is S3."""
+    return bool(environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS."))
+
+
 @contextmanager
 def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Emulator]:
-    """The emulator over `data_dir`: SQS requests (boto3 speaks SQS's JSON protocol, `X-Amz-Target:
-    AmazonSQS.*`) go to moto, everything else to the S3 on disk. The caller runs `queues.restore()` once it
-    has made the queues."""
-    from cheroot.server import HTTPConnection
-    from cheroot.wsgi import Gateway_10, Server
+    """The emulator over `data_dir`, on one event loop (`loopserver.py`): S3 requests are answered by the S3 on
+    disk in the loop, SQS requests by moto in the pool (a long poll waits up to 20 s). The caller runs
+    `queues.restore()` once it has made the queues."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pixcrawler_local.s3disk import HEADER_NAMES, DiskS3
+    from pixcrawler_local import loopserver
+    from pixcrawler_local.s3disk import DiskS3
     from pixcrawler_local.store import DurableQueues
 
     check_port(host, port, "S3/SQS emulator", "--aws-port")
@@ -90,43 +86,10 @@ def aws_server(host: str, port: int, data_dir: Path, region: str) -> Iterator[Em
     queues = DurableQueues(DomainDispatcherApplication(create_backend_app), data_dir / MESSAGES_DIR, region)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        is_sqs = environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS.")
-        return (queues if is_sqs else objects)(environ, start_response)
+        return (queues if _is_sqs(environ) else objects)(environ, start_response)
 
-    class SpellingGateway(Gateway_10):
-        """Records how each request header was spelled, which WSGI's `HTTP_*` keys lose (`-` and `_` both
-        become `_`): S3 keeps `x-amz-meta-my_key` and `x-amz-meta-my-key` apart."""
-
-        def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # cheroot's stub says None
-            environ: dict[str, Any] = super().get_environ()
-            names = (name.decode("latin-1") for name in self.req.inheaders)
-            environ[HEADER_NAMES] = {f"HTTP_{name.upper().replace('-', '_')}": name for name in names}
-            return environ
-
-    class FreedConnection(HTTPConnection):
-        """cheroot wraps two methods of each connection in an `lru_cache` of the connection's own, which refers
-        back to it: a reference cycle, so every closed connection (its socket objects and buffers) stayed until
-        the cyclic collector's full pass, which a long-lived process runs only once its older objects have grown
-        by a quarter. The crawl and the export open a few hundred connections every ten seconds. Dropping the
-        wrappers at close lets reference counting free a connection at once."""
-
-        def close(self) -> None:
-            super().close()
-            vars(self).pop("resolve_peer_creds", None)
-            vars(self).pop("get_peer_creds", None)
-
-    server = Server((host, port), route, numthreads=SERVER_THREADS, server_name="pixcrawler-emulator")
-    server.gateway = SpellingGateway
-    server.ConnectionClass = FreedConnection
-    server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
-    server.prepare()
-    thread = threading.Thread(target=server.serve, name="aws-emulator", daemon=True)
-    thread.start()
-    try:
-        yield Emulator(f"http://{host}:{server.bind_addr[1]}", objects, queues)
-    finally:
-        server.stop()
-        thread.join(5)
+    with loopserver.serve(host, port, route, in_pool=_is_sqs, name="aws-emulator") as (bound_host, bound_port):
+        yield Emulator(f"http://{bound_host}:{bound_port}", objects, queues)
 
 
 class EmulatorProcess:

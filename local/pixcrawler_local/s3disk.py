@@ -4,7 +4,7 @@ Why not moto for objects: measured here, moto's server answers 115-260 PUTs or G
 per-request dispatch and bookkeeping), keeps every object in memory, and joins a multipart upload and answers a GET by
 holding the whole object in memory, so a 2 GB export costs 2 GB or more. The well-kept S3 servers that store
 on disk (MinIO, Garage, SeaweedFS) do not install by package name on these machines, and `s3rver` from npm
-managed 198 PUTs a second and failed `ListObjectsV2`. This app streams every body between the socket and one
+managed 198 PUTs a second and failed `ListObjectsV2`. This app streams every body between the server and one
 file per object, so memory stays flat whatever is stored, and it answers in a fraction of a millisecond.
 
 What it speaks, path-style as boto3 and the CRT address a custom endpoint: CreateBucket, HeadBucket,
@@ -53,18 +53,17 @@ from urllib.parse import parse_qs, quote, unquote
 
 from awscrt import checksums
 
+from pixcrawler_local.loopserver import HEADER_NAMES
+
 StartResponse = Callable[..., Any]
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MIN_PART_SIZE = 5 << 20
 BLOCK = 64 << 10
-"""Bytes read or written at a time. cheroot's socket reader is `_pyio`'s pure-Python one: a read of n bytes
-costs about four n-byte buffers (the raw read's bytearray, its bytes copy, the join, the slice), so a block of
-1 MiB made each 8 MiB export part arriving cost 3-4 MiB at once, the emulator's highest point in an export."""
+"""Bytes of a body or a file read or written at a time. (Behind cheroot, whose socket reader was `_pyio`'s
+pure-Python one, a block of 1 MiB made each 8 MiB export part arriving cost 3-4 MiB at once.)"""
 MAX_LINE = 8192
 """The longest `aws-chunked` frame line read (a chunk's size with its signature, or a trailer)."""
 _HEADER = struct.Struct("<Q")
-HEADER_NAMES = "s3disk.header_names"
-"""The environ key under which a server may record each request header's spelling, by its `HTTP_*` key."""
 _CHECKSUMS: dict[str, Callable[[], _Checksum]] = {}
 
 

@@ -220,5 +220,5 @@ def test_the_layer_ships_neither_the_local_stack_nor_its_dependencies(build_dir:
     layer = build_dir / "CommonLayer" / "python"
     assert (layer / "pixcrawler" / "db.py").is_file()
     shipped = {path.name.lower() for path in layer.iterdir()}
-    assert not shipped & {"pixcrawler_local", "moto", "pgserver", "werkzeug", "cheroot", "jwt", "tqdm"}
+    assert not shipped & {"pixcrawler_local", "moto", "pgserver", "werkzeug", "aiohttp", "jwt", "tqdm"}
     assert not (layer / "pixcrawler" / "local").exists()
