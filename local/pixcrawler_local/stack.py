@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pixcrawler import aws
 from pixcrawler.exports.multipart import MIN_PART_SIZE, MiB
-from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT
+from pixcrawler.settings import DEFAULT_MAX_RECEIVE_COUNT, get_settings
 from pixcrawler_local import database, emulator, heap, registry
 from pixcrawler_local.emulator import WORK_QUEUES
 from pixcrawler_local.files import write_atomically
@@ -133,7 +133,6 @@ def scheduled_event(function_name: str) -> dict[str, Any]:
 def _reset_layer_caches() -> None:
     """The layer caches settings, engine, clients and the link secret; the stack just changed all of them."""
     from pixcrawler import aws, db, links
-    from pixcrawler.settings import get_settings
 
     get_settings.cache_clear()
     db.reset()
@@ -221,6 +220,9 @@ class LocalStack:
         for queue in WORK_QUEUES:
             os.environ[queue.variable] = self.queues[queue.name]["url"]
         _reset_layer_caches()
+        # A setting the environment gets wrong (say CRAWL_HOST_OVERRIDES) stops the start here, named, instead
+        # of answering the first request 500.
+        get_settings()
 
         objects, messages = self.emulator.restore()
         if objects or messages:

@@ -1,5 +1,5 @@
-"""A stack that cannot start leaves nothing running: PostgreSQL boots while the emulator starts, so an
-emulator that fails must not leave the database's server behind on the data dir."""
+"""A stack that cannot start says why and leaves nothing running: PostgreSQL boots while the emulator starts, so
+an emulator that fails must not leave the database's server behind on the data dir."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pixcrawler.settings import SettingsError
 from pixcrawler_local.stack import LocalStack, StackOptions
 
 
@@ -28,3 +29,14 @@ def test_an_emulator_that_cannot_start_leaves_no_database_running(tmp_path: Path
         pass
     assert (data_dir / "postgres" / "PG_VERSION").exists()  # the database did start meanwhile
     assert servers_on(data_dir / "postgres") == []
+
+
+def test_a_setting_the_environment_gets_wrong_stops_the_start_by_name(
+    tmp_path: Path, environ: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a 500 at the first request: `pixcrawler crawl` and `serve` print the error and exit."""
+    monkeypatch.setenv("CRAWL_HOST_OVERRIDES", '{"127.0.0.1": {"min_interval_ms": 0}}')
+    options = StackOptions(data_dir=tmp_path / "data", port=0, sweep_interval=0)
+    with pytest.raises(SettingsError, match="CRAWL_HOST_OVERRIDES"), LocalStack(options):
+        pass
+    assert servers_on(tmp_path / "data") == []
