@@ -24,10 +24,11 @@ On disk, under the root: `<bucket>/<xx>/<sha256 of the key>`, one file per objec
 (key, size, ETag, content type and the other headers kept, metadata, checksum) then the bytes, written to a
 temporary name and renamed into place before the answer leaves, so a `kill -9` leaves the old object or the
 new one, never a mix; `.uploads/<id>/` holds a multipart upload's parts until it is completed or aborted. The
-index of keys, which listings walk in order, is a private temporary SQLite database (`KeyIndex`), rebuilt
-from the file headers at start: its B-tree lives on disk past a fixed page cache, so the emulator's memory
-stays the same whatever it stores (a set of keys in memory cost 220-280 bytes an object, 8-11 MiB at 20,000 photos
-and their thumbnails). Headers are read from the files when asked for.
+index of keys, with the size, ETag, time and checksum algorithm a listing shows, is a private temporary SQLite
+database (`KeyIndex`) that listings walk in order, rebuilt from the file headers at start: its B-tree lives on
+disk past a fixed page cache, so the emulator's memory stays the same whatever it stores (a set of keys in
+memory cost 220-280 bytes an object, 8-11 MiB at 20,000 photos and their thumbnails). The rest of a header
+(content type, metadata, the headers kept) is read from the object's file when a GET or HEAD asks for it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote
 
 from awscrt import checksums
@@ -208,16 +209,33 @@ class Body:
         return b"".join(self.blocks())
 
 
+class Listed(NamedTuple):
+    """What a listing says of an object, kept in the index so that a listing opens no object file."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: str
+    checksums: str
+    """The algorithms of the checksum kept with the object, comma-separated (S3 keeps at most one)."""
+
+    @classmethod
+    def of(cls, entry: Entry) -> Listed:
+        return cls(entry.key, entry.size, entry.etag, entry.last_modified, ",".join(entry.checksum))
+
+
 class KeyIndex:
-    """The keys of every bucket, in key order, in a private temporary SQLite database: SQLite keeps it in a file
-    it deletes when the connection closes, and holds at most `CACHE_KIB` of its pages in memory. Not durable
-    and not meant to be: the object files are the truth, and `DiskS3` rebuilds the index from them at start.
-    Not thread-safe: the caller serialises every call (`DiskS3._lock`).
+    """The objects of every bucket, in key order, with what a listing shows of each, in a private temporary SQLite
+    database: SQLite keeps it in a file it deletes when the connection closes, and holds at most `CACHE_KIB` of
+    its pages in memory. Not durable and not meant to be: the object files are the truth, and `DiskS3` rebuilds
+    the index from their headers at start. Not thread-safe: the caller serialises every call (`DiskS3._lock`).
 
     The cache is small so that it is full at any size: 2 MiB held the whole index of 2,000 photos and their
-    thumbnails (0.3 MiB) but 2 MiB of the 2.7 MiB at 20,000, so the emulator's peak grew with the data. Pages
-    past it are read from the kernel's page cache: 40,000 keys, 3.0-3.2 against 3.4 us a lookup, 6 us an
-    insert and 85-93 ms to list them all at either size."""
+    thumbnails (0.3 MiB, keys only) but 2 MiB of the 2.7 MiB at 20,000, so the emulator's peak grew with the
+    data. Pages past it are read from the kernel's page cache: 40,000 keys, 3.0-3.2 against 3.4 us a lookup,
+    6 us an insert and 85-93 ms to list them all at either size. Until 2026-12-07 it held keys only and a
+    listing read each object's header from its file, under the lock: 0.45-0.6 s of the emulator's CPU for the
+    4,000 keys of a 2,000-photo crawl's orphan check."""
 
     CACHE_KIB = 256
 
@@ -226,12 +244,16 @@ class KeyIndex:
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{self.CACHE_KIB}"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute(
-            "CREATE TABLE keys (bucket TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (bucket, key)) WITHOUT ROWID"
+            "CREATE TABLE keys (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,"
+            " last_modified TEXT NOT NULL, checksums TEXT NOT NULL, PRIMARY KEY (bucket, key)) WITHOUT ROWID"
         )
 
-    def add(self, bucket: str, keys: Iterable[str]) -> None:
-        with self._db:  # one transaction, however many keys
-            self._db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", ((bucket, key) for key in keys))
+    def add(self, bucket: str, objects: Iterable[Listed]) -> None:
+        """Index objects, replacing what was indexed under their keys."""
+        with self._db:  # one transaction, however many objects
+            self._db.executemany(
+                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?)", ((bucket, *listed) for listed in objects)
+            )
 
     def remove(self, bucket: str, key: str) -> bool:
         """Forget a key; whether it was there."""
@@ -240,19 +262,20 @@ class KeyIndex:
     def __contains__(self, bucket_key: tuple[str, str]) -> bool:
         return self._db.execute("SELECT 1 FROM keys WHERE bucket = ? AND key = ?", bucket_key).fetchone() is not None
 
-    def page(self, bucket: str, prefix: str, after: str, limit: int) -> list[str]:
-        """Up to `limit` keys that start with `prefix` and sort after `after`, in order (UTF-8 byte order, which
-        is S3's: SQLite compares text by its bytes). The keys with a prefix are one run in that order, so the
-        walk ends at the first key past it instead of at the end of the bucket."""
-        found: list[str] = []
+    def page(self, bucket: str, prefix: str, after: str, limit: int) -> list[Listed]:
+        """Up to `limit` objects whose keys start with `prefix` and sort after `after`, in order (UTF-8 byte
+        order, which is S3's: SQLite compares text by its bytes). The keys with a prefix are one run in that
+        order, so the walk ends at the first key past it instead of at the end of the bucket."""
+        found: list[Listed] = []
         rows = self._db.execute(
-            "SELECT key FROM keys WHERE bucket = ? AND key >= ? AND key > ? ORDER BY key LIMIT ?",
+            "SELECT key, size, etag, last_modified, checksums FROM keys"
+            " WHERE bucket = ? AND key >= ? AND key > ? ORDER BY key LIMIT ?",
             (bucket, prefix, after, limit),
         )
-        for (key,) in rows:
-            if not key.startswith(prefix):
+        for row in rows:
+            if not row[0].startswith(prefix):
                 break
-            found.append(key)
+            found.append(Listed(*row))
         return found
 
     def count(self) -> int:
@@ -282,15 +305,10 @@ class DiskS3:
                 path.unlink()
             for path in bucket.glob("*/.*"):
                 path.unlink()
-            self._index.add(bucket.name, (_stored_key(path) for path in bucket.glob("*/*")))
+            self._index.add(bucket.name, (Listed.of(_stored_header(path)) for path in bucket.glob("*/*")))
 
     def object_count(self) -> int:
         return self._index.count()
-
-    def _header(self, bucket: str, key: str) -> Entry:
-        """An indexed object's header, read from its file (under the lock, as listings do)."""
-        with self._path(bucket, key).open("rb") as stored:
-            return _read_header(stored)
 
     def _path(self, bucket: str, key: str) -> Path:
         digest = hashlib.sha256(key.encode()).hexdigest()
@@ -319,7 +337,7 @@ class DiskS3:
             except FileNotFoundError:
                 final.parent.mkdir(exist_ok=True)
                 os.replace(partial, final)
-            self._index.add(bucket, [entry.key])
+            self._index.add(bucket, [Listed.of(entry)])
 
     def _store(self, bucket: str, blocks: Iterable[bytes], described: Callable[[], Entry]) -> Entry:
         """Write an object file under a temporary name (a slot for the header's offset, the bytes, then the
@@ -406,14 +424,14 @@ class DiskS3:
         after = max(query.get("start-after", ""), _untoken(query.get("continuation-token", "")))
         with self._lock:
             self._check_bucket(bucket)
-            names = self._index.page(bucket, prefix, after, limit + 1)  # one more says whether it is truncated
-            page = [self._header(bucket, name) for name in names[:limit]]
+            listed = self._index.page(bucket, prefix, after, limit + 1)  # one more says whether it is truncated
+        page = listed[:limit]
         encode = _key_encoder(query)
         result = ET.Element("ListBucketResult", xmlns=NS)
         for name, value in (("Name", bucket), ("Prefix", encode(prefix)), ("KeyCount", str(len(page)))):
             ET.SubElement(result, name).text = value
         ET.SubElement(result, "MaxKeys").text = str(limit)
-        truncated = 0 < limit < len(names)  # as moto answers max-keys=0: an empty page, not truncated
+        truncated = 0 < limit < len(listed)  # as moto answers max-keys=0: an empty page, not truncated
         ET.SubElement(result, "IsTruncated").text = "true" if truncated else "false"
         if query.get("encoding-type") == "url":
             ET.SubElement(result, "EncodingType").text = "url"
@@ -424,9 +442,10 @@ class DiskS3:
         for entry in page:
             item = ET.SubElement(result, "Contents")
             ET.SubElement(item, "Key").text = encode(entry.key)
-            ET.SubElement(item, "LastModified").text = entry.modified.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            modified = datetime.fromisoformat(entry.last_modified)
+            ET.SubElement(item, "LastModified").text = modified.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             ET.SubElement(item, "ETag").text = f'"{entry.etag}"'
-            for algorithm in entry.checksum:
+            for algorithm in filter(None, entry.checksums.split(",")):
                 ET.SubElement(item, "ChecksumAlgorithm").text = algorithm.upper()
             ET.SubElement(item, "Size").text = str(entry.size)
             ET.SubElement(item, "StorageClass").text = "STANDARD"
@@ -703,9 +722,9 @@ def _write_header(out: IO[bytes], entry: Entry) -> None:
     out.write(_HEADER.pack(offset))
 
 
-def _stored_key(path: Path) -> str:
+def _stored_header(path: Path) -> Entry:
     with path.open("rb") as stored:
-        return _read_header(stored).key
+        return _read_header(stored)
 
 
 def _read_header(stored: IO[bytes]) -> Entry:

@@ -29,7 +29,7 @@ from moto.server import ThreadedMotoServer
 from pixcrawler import aws as pixcrawler_aws
 from pixcrawler.transfers import Uploader
 from pixcrawler_local.emulator import aws_server
-from pixcrawler_local.s3disk import KeyIndex
+from pixcrawler_local.s3disk import KeyIndex, Listed
 
 SERVERS = ("moto", "s3disk")
 PART = 5 << 20  # S3's minimum size of a part that is not the last
@@ -568,16 +568,20 @@ KEY_TEXT = st.text("ab/-ü日\uff5e\U0001f600", max_size=5)
 order, which S3 does not use, would differ from UTF-8's)."""
 
 
+def listed(key: str) -> Listed:
+    return Listed(key, len(key), f"etag-{key}", "2026-12-07T01:02:03+00:00", "crc32" if len(key) % 2 else "")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sets(KEY_TEXT), st.text("ab/ü日", max_size=3), KEY_TEXT, st.integers(0, 8))
 def test_the_key_index_pages_as_sorting_every_key_would(keys: set[str], prefix: str, after: str, limit: int) -> None:
     """What the set of keys did before (sort all, keep those with the prefix past `after`), and other buckets'
     keys never show."""
     index = KeyIndex()
-    index.add("other", [f"{prefix}x", "a", "b"])
-    index.add("bucket", keys)
+    index.add("other", [listed(key) for key in (f"{prefix}x", "a", "b")])
+    index.add("bucket", [listed(key) for key in keys])
     expected = sorted(key for key in keys if key.startswith(prefix) and key > after)
-    assert index.page("bucket", prefix, after, limit) == expected[:limit]
+    assert index.page("bucket", prefix, after, limit) == [listed(key) for key in expected[:limit]]
     assert index.count() == len(keys) + len({f"{prefix}x", "a", "b"})
     for key in expected:
         assert ("bucket", key) in index and index.remove("bucket", key) and ("bucket", key) not in index

@@ -20,7 +20,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 from pixcrawler_local.emulator import create_queues, import_legacy_state
-from pixcrawler_local.s3disk import KeyIndex
+from pixcrawler_local.s3disk import KeyIndex, Listed
 
 BUCKET = "pixcrawler-local"
 EMULATOR = """
@@ -134,12 +134,14 @@ def test_memory_does_not_grow_with_the_bytes_stored(tmp_path: Path) -> None:
 
 
 def test_the_key_index_does_not_grow_with_the_objects() -> None:
-    """100,000 keys as long as the crawl's: a set of them in memory held 280 bytes each (27 MiB); the index
-    holds a fixed page cache (2 MiB) and leaves the rest in its file."""
+    """100,000 keys as long as the crawl's, with what a listing shows of each: a set of the keys alone in memory
+    held 280 bytes each (27 MiB); the index holds a fixed page cache and leaves the rest in its file."""
     index = KeyIndex()
-    index.add("bucket", ["warm-up"])
+    stamp = "2026-12-07T01:02:03.456789+00:00"
+    index.add("bucket", [Listed("warm-up", 1, "0" * 32, stamp, "crc32")])
     before = rss_kib(os.getpid())
-    index.add("bucket", (f"projects/1/crawl-jobs/1/photos/{n:064x}.jpg" for n in range(100_000)))
+    keys = (f"projects/1/crawl-jobs/1/photos/{n:064x}.jpg" for n in range(100_000))
+    index.add("bucket", (Listed(key, 115_000, f"{n:032x}", stamp, "crc32") for n, key in enumerate(keys)))
     grown = rss_kib(os.getpid()) - before
     assert index.count() == 100_001 and grown < 5 * 1024, f"grew {grown} KiB for 100,000 keys"
 
