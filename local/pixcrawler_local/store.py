@@ -26,10 +26,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import Message, sqs_backends
 
 from pixcrawler_local.files import write_atomically
+from pixcrawler_local.loopserver import WSGIApp
 
 log = logging.getLogger(f"local-stack.{__name__.rpartition('.')[2]}")
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # The SQS actions (JSON protocol, as boto3 speaks it) after which a queue's messages may differ.
 SQS_CHANGES = frozenset(
