@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 
 class ResponseModel(BaseModel):
@@ -21,7 +21,16 @@ class RequestModel(BaseModel):
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-HttpUrl = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$")]
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+HttpUrl = Annotated[str, BeforeValidator(_strip), StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+"""Stripped in Python, not by pydantic: pydantic-core keeps each string under 64 characters that it strips
+in a process-wide cache (16,384 slots), so a job's 20,000 short URLs left 1.3 MiB behind in the API's process
+for good. A model holding many URLs turns off `str_strip_whitespace` (see `CrawlJobCreate`)."""
 
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StringConstraints, computed_field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints, computed_field, field_validator, model_validator
 
 from pixcrawler.crawl.refusals import CODES_DOC, DEFERRAL_CODES_DOC, describe
 from pixcrawler.models import JobStatus
@@ -23,6 +23,10 @@ class Provider(enum.StrEnum):
 
 
 class CrawlJobCreate(RequestModel):
+    # Its strings strip by their types (Name, Keyword, HttpUrl): not the model-wide way, whose cache of
+    # stripped strings would keep thousands of URLs (see HttpUrl).
+    model_config = ConfigDict(str_strip_whitespace=False)
+
     name: Name
     keywords: list[Keyword] = Field(min_length=1, max_length=50)
     max_images: int = Field(ge=1, le=MAX_IMAGES_PER_JOB)
