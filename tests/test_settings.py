@@ -75,6 +75,16 @@ def test_a_refused_value_names_its_variable(
     assert f"{variable}: " in str(refused.value) and reason in str(refused.value)
 
 
+def test_a_refused_value_inside_a_json_setting_names_where(clean_settings: pytest.MonkeyPatch) -> None:
+    clean_settings.setenv("CRAWL_HOST_OVERRIDES", '{"127.0.0.1": {"rate": 2, "min_interval_ms": 0}, "b.test": 3}')
+    with pytest.raises(SettingsError) as refused:
+        get_settings()
+    assert str(refused.value) == (
+        'invalid configuration: CRAWL_HOST_OVERRIDES["127.0.0.1"]["min_interval_ms"]: Extra inputs are not '
+        'permitted; CRAWL_HOST_OVERRIDES["b.test"]: Input should be a valid dictionary or instance of HostLimits'
+    )
+
+
 def test_the_cli_answers_a_refused_value_in_one_sentence() -> None:
     crawl = [str(Path(sys.executable).parent / "pixcrawler"), "crawl", "cats", "--url", "https://images.example/a.jpg"]
     refused = subprocess.run(

@@ -171,8 +171,15 @@ class Settings(BaseSettings):
         try:
             return cls()
         except ValidationError as error:
-            problems = "; ".join(f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+            problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in error.errors())
             raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """The variable, then the place inside its JSON value: `CRAWL_HOST_OVERRIDES["127.0.0.1"]["rate"]`
+    (pydantic-settings' own spelling joins it all with `_`, and a host's dots make that unreadable)."""
+    variable, *inside = loc
+    return str(variable).upper() + "".join(f"[{step}]" if isinstance(step, int) else f'["{step}"]' for step in inside)
 
 
 @cache
