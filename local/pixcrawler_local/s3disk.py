@@ -717,7 +717,7 @@ def _checksum_headers(checksum: dict[str, str]) -> dict[str, str]:
 def _write_header(out: IO[bytes], entry: Entry) -> None:
     """The header goes after the bytes (whose size and MD5 are known only then) and its offset at the start."""
     offset = out.tell()
-    out.write(json.dumps(asdict(entry)).encode())
+    out.write(json.dumps(vars(entry)).encode())
     out.seek(0)
     out.write(_HEADER.pack(offset))
 
