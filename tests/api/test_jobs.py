@@ -83,6 +83,10 @@ def test_a_long_url_list_is_stored_stripped_and_leaves_nothing_in_pydantic(
     assert reply.status == 202
     assert session.get(CrawlJob, reply.json["id"]).urls == [url.strip() for url in urls]  # type: ignore[union-attr]
     assert sum(stat.size for stat in kept.statistics("filename")) < 100_000
+    schema = api("GET", "/v1/openapi.json").json["components"]["schemas"]["CrawlJobCreate"]
+    assert {"type": "string", "maxLength": 2048, "pattern": r"^https?://\S+$"} in [
+        option.get("items") for option in schema["properties"]["urls"]["anyOf"]
+    ]
 
 
 def test_a_crawl_job_may_turn_robots_txt_off_and_reports_its_deferrals(
