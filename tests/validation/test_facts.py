@@ -162,8 +162,8 @@ def test_a_batch_of_rows_with_and_without_facts_is_judged_a_page_at_a_time(
     session: Session, aws: dict[str, Any], s3_requests: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows from before facts existed and rows with facts, interleaved in one batch: the first are decoded, the
-    others judged in the commit's transaction a page of 3 at a time (each read of them returns at most 3
-    rows), and every image gets the verdict it gets when the batch is read whole."""
+    others judged in the commit's transaction a page of 3 at a time (5 rows with facts: two reads), and every
+    image gets the verdict it gets when the batch is read whole."""
     crawl = factories.crawl_job(session)
     stored = {}
     for index, (name, data) in enumerate(planted().items()):
@@ -181,11 +181,11 @@ def test_a_batch_of_rows_with_and_without_facts_is_judged_a_page_at_a_time(
     monkeypatch.setattr(worker, "RESULTS_PER_STATEMENT", 3)
     session.execute(update(Image).where(Image.crawl_job_id == crawl.id).values(is_valid=None, validation_errors=None))
     session.commit()
-    pages: list[int] = []
+    pages: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("SELECT images.id, images.file_size"):
-            pages.append(cursor.rowcount)
+        if "images.file_size" in statement:
+            pages.append(statement)
 
     s3_requests.clear()
     paged = validation_job(session, crawl, **RULES)
@@ -196,8 +196,24 @@ def test_a_batch_of_rows_with_and_without_facts_is_judged_a_page_at_a_time(
         event.remove(db.get_engine(), "after_cursor_execute", count)
     assert reload(session, paged).status is JobStatus.COMPLETED and reload(session, paged).total_batches == 1
     assert s3_requests["GetObject"] == len(stored) - with_facts
-    assert with_facts == 5 and pages == [3, 2]
+    assert with_facts == 5 and len(pages) == 2
     assert verdicts(session, stored) == expected
     batch = session.scalars(select(ValidationBatch).where(ValidationBatch.validation_job_id == paged.id)).one()
     # the near-duplicate copy is dropped after the batches: the batch counted it valid
     assert (batch.valid_images, batch.invalid_images) == (5, len(stored) - 5)
+
+
+def test_a_verdict_leaves_the_facts_for_the_next_job(session: Session, aws: dict[str, Any]) -> None:
+    """A job that rejects every image for its size writes verdicts only: the hashes the crawl took stay on the
+    rows, so a later job with other rules still finds the near-duplicate copy without reading an object."""
+    crawl, stored = store_all(session, aws, ingested=True)
+    hashes = {name: image.phash for name, image in stored.items()}
+    strict = validation_job(session, crawl, max_file_size=1)
+    run(aws, strict)
+    after_strict = verdicts(session, stored)
+    assert all(verdict[:2] == (False, ["file_too_large"]) for verdict in after_strict.values())
+    assert {name: verdict[2] for name, verdict in after_strict.items()} == hashes
+
+    run(aws, validation_job(session, crawl, **RULES))
+    codes = {name: verdict[1] for name, verdict in verdicts(session, stored).items()}
+    assert codes["picture0"] == ["near_duplicate"] and codes["copy0"] == []

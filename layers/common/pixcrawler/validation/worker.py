@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -35,7 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -191,20 +190,25 @@ def _decoded(batch: _Batch) -> list[tuple[int, rules.Inspection]]:
 
 
 def _judged(session: Session, batch: _Batch) -> Iterator[list[tuple[int, rules.Inspection]]]:
-    """The verdicts of the batch's images with facts, judged from their rows, a page at a time in id order."""
-    page = batch.images(Image.decodable.is_not(None)).add_columns(Image.file_size, *ingest.FACT_COLUMNS)
-    page = page.order_by(Image.id).limit(RESULTS_PER_STATEMENT)
+    """The verdicts of the batch's images with facts, judged from their rows, a page at a time in id order.
+
+    A page arrives as one JSON array of rows: pg8000 decodes a result's every column of every row in Python,
+    which cost more CPU than judging them (benchmarks/validate.py); one JSON value is parsed in C."""
+    rows = batch.images(Image.decodable.is_not(None), Image.id > bindparam("after"))
+    rows = rows.add_columns(Image.file_size, *ingest.FACT_COLUMNS).order_by(Image.id).limit(RESULTS_PER_STATEMENT)
+    page = rows.subquery()
+    as_json = select(func.json_agg(aggregate_order_by(func.json_build_array(*page.c), page.c.id)))
     after = batch.first_image_id - 1
     while True:
-        rows = session.execute(page.where(Image.id > after)).all()
-        if rows:
+        found = session.execute(as_json, {"after": after}).scalar_one() or []
+        if found:
             yield [
                 (image_id, rules.judge(ingest.facts_of(*facts), batch.rules, file_size))
-                for image_id, file_size, *facts in rows
+                for image_id, file_size, *facts in found
             ]
-        if len(rows) < RESULTS_PER_STATEMENT:
+        if len(found) < RESULTS_PER_STATEMENT:
             return
-        after = rows[-1][0]
+        after = found[-1][0]
 
 
 def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixels: int) -> rules.Inspection:
@@ -247,9 +251,11 @@ def _commit_batch(job_id: int, batch: _Batch, decoded: list[tuple[int, rules.Ins
         ).first()
         if claimed is None:
             return
-        validated = invalid = 0
-        for results in chain(_pages(decoded), _judged(session, batch)):
+        for results in _pages(decoded):
             session.execute(_WRITE_RESULTS, {"rows": [_result_row(image_id, verdict) for image_id, verdict in results]})
+        validated, invalid = len(decoded), sum(not verdict.valid for _, verdict in decoded)
+        for results in _judged(session, batch):
+            _write_verdicts(session, results)
             validated += len(results)
             invalid += sum(not verdict.valid for _, verdict in results)
         session.execute(
@@ -298,6 +304,36 @@ _WRITE_RESULTS = (
         height=func.coalesce(_IMAGE_RESULTS.c.height, Image.height),
         format=func.coalesce(_IMAGE_RESULTS.c.format, Image.format),
     )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _write_verdicts(session: Session, results: list[tuple[int, rules.Inspection]]) -> None:
+    """Store verdicts judged from facts: only `is_valid` and the errors change, as the row already holds the
+    dimensions, format and hash the judging read, and a valid image's verdict is its id alone."""
+    valid = [image_id for image_id, verdict in results if verdict.valid]
+    invalid = [{"id": image_id, "validation_errors": found.errors} for image_id, found in results if not found.valid]
+    if valid:
+        session.execute(_MARK_VALID, {"ids": valid})
+    if invalid:
+        session.execute(_MARK_INVALID, {"rows": invalid})
+
+
+_MARK_VALID = (
+    update(Image)
+    .where(Image.id == func.any(bindparam("ids", type_=ARRAY(Integer))))
+    .values(is_valid=True, validation_errors=[])
+    .execution_options(synchronize_session=False)
+)
+_ERRORS = (
+    func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
+    .table_valued(column("id", Integer), column("validation_errors", JSONB))
+    .render_derived(with_types=True)
+)
+_MARK_INVALID = (
+    update(Image)
+    .where(Image.id == _ERRORS.c.id)
+    .values(is_valid=False, validation_errors=_ERRORS.c.validation_errors)
     .execution_options(synchronize_session=False)
 )
 
@@ -368,7 +404,7 @@ def _remove_duplicates(session: Session, job: ValidationJob) -> list[neardup.Dup
     duplicates = list(neardup.near_duplicates(ranked, job_rules.near_duplicate_threshold))
     if duplicates:
         marks = [{"id": duplicate.id, "validation_errors": [duplicate.as_json()]} for duplicate in duplicates]
-        results = _IMAGE_RESULTS
+        results = _ERRORS
         session.execute(
             update(Image)
             .where(Image.id == results.c.id)
