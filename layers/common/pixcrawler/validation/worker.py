@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnClause,
     ColumnElement,
     Integer,
     Select,
@@ -37,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from pixcrawler import aws, lifecycle, observability, queues, sqs_records
 from pixcrawler.db import session_scope
@@ -226,18 +228,22 @@ def _inspect_object(bucket: str, key: str, job_rules: ValidationRules, max_pixel
         body.close()
 
 
-_IMAGE_RESULTS = (
-    func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
-    .table_valued(
-        column("id", Integer),
-        column("is_valid", Boolean),
-        column("validation_errors", JSONB),
-        column("phash", BigInteger),
-        column("width", Integer),
-        column("height", Integer),
-        column("format", String),
+def _rows(*columns: ColumnClause[Any]) -> TableValuedAlias:
+    """The `rows` parameter, a JSON array of objects, as a table of these columns: a page of results goes to
+    the database in one statement, where pg8000 would send an executemany row by row."""
+    return (
+        func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(*columns).render_derived(with_types=True)
     )
-    .render_derived(with_types=True)
+
+
+_IMAGE_RESULTS = _rows(
+    column("id", Integer),
+    column("is_valid", Boolean),
+    column("validation_errors", JSONB),
+    column("phash", BigInteger),
+    column("width", Integer),
+    column("height", Integer),
+    column("format", String),
 )
 
 
@@ -292,7 +298,6 @@ def _result_row(image_id: int, inspection: rules.Inspection) -> dict[str, Any]:
     }
 
 
-# Up to RESULTS_PER_STATEMENT results in one statement: pg8000 would send an executemany row by row.
 _WRITE_RESULTS = (
     update(Image)
     .where(Image.id == _IMAGE_RESULTS.c.id)
@@ -312,7 +317,9 @@ def _write_verdicts(session: Session, results: list[tuple[int, rules.Inspection]
     """Store verdicts judged from facts: only `is_valid` and the errors change, as the row already holds the
     dimensions, format and hash the judging read, and a valid image's verdict is its id alone."""
     valid = [image_id for image_id, verdict in results if verdict.valid]
-    invalid = [{"id": image_id, "validation_errors": found.errors} for image_id, found in results if not found.valid]
+    invalid = [
+        {"id": image_id, "validation_errors": verdict.errors} for image_id, verdict in results if not verdict.valid
+    ]
     if valid:
         session.execute(_MARK_VALID, {"ids": valid})
     if invalid:
@@ -325,11 +332,7 @@ _MARK_VALID = (
     .values(is_valid=True, validation_errors=[])
     .execution_options(synchronize_session=False)
 )
-_ERRORS = (
-    func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
-    .table_valued(column("id", Integer), column("validation_errors", JSONB))
-    .render_derived(with_types=True)
-)
+_ERRORS = _rows(column("id", Integer), column("validation_errors", JSONB))
 _MARK_INVALID = (
     update(Image)
     .where(Image.id == _ERRORS.c.id)
