@@ -335,9 +335,9 @@ def run_ours(urls: Path, count: int, workdir: Path, sample: bool = True) -> Run:
 def measured(run: Callable[..., Run], workdir: Path, label: str) -> Run:
     """One tool's round: timed with nothing watching it, then run again with its memory sampled. The sampler
     takes about a third of a core, and each of its reads of a process's smaps walks that process's page tables
-    under its memory map's lock: a sampled run is slower, by 0-1.5 s of 16-18 s here for either tool, and by
-    a different share from round to round. The round's wall and stages are the first run's, its peaks the
-    second's."""
+    under its memory map's lock. In six rounds here (2026-12-07) it slowed our eleven processes by 0.2-1.5 s
+    of 15-17 s (median 0.85 s) and img2dataset's four by -0.3 to +1.1 s (median -0.1 s). The round's wall and
+    stages are the first run's, its peaks the second's."""
     (alone := workdir / "timed").mkdir(parents=True)
     timed_run = run(alone, sample=False)
     shutil.rmtree(alone)
