@@ -335,8 +335,8 @@ def run_ours(urls: Path, count: int, workdir: Path, sample: bool = True) -> Run:
 def measured(run: Callable[..., Run], workdir: Path, label: str) -> Run:
     """One tool's round: timed with nothing watching it, then run again with its memory sampled. The sampler
     takes about a third of a core, and each of its reads of a process's smaps walks that process's page tables
-    under its memory map's lock. In six rounds here (2026-12-07) it slowed our eleven processes by 0.2-1.5 s
-    of 15-17 s (median 0.85 s) and img2dataset's four by -0.3 to +1.1 s (median -0.1 s). The round's wall and
+    under its memory map's lock. In nine rounds here (2026-12-07) it slowed our eleven processes by 0.2-1.6 s
+    of 15-18 s (median 1.2 s) and img2dataset's four by -0.6 to +2.8 s (median 0.0 s). The round's wall and
     stages are the first run's, its peaks the second's."""
     (alone := workdir / "timed").mkdir(parents=True)
     timed_run = run(alone, sample=False)
