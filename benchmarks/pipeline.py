@@ -18,7 +18,8 @@ and the sum of their PSS, which divides shared pages among the processes mapping
 PostgreSQL's shared buffers once per backend; sampled every 50 ms over the process tree plus the embedded
 PostgreSQL, which `pg_ctl` leaves reparented),
 and for ours the time per stage as `pixcrawler crawl` prints it. With `--compare-at M`, ours also runs as many
-rounds on M photos, and the peaks at the two sizes are compared: the same when their rounds' ranges overlap.
+rounds on M photos, and the peaks at the two sizes are compared: the same when the PSS sum that 99 % of the
+samples stay under is within 2 % at both (`compare` says why not the highest sample).
 Then whether the goals of issue #15 are met.
 The machine's load average is printed: figures on a shared machine swing with other tenants' work.
 """
@@ -59,6 +60,9 @@ PEER_VENV = CACHE / "img2dataset-venv"
 PIXCRAWLER = Path(sys.executable).parent / "pixcrawler"
 MiB = 1 << 20
 MEMORY_GOAL = 400 * MiB
+SAME_WITHIN = 0.02
+"""How far the larger size's memory may lie above the smaller's and still be the same: 5 MiB of 255, which
+growth of 300 bytes per image (a URL and a few fields kept for every image) would pass at 20,000 photos."""
 SAMPLE_EVERY = 0.05
 
 PEER_SCRIPT = """
@@ -160,6 +164,10 @@ class Peak(NamedTuple):
     """The most processes seen at once (the embedded PostgreSQL's included)."""
     parts: dict[str, int]
     """The largest PSS sum of each part (`_part`), each at its own peak: where the memory is."""
+    high: int
+    """The PSS sum that 99 % of the samples stay at or below. Unlike the peak it does not grow with the run's
+    length: a run ten times as long samples the export's swings ten times as often, and its highest sample
+    is higher though its memory is not."""
 
 
 class MemorySampler:
@@ -170,6 +178,7 @@ class MemorySampler:
         self.root, self.also = root, also
         self.total = self.proportional = self.largest = self.processes = 0
         self.parts: dict[str, int] = {}
+        self.sums: list[int] = []
         self._extra: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -184,7 +193,8 @@ class MemorySampler:
 
     @property
     def peak(self) -> Peak:
-        return Peak(self.total, self.proportional, self.largest, self.processes, dict(self.parts))
+        high = sorted(self.sums)[len(self.sums) * 99 // 100] if self.sums else 0
+        return Peak(self.total, self.proportional, self.largest, self.processes, dict(self.parts), high)
 
     def _find_extra(self) -> None:
         if self.also is None:
@@ -217,6 +227,7 @@ class MemorySampler:
                     parts[self._part(process)] += pss[-1]
             self.total, self.largest = max(self.total, sum(rss)), max(self.largest, max(rss, default=0))
             self.proportional = max(self.proportional, sum(pss))
+            self.sums.append(sum(pss))
             for part, size in parts.items():
                 self.parts[part] = max(self.parts.get(part, 0), size)
             self.processes = max(self.processes, len(rss))
@@ -248,7 +259,7 @@ class Run(NamedTuple):
     stages: dict[str, float]
 
 
-NOT_SAMPLED = Peak(0, 0, 0, 0, {})
+NOT_SAMPLED = Peak(0, 0, 0, 0, {}, 0)
 
 
 def timed(
@@ -409,8 +420,12 @@ def report(ours: list[Run], theirs: list[Run], count: int) -> None:
 
 
 def compare(small: list[Run], large: list[Run], sizes: tuple[int, int]) -> None:
-    """The peaks at two sizes, by part and in sum; the same when the larger size's lowest round is no higher
-    than the smaller size's highest (one size's rounds differ by a few MiB here)."""
+    """The peaks at two sizes, by part and in sum, and the same when the PSS sum that 99 % of the larger
+    size's samples stay under (`Peak.high`) is within `SAME_WITHIN` of the smaller size's, highest rounds
+    against each other. Not the peaks themselves: the highest sample of a run ten times as long is higher
+    even where memory is flat (2026-12-07, one run at each size sampled moment by moment: 259.8 and 260.7
+    MiB at their highest, both in the export), and the rounds' ranges overlapped in some runs and missed by
+    3-6 MiB in others."""
 
     def spread(values: list[int]) -> str:
         low, high = min(values) / MiB, max(values) / MiB
@@ -425,8 +440,14 @@ def compare(small: list[Run], large: list[Run], sizes: tuple[int, int]) -> None:
         before, after = [measure(run) for run in small], [measure(run) for run in large]
         step = (max(after) - max(before)) / MiB
         print(f"- {label}: {spread(before)} → {spread(after)} MiB ({step:+.0f} MiB by the highest rounds)")
-    same = min(run.peak.proportional for run in large) <= max(run.peak.proportional for run in small)
-    print(f"- the same at {sizes[1]:,} images as at {sizes[0]:,} (PSS sum): {verdict(same)}")
+    before, after = [run.peak.high for run in small], [run.peak.high for run in large]
+    step = max(after) / max(before) - 1
+    print(
+        f"- PSS sum under which 99 % of the samples stay: {spread(before)} → {spread(after)} MiB ({step:+.1%} by "
+        "the highest rounds)"
+    )
+    same = f"{verdict(step <= SAME_WITHIN)} (within {SAME_WITHIN:.0%} by that 99th percentile)"
+    print(f"- the same at {sizes[1]:,} images as at {sizes[0]:,} (PSS sum): {same}")
 
 
 def main() -> None:
