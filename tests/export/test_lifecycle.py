@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pixcrawler.exports import multipart
 from pixcrawler.messages import ExportMessage
-from pixcrawler.models import ExportJob, JobStatus
+from pixcrawler.models import ExportJob, Image, JobStatus
 from pixcrawler.settings import get_settings
 from tests import factories
 from tests.events import lambda_context, sqs_event, sqs_record
@@ -142,13 +142,42 @@ def test_parts_are_uploaded_across_invocations_and_joined_in_order(
     assert [files[f"{row.id}_{row.filename}"] for row in rows] == blobs
 
 
-def test_part_sizes_grow_so_ten_thousand_parts_hold_the_largest_object() -> None:
-    base = 8 * multipart.MiB
+def test_parts_stay_even_for_five_thousand_then_grow_so_ten_thousand_hold_the_largest_object() -> None:
+    largest = 5 * 1024**4  # S3's
+    base = multipart.base_part_size(8 * multipart.MiB, largest)
     sizes = [multipart.part_size(number, base) for number in range(1, multipart.MAX_PARTS + 1)]
-    assert sizes[0] == sizes[999] == base and sizes[1000] == 2 * base
+    assert sizes[0] == sizes[4999] == base and sizes[5000] == sizes[5999] == 2 * base and sizes[6000] == 4 * base
     assert all(multipart.MIN_PART_SIZE <= size <= multipart.MAX_PART_SIZE for size in sizes)
-    assert sum(sizes) >= 5 * 1024**4  # S3's largest object
+    assert sum(sizes) >= largest
     assert multipart.part_size(1, 1) == multipart.MIN_PART_SIZE
+
+
+@pytest.mark.parametrize("expected", [0, 10**6, 5_000 * 8 * 2**20, 5_000 * 8 * 2**20 + 1, 115 * 10**9, 5 * 1024**4])
+def test_the_even_parts_hold_the_expected_size_and_the_rest_many_times_more(expected: int) -> None:
+    configured = 8 * multipart.MiB
+    base = multipart.base_part_size(configured, expected)
+    assert base % multipart.MiB == 0 and configured <= base <= multipart.MAX_PART_SIZE
+    assert multipart.EVEN_PARTS * base >= expected
+    assert base == configured or multipart.EVEN_PARTS * (base - multipart.MiB) < expected  # no larger than needed
+    capacity = sum(multipart.part_size(number, base) for number in range(1, multipart.MAX_PARTS + 1))
+    assert capacity >= 5 * max(expected, 1)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "base_mib"),
+    [("tar", 13), ("webdataset", 8)],  # 60 GiB over 5,000 parts: 12.3 MiB; shards of at most 1 GiB: the setting
+)
+def test_an_export_larger_than_its_even_parts_hold_starts_with_larger_parts(
+    session: Session, env: dict[str, Any], export_app: ModuleType, fmt: str, base_mib: int
+) -> None:
+    """The writer holds three parts: parts that doubled late in a large export raised its memory at its end."""
+    job, _ = images(session, env, 3)
+    session.execute(update(Image).where(Image.crawl_job_id == job.id).values(file_size=20 * 1024**3))
+    session.commit()
+    export = export_job(session, job, fmt)
+    deliver(export_app, export.id, lambda_context("export", SHORT))
+
+    assert reload(session, export).checkpoint["upload"]["base_part_size"] == base_mib * multipart.MiB
 
 
 def test_a_redelivered_message_never_makes_a_second_object(

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         default=50, ge=1, description="times a chunk may be deferred before its waiting candidates are refused"
     )
     export_part_size_mb: int = Field(
-        default=8, ge=5, le=5120, description="first multipart part size in MiB (S3 allows 5 to 5120)"
+        default=8, ge=5, le=5120, description="smallest multipart part size in MiB (S3 allows 5 to 5120)"
     )
     export_reserve_seconds: int = Field(
         default=60, ge=0, description="time kept back at the end of an invocation to checkpoint or write manifests"
