@@ -42,10 +42,10 @@ PARTS_PER_STEP = 1_000
 
 def part_size(part_number: int, base: int) -> int:
     """The size of part `part_number` (1-based): `base` for the first 5,000 parts, then doubled every 1,000,
-    capped at S3's 5 GiB: 67,000 bases in 10,000 parts (`base_part_size` makes that at least 13 times the
-    export's expected size). The writer holds three parts, so its memory stays at three bases through an
-    export of the expected size; until 2026-12-07 parts doubled from the 1,001st, and a 50,000-photo export
-    (5.8 GB, 5 MiB parts) ended 15 MiB higher than it began."""
+    capped at S3's 5 GiB: 67,000 bases in 10,000 parts, 13 times what `base_part_size` sized the first 5,000
+    for (5 times at S3's 5 TiB, where the cap binds). The writer holds three parts, so its memory stays at
+    three bases through an export of the expected size; until 2026-12-07 parts doubled from the 1,001st, and
+    a 50,000-photo export (5.8 GB, 5 MiB parts) ended 15 MiB higher than it began."""
     steps = 0 if part_number <= EVEN_PARTS else (part_number - EVEN_PARTS - 1) // PARTS_PER_STEP + 1
     return min(max(base, MIN_PART_SIZE) << steps, MAX_PART_SIZE)
 
