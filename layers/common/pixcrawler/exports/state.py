@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.orm import Session
 
 from pixcrawler import aws, lifecycle, links, object_keys, observability, queues
@@ -89,9 +89,8 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
         )
         row.export_options = {**row.export_options, "only_valid": only_valid}
     chosen = selection.selection(job.crawl_job_id, only_valid).subquery()
-    total, last_id, stored = session.execute(
-        select(func.count(), func.max(chosen.c.id), func.coalesce(func.sum(chosen.c.file_size), 0))
-    ).one()
+    stored_bytes = func.coalesce(func.sum(chosen.c.file_size), 0).cast(BigInteger)  # SUM(bigint) is a numeric
+    total, last_id, stored = session.execute(select(func.count(), func.max(chosen.c.id), stored_bytes)).one()
     if not total:
         which = "valid images" if only_valid else "images"
         _mark_failed(session, row, f"Crawl job {job.crawl_job_id} has no {which} to export.")
@@ -103,7 +102,7 @@ def _plan(session: Session, row: ExportJob, job: Job) -> Checkpoint | None:
     first = webdataset.shard_name(passes[0], 0) if passes else layout.export_file_name(job.name, job.format.value)
     key = object_keys.export_key(project_id, job.id, first)
     settings = get_settings()
-    largest_object = int(stored) if passes is None else min(int(stored), job.options.shard_max_bytes)
+    largest_object = stored if passes is None else min(stored, job.options.shard_max_bytes)
     base = multipart.base_part_size(settings.export_part_size_mb * MiB, largest_object)
     upload = multipart.start(aws.s3(), settings.data_bucket, key, base, CONTENT_TYPES[job.format])
     _mark_started(session, row, total)
